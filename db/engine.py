@@ -1,0 +1,102 @@
+"""Engines and sessions for SQLite (embedded) and PostgreSQL (at scale), with one code path for both."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+@dataclass
+class StatementCounter:
+    """Counts SQL statements sent while it is active; tests assert on it to keep N+1 away."""
+
+    count: int = 0
+    statements: list[str] = field(default_factory=list)
+
+
+statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
+    "statement_counter", default=None
+)
+
+
+def _count_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    counter = statement_counter.get()
+    if counter is not None:
+        counter.count += 1
+        counter.statements.append(statement)
+
+
+def _configure_sqlite(sync_engine: Engine, immediate: bool) -> None:
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN is ours (see "begin" below).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the write lock up front: a deferred transaction that upgrades later can fail with
+        # SQLITE_BUSY instead of waiting its turn.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine.sync_engine, immediate)
+    event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    return engine
+
+
+class Database:
+    """Holds the engines and hands out sessions.
+
+    ``read()`` is for queries; ``write()`` opens a transaction that commits on success and rolls back on any
+    error. On SQLite, writes go through a second engine whose transactions begin IMMEDIATE.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _make_engine(url)
+            self.write_engine = _make_engine(url, immediate=True)
+        else:
+            self.engine = _make_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.write_engine = self.engine
+        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def read_session(self) -> AsyncSession:
+        return self._read_sessions()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._read_sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self._write_sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
