@@ -1,0 +1,97 @@
+"""Access tokens: random, shown once, stored only as a SHA-256 hash, scoped, named and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import AccessToken, ActorKind, Supplier, TokenKind
+from db.types import utcnow
+from domain.actors import Actor, Scope
+from domain.errors import DomainError, ErrorCode
+
+TOKEN_PREFIXES = {TokenKind.MERCHANT: "ddm_", TokenKind.SUPPLIER: "dds_", TokenKind.ADMIN: "dda_"}
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def derive_token(secret_key: str, kind: TokenKind, label: str) -> str:
+    """A token computed from the secret key: the demo data uses it so that `serve` can print it again."""
+    digest = hmac.new(secret_key.encode(), f"{kind}:{label}".encode(), hashlib.sha256).hexdigest()
+    return TOKEN_PREFIXES[kind] + digest[:40]
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: AccessToken
+    raw: str
+
+
+def issue_token(
+    session: AsyncSession,
+    *,
+    kind: TokenKind,
+    name: str,
+    shop_id: int | None = None,
+    supplier: Supplier | None = None,
+    scopes: Iterable[str] = (),
+    raw: str | None = None,
+) -> IssuedToken:
+    """Create a token; the raw value is returned once and never stored."""
+    scope_list = sorted(set(scopes))
+    unknown = [scope for scope in scope_list if scope not in Scope.ALL]
+    if unknown:
+        raise DomainError.single(ErrorCode.INVALID, f"unknown scopes: {', '.join(unknown)}", "scopes")
+    if kind is TokenKind.MERCHANT and shop_id is None:
+        raise DomainError.single(ErrorCode.REQUIRED, "a merchant token needs a shop", "shop")
+    if kind is TokenKind.SUPPLIER:
+        if supplier is None:
+            raise DomainError.single(ErrorCode.REQUIRED, "a supplier token needs a supplier", "supplier")
+        shop_id = supplier.shop_id
+    raw = raw or TOKEN_PREFIXES[kind] + secrets.token_hex(20)
+    token = AccessToken(
+        kind=kind,
+        name=name,
+        shop_id=shop_id,
+        supplier_id=supplier.id if supplier else None,
+        token_hash=hash_token(raw),
+        prefix=raw[:8],
+        scopes=scope_list if kind is TokenKind.MERCHANT else [],
+        created_at=utcnow(),
+    )
+    session.add(token)
+    return IssuedToken(token=token, raw=raw)
+
+
+async def authenticate(session: AsyncSession, raw: str) -> Actor | None:
+    """The actor behind a raw bearer token, or None when it is unknown or revoked."""
+    token = (
+        await session.execute(select(AccessToken).where(AccessToken.token_hash == hash_token(raw)))
+    ).scalar_one_or_none()
+    if token is None or token.revoked_at is not None:
+        return None
+    kind = ActorKind(token.kind.value)
+    return Actor(
+        kind=kind,
+        name=token.name,
+        shop_id=token.shop_id,
+        supplier_id=token.supplier_id,
+        token_id=token.id,
+        scopes=frozenset(token.scopes or ()),
+    )
+
+
+async def revoke_token(session: AsyncSession, token_id: int) -> bool:
+    token = await session.get(AccessToken, token_id)
+    if token is None or token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    return True
