@@ -252,13 +252,12 @@ class OrderEvent(Base):
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
-    supplier_order_id: Mapped[int | None] = mapped_column(ForeignKey("supplier_orders.id", ondelete="SET NULL"))
+    supplier_order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("supplier_orders.id", ondelete="SET NULL")
+    )
     type: Mapped[str] = mapped_column(String(60))
     actor_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind))
     actor_name: Mapped[str] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-TENANT_MODELS: tuple[type[Base], ...] = (Supplier, AccessToken, Order, SupplierOrder, OrderLine, Package, OrderEvent)

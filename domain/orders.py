@@ -1,0 +1,295 @@
+"""Store orders: bringing them in (with the supplier orders behind them) and keeping their status derived."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from db.models import (
+    FinancialStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Supplier,
+    SupplierOrder,
+    SupplierOrderStatus,
+)
+from db.types import utcnow
+from domain.access import visible
+from domain.actors import Actor, Scope
+from domain.errors import DomainError, ErrorCode
+from domain.events import record_event
+from domain.supplier_orders import PackageInput, apply_packages, check_packages
+from domain.validation import Checker
+
+MAX_ORDERS_PER_IMPORT = 100
+MAX_LINES_PER_ORDER = 250
+MAX_QUANTITY = 10_000
+MAX_TAGS = 40
+
+
+@dataclass(frozen=True)
+class LineInput:
+    title: str
+    quantity: int
+    unit_price: Decimal
+    variant_title: str | None = None
+    sku: str | None = None
+    image_url: str | None = None
+    supplier_id: int | None = None
+    aliexpress_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SupplierOrderInput:
+    aliexpress_order_id: str
+    cost: Decimal
+    status: SupplierOrderStatus = SupplierOrderStatus.PLACE_ORDER_SUCCESS
+    end_reason: str | None = None
+    paid_at: datetime | None = None
+    packages: Sequence[PackageInput] = ()
+
+
+@dataclass(frozen=True)
+class OrderInput:
+    number: str
+    currency: str
+    lines: Sequence[LineInput]
+    customer_name: str = ""
+    customer_email: str | None = None
+    customer_phone: str | None = None
+    shipping_address: dict[str, Any] | None = None
+    shipping: Decimal = Decimal(0)
+    tags: Sequence[str] = ()
+    note: str | None = None
+    created_at: datetime | None = None
+    supplier_orders: Sequence[SupplierOrderInput] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    order: Order
+    created: bool
+
+
+def number_value(number: str) -> int:
+    digits = re.sub(r"\D", "", number)
+    return int(digits[:18]) if digits else 0
+
+
+def require_scope(actor: Actor, scope: str) -> None:
+    if not actor.is_merchant or not actor.has_scope(scope):
+        raise DomainError.single(ErrorCode.FORBIDDEN, f"this action needs a merchant token with {scope}")
+
+
+def _check_order(check: Checker, path: tuple[str | int, ...], data: OrderInput, suppliers: set[int]) -> None:
+    check.text((*path, "number"), data.number, max_length=40, required=True)
+    currency_ok = check.currency((*path, "currencyCode"), data.currency)
+    currency = data.currency if currency_ok else None
+    check.text((*path, "customer", "name"), data.customer_name, max_length=200)
+    check.email((*path, "customer", "email"), data.customer_email)
+    check.text((*path, "customer", "phone"), data.customer_phone, max_length=40)
+    check.text((*path, "note"), data.note, max_length=5000)
+    check.amount((*path, "shippingPrice"), data.shipping, currency)
+    if len(data.tags) > MAX_TAGS:
+        check.fail((*path, "tags"), f"at most {MAX_TAGS} tags", ErrorCode.TOO_MANY)
+    for index, tag in enumerate(data.tags):
+        if not tag.strip() or "," in tag or len(tag) > 40:
+            check.fail((*path, "tags", index), "a tag is 1 to 40 characters without commas")
+    if not data.lines:
+        check.fail((*path, "lines"), "an order needs at least one line", ErrorCode.REQUIRED)
+    if len(data.lines) > MAX_LINES_PER_ORDER:
+        check.fail((*path, "lines"), f"an order has at most {MAX_LINES_PER_ORDER} lines", ErrorCode.TOO_MANY)
+        return
+    declared = {so.aliexpress_order_id: so for so in data.supplier_orders}
+    if len(declared) != len(data.supplier_orders):
+        check.fail((*path, "supplierOrders"), "aliexpressOrderId appears twice", ErrorCode.ALREADY_EXISTS)
+    supplier_of: dict[str, int] = {}
+    for index, line in enumerate(data.lines):
+        line_path = (*path, "lines", index)
+        check.text((*line_path, "title"), line.title, max_length=255, required=True)
+        check.text((*line_path, "variantTitle"), line.variant_title, max_length=255)
+        check.text((*line_path, "sku"), line.sku, max_length=100)
+        check.url((*line_path, "imageUrl"), line.image_url)
+        if not 1 <= line.quantity <= MAX_QUANTITY:
+            check.fail((*line_path, "quantity"), f"quantity must be between 1 and {MAX_QUANTITY}")
+        check.amount((*line_path, "unitPrice"), line.unit_price, currency)
+        if line.supplier_id is not None and line.supplier_id not in suppliers:
+            check.fail((*line_path, "supplierId"), "no such supplier in this shop", ErrorCode.NOT_FOUND)
+        if (line.supplier_id is None) != (line.aliexpress_order_id is None):
+            check.fail((*line_path, "aliexpressOrderId"), "supplierId and aliexpressOrderId go together")
+        if line.aliexpress_order_id is not None and line.supplier_id is not None:
+            if line.aliexpress_order_id not in declared:
+                check.fail(
+                    (*line_path, "aliexpressOrderId"),
+                    "not among the order's supplierOrders",
+                    ErrorCode.NOT_FOUND,
+                )
+            elif supplier_of.setdefault(line.aliexpress_order_id, line.supplier_id) != line.supplier_id:
+                check.fail((*line_path, "supplierId"), "lines of one AliExpress order need one supplier")
+    for index, so in enumerate(data.supplier_orders):
+        so_path = (*path, "supplierOrders", index)
+        check.text((*so_path, "aliexpressOrderId"), so.aliexpress_order_id, max_length=40, required=True)
+        check.amount((*so_path, "cost"), so.cost, currency)
+        if so.aliexpress_order_id not in supplier_of:
+            check.fail((*so_path, "aliexpressOrderId"), "no line of the order is fulfilled by it")
+        check_packages(check, (*so_path, "packages"), so.packages)
+
+
+async def import_orders(
+    session: AsyncSession, actor: Actor, orders: Sequence[OrderInput]
+) -> list[ImportResult]:
+    """Create or update store orders by number, all or nothing.
+
+    Importing the same number again replaces the order's details and lines and upserts its supplier orders
+    by AliExpress id; it never creates a second order.
+    """
+    require_scope(actor, Scope.WRITE_ORDERS)
+    assert actor.shop_id is not None
+    check = Checker()
+    if not orders:
+        check.fail(("orders",), "give at least one order", ErrorCode.REQUIRED)
+    if len(orders) > MAX_ORDERS_PER_IMPORT:
+        check.fail(("orders",), f"at most {MAX_ORDERS_PER_IMPORT} orders per import", ErrorCode.TOO_MANY)
+        check.raise_if_any()
+    suppliers = set(
+        (await session.execute(select(Supplier.id).where(visible(Supplier, actor)))).scalars().all()
+    )
+    numbers = [data.number for data in orders]
+    for index, data in enumerate(orders):
+        _check_order(check, ("orders", index), data, suppliers)
+        if numbers.index(data.number) != index:
+            check.fail(("orders", index, "number"), "the same number appears twice", ErrorCode.ALREADY_EXISTS)
+    check.raise_if_any()
+
+    existing = {
+        order.number: order
+        for order in (
+            await session.execute(
+                select(Order)
+                .where(visible(Order, actor), Order.number.in_(numbers))
+                .options(
+                    selectinload(Order.lines),
+                    selectinload(Order.supplier_orders).selectinload(SupplierOrder.packages),
+                )
+            )
+        ).scalars()
+    }
+    ali_ids = [so.aliexpress_order_id for data in orders for so in data.supplier_orders]
+    taken = dict(
+        (
+            await session.execute(
+                select(SupplierOrder.aliexpress_order_id, SupplierOrder.order_id).where(
+                    SupplierOrder.shop_id == actor.shop_id, SupplierOrder.aliexpress_order_id.in_(ali_ids)
+                )
+            )
+        ).all()
+    )
+    for index, data in enumerate(orders):
+        own_id = existing[data.number].id if data.number in existing else None
+        for so_index, so in enumerate(data.supplier_orders):
+            if so.aliexpress_order_id in taken and taken[so.aliexpress_order_id] != own_id:
+                check.fail(
+                    ("orders", index, "supplierOrders", so_index, "aliexpressOrderId"),
+                    "already belongs to another order",
+                    ErrorCode.ALREADY_EXISTS,
+                )
+    check.raise_if_any()
+
+    results = []
+    for data in orders:
+        order = existing.get(data.number)
+        results.append(await _write_order(session, actor, data, order))
+    return results
+
+
+async def _write_order(
+    session: AsyncSession, actor: Actor, data: OrderInput, order: Order | None
+) -> ImportResult:
+    assert actor.shop_id is not None
+    now = utcnow()
+    created = order is None
+    subtotal = sum((line.unit_price * line.quantity for line in data.lines), Decimal(0))
+    if order is None:
+        order = Order(shop_id=actor.shop_id, number=data.number, created_at=data.created_at or now)
+        order.lines = []
+        order.supplier_orders = []
+        session.add(order)
+    order.number_value = number_value(data.number)
+    order.customer_name = data.customer_name
+    order.customer_email = data.customer_email
+    order.customer_phone = data.customer_phone
+    order.shipping_address = data.shipping_address
+    order.currency = data.currency
+    order.subtotal = subtotal
+    order.shipping = data.shipping
+    order.total = subtotal + data.shipping
+    order.tags = ",".join(dict.fromkeys(tag.strip() for tag in data.tags))
+    order.note = data.note
+    order.updated_at = now
+    if created:
+        order.financial_status = FinancialStatus.PAID
+        order.status = OrderStatus.OPEN
+
+    by_ali_id = {so.aliexpress_order_id: so for so in order.supplier_orders}
+    supplier_of = {
+        line.aliexpress_order_id: line.supplier_id for line in data.lines if line.aliexpress_order_id
+    }
+    for so_data in data.supplier_orders:
+        supplier_order = by_ali_id.get(so_data.aliexpress_order_id)
+        if supplier_order is None:
+            supplier_order = SupplierOrder(
+                shop_id=actor.shop_id,
+                aliexpress_order_id=so_data.aliexpress_order_id,
+                created_at=now,
+                packages=[],
+            )
+            order.supplier_orders.append(supplier_order)
+            by_ali_id[so_data.aliexpress_order_id] = supplier_order
+        supplier_id = supplier_of[so_data.aliexpress_order_id]
+        assert supplier_id is not None
+        supplier_order.supplier_id = supplier_id
+        supplier_order.status = so_data.status
+        supplier_order.end_reason = so_data.end_reason
+        supplier_order.currency = data.currency
+        supplier_order.cost = so_data.cost
+        supplier_order.paid_at = so_data.paid_at
+        supplier_order.updated_at = now
+        apply_packages(supplier_order, so_data.packages, now)
+
+    order.lines.clear()
+    await session.flush()
+    for position, line in enumerate(data.lines):
+        target = by_ali_id.get(line.aliexpress_order_id) if line.aliexpress_order_id else None
+        order.lines.append(
+            OrderLine(
+                shop_id=actor.shop_id,
+                position=position,
+                title=line.title,
+                variant_title=line.variant_title,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                image_url=line.image_url,
+                supplier_order_id=target.id if target else None,
+            )
+        )
+    await session.flush()
+    record_event(
+        session,
+        actor,
+        shop_id=actor.shop_id,
+        order_id=order.id,
+        type="order_imported" if created else "order_updated",
+        message=f"Order {order.number} {'imported' if created else 'updated by import'}",
+        data={"lines": len(data.lines), "supplierOrders": len(data.supplier_orders)},
+    )
+    return ImportResult(order=order, created=created)

@@ -1,0 +1,278 @@
+"""Supplier orders: the AliExpress status flow, packages and tracking, as reported by the supplier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from db.models import Order, OrderStatus, Package, SupplierOrder, SupplierOrderStatus
+from db.types import utcnow
+from domain.access import visible
+from domain.actors import Actor
+from domain.errors import DomainError, ErrorCode
+from domain.events import record_event
+from domain.validation import Checker
+
+S = SupplierOrderStatus
+
+# Where an AliExpress trade may go next. IN_CANCEL is entered and left through cancellation requests.
+TRANSITIONS: dict[SupplierOrderStatus, frozenset[SupplierOrderStatus]] = {
+    S.PLACE_ORDER_SUCCESS: frozenset(
+        {
+            S.PAYMENT_PROCESSING,
+            S.RISK_CONTROL,
+            S.WAIT_SELLER_EXAMINE_MONEY,
+            S.WAIT_SELLER_SEND_GOODS,
+            S.FINISH,
+        }
+    ),
+    S.PAYMENT_PROCESSING: frozenset(
+        {S.RISK_CONTROL, S.WAIT_SELLER_EXAMINE_MONEY, S.WAIT_SELLER_SEND_GOODS, S.FINISH}
+    ),
+    S.RISK_CONTROL: frozenset({S.WAIT_SELLER_EXAMINE_MONEY, S.WAIT_SELLER_SEND_GOODS, S.FINISH}),
+    S.WAIT_SELLER_EXAMINE_MONEY: frozenset({S.WAIT_SELLER_SEND_GOODS, S.FINISH}),
+    S.WAIT_SELLER_SEND_GOODS: frozenset(
+        {S.SELLER_PART_SEND_GOODS, S.WAIT_BUYER_ACCEPT_GOODS, S.IN_FROZEN, S.FINISH}
+    ),
+    S.SELLER_PART_SEND_GOODS: frozenset({S.WAIT_BUYER_ACCEPT_GOODS, S.IN_ISSUE, S.IN_FROZEN}),
+    S.WAIT_BUYER_ACCEPT_GOODS: frozenset({S.FUND_PROCESSING, S.IN_ISSUE, S.IN_FROZEN, S.FINISH}),
+    S.FUND_PROCESSING: frozenset({S.IN_ISSUE, S.FINISH}),
+    # A supplier that ships while a cancellation is pending moves the trade on; the request then closes.
+    S.IN_CANCEL: frozenset({S.SELLER_PART_SEND_GOODS, S.WAIT_BUYER_ACCEPT_GOODS}),
+    S.IN_ISSUE: frozenset({S.WAIT_BUYER_ACCEPT_GOODS, S.FUND_PROCESSING, S.FINISH}),
+    S.IN_FROZEN: frozenset(
+        {S.WAIT_SELLER_SEND_GOODS, S.SELLER_PART_SEND_GOODS, S.WAIT_BUYER_ACCEPT_GOODS, S.FINISH}
+    ),
+    S.FINISH: frozenset(),
+}
+
+UNPAID = frozenset({S.PLACE_ORDER_SUCCESS, S.PAYMENT_PROCESSING, S.RISK_CONTROL})
+SHIPPED = frozenset({S.SELLER_PART_SEND_GOODS, S.WAIT_BUYER_ACCEPT_GOODS, S.FUND_PROCESSING, S.IN_ISSUE})
+# States in which goods may be on their way, so packages and tracking make sense.
+TRACKABLE = SHIPPED | {S.IN_FROZEN, S.FINISH, S.IN_CANCEL}
+
+END_REASONS = frozenset(
+    {
+        "buyer_accept_goods",
+        "buyer_accept_goods_timeout",
+        "cancel_order_close_trade",
+        "buyer_cancel_notpay_order",
+        "buyer_pay_timeout",
+        "seller_send_goods_timeout",
+        "risk_reject_closed",
+        "seller_accept_issue_no_goods_return",
+        "buyer_issue_refund_success",
+    }
+)
+DEFAULT_END_REASON = {
+    **dict.fromkeys(UNPAID, "buyer_pay_timeout"),
+    S.WAIT_SELLER_EXAMINE_MONEY: "risk_reject_closed",
+    S.WAIT_SELLER_SEND_GOODS: "seller_send_goods_timeout",
+    S.IN_FROZEN: "seller_send_goods_timeout",
+}
+MAX_PACKAGES = 20
+MAX_TRACKING_EVENTS = 200
+
+
+@dataclass(frozen=True)
+class TrackingEventInput:
+    time: datetime
+    status: str
+    description: str = ""
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class PackageInput:
+    tracking_number: str
+    carrier: str | None = None
+    tracking_status: str | None = None
+    events: Sequence[TrackingEventInput] = ()
+
+
+@dataclass(frozen=True)
+class SupplierOrderChange:
+    status: SupplierOrderStatus | None = None
+    end_reason: str | None = None
+    packages: Sequence[PackageInput] = ()
+
+
+def check_packages(check: Checker, path: tuple[str | int, ...], packages: Sequence[PackageInput]) -> None:
+    if len(packages) > MAX_PACKAGES:
+        check.fail(path, f"at most {MAX_PACKAGES} packages", ErrorCode.TOO_MANY)
+        return
+    for index, package in enumerate(packages):
+        check.text((*path, index, "trackingNumber"), package.tracking_number, max_length=100, required=True)
+        check.text((*path, index, "carrier"), package.carrier, max_length=100)
+        check.text((*path, index, "trackingStatus"), package.tracking_status, max_length=60)
+        if len(package.events) > MAX_TRACKING_EVENTS:
+            check.fail((*path, index, "events"), f"at most {MAX_TRACKING_EVENTS} events", ErrorCode.TOO_MANY)
+        for event_index, event in enumerate(package.events):
+            check.text(
+                (*path, index, "events", event_index, "status"), event.status, max_length=60, required=True
+            )
+            check.text(
+                (*path, index, "events", event_index, "description"), event.description, max_length=500
+            )
+
+
+def _event_json(event: TrackingEventInput) -> dict[str, Any]:
+    return {
+        "time": event.time.isoformat(),
+        "status": event.status,
+        "location": event.location,
+        "description": event.description,
+    }
+
+
+def apply_packages(
+    supplier_order: SupplierOrder, packages: Sequence[PackageInput], now: datetime
+) -> list[str]:
+    """Add or update packages by tracking number; returns the tracking numbers that were new."""
+    by_number = {package.tracking_number: package for package in supplier_order.packages}
+    added = []
+    for data in packages:
+        package = by_number.get(data.tracking_number)
+        if package is None:
+            package = Package(
+                shop_id=supplier_order.shop_id,
+                tracking_number=data.tracking_number,
+                created_at=now,
+                tracking_events=[],
+            )
+            supplier_order.packages.append(package)
+            by_number[data.tracking_number] = package
+            added.append(data.tracking_number)
+        if data.carrier is not None:
+            package.carrier = data.carrier
+        if data.tracking_status is not None:
+            package.tracking_status = data.tracking_status
+        if data.events:
+            known = {(event["time"], event["status"]) for event in package.tracking_events}
+            fresh = [_event_json(e) for e in data.events if (e.time.isoformat(), e.status) not in known]
+            package.tracking_events = sorted(
+                [*package.tracking_events, *fresh], key=lambda event: event["time"]
+            )
+        package.updated_at = now
+    return added
+
+
+async def load_supplier_order(
+    session: AsyncSession, actor: Actor, supplier_order_id: int, *, for_update: bool = False
+) -> SupplierOrder:
+    """The supplier order with its packages and store order, if the actor may see it."""
+    statement = (
+        select(SupplierOrder)
+        .where(SupplierOrder.id == supplier_order_id, visible(SupplierOrder, actor))
+        .options(selectinload(SupplierOrder.packages), selectinload(SupplierOrder.order))
+    )
+    if for_update:
+        statement = statement.with_for_update()
+    supplier_order = (await session.execute(statement)).scalar_one_or_none()
+    if supplier_order is None:
+        raise DomainError.single(ErrorCode.NOT_FOUND, "supplier order not found", "id")
+    return supplier_order
+
+
+async def update_supplier_order(
+    session: AsyncSession, actor: Actor, supplier_order_id: int, change: SupplierOrderChange
+) -> SupplierOrder:
+    """Move a supplier order along the AliExpress flow and record packages and tracking (supplier only)."""
+    if not actor.is_supplier:
+        raise DomainError.single(ErrorCode.FORBIDDEN, "only the supplier of this order may update it")
+    check = Checker()
+    check_packages(check, ("packages",), change.packages)
+    if change.end_reason is not None and change.end_reason not in END_REASONS:
+        check.fail(("endReason",), f"unknown end reason; one of {', '.join(sorted(END_REASONS))}")
+    check.raise_if_any()
+    supplier_order = await load_supplier_order(session, actor, supplier_order_id, for_update=True)
+    now = utcnow()
+    previous = supplier_order.status
+    target = change.status or previous
+    if target is not previous and target not in TRANSITIONS[previous]:
+        raise DomainError.single(
+            ErrorCode.INVALID_TRANSITION, f"a supplier order in {previous} cannot move to {target}", "status"
+        )
+    if change.end_reason is not None and target is not S.FINISH:
+        raise DomainError.single(ErrorCode.INVALID, "endReason is only given with status FINISH", "endReason")
+    if change.packages and target not in TRACKABLE:
+        raise DomainError.single(
+            ErrorCode.INVALID_STATE, f"no packages while the order is {target}", "packages"
+        )
+    if change.status is None and not change.packages:
+        raise DomainError.single(ErrorCode.REQUIRED, "give a status or packages", "status")
+
+    order = supplier_order.order
+    if target is not previous:
+        supplier_order.status = target
+        if target in SHIPPED and supplier_order.shipped_at is None:
+            supplier_order.shipped_at = now
+        if target is S.FINISH:
+            supplier_order.finished_at = now
+            supplier_order.end_reason = change.end_reason or DEFAULT_END_REASON.get(
+                previous, "buyer_accept_goods"
+            )
+        record_event(
+            session,
+            actor,
+            shop_id=supplier_order.shop_id,
+            order_id=order.id,
+            supplier_order_id=supplier_order.id,
+            type="supplier_order_status_changed",
+            message=f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {target}",
+            data={"from": previous.value, "to": target.value, "endReason": supplier_order.end_reason},
+        )
+    added = apply_packages(supplier_order, change.packages, now)
+    for tracking_number in added:
+        record_event(
+            session,
+            actor,
+            shop_id=supplier_order.shop_id,
+            order_id=order.id,
+            supplier_order_id=supplier_order.id,
+            type="package_added",
+            message=f"Package {tracking_number} added to AliExpress order {supplier_order.aliexpress_order_id}",
+            data={"trackingNumber": tracking_number},
+        )
+    if change.packages and not added:
+        record_event(
+            session,
+            actor,
+            shop_id=supplier_order.shop_id,
+            order_id=order.id,
+            supplier_order_id=supplier_order.id,
+            type="tracking_updated",
+            message=f"Tracking updated for AliExpress order {supplier_order.aliexpress_order_id}",
+            data={"trackingNumbers": [package.tracking_number for package in change.packages]},
+        )
+    supplier_order.updated_at = now
+    order.updated_at = now
+    await _refresh_order_status(session, order)
+    return supplier_order
+
+
+def derived_order_status(order: Order, supplier_orders: Sequence[SupplierOrder]) -> OrderStatus:
+    """CANCELLED once every supplier order is cancelled, CLOSED once every one has finished otherwise."""
+    if order.status is OrderStatus.CANCELLED or not supplier_orders:
+        return order.status
+    finished = [so for so in supplier_orders if so.status is S.FINISH]
+    if len(finished) < len(supplier_orders):
+        return OrderStatus.OPEN
+    if all(so.end_reason == "cancel_order_close_trade" for so in finished):
+        return OrderStatus.CANCELLED
+    return OrderStatus.CLOSED
+
+
+async def _refresh_order_status(session: AsyncSession, order: Order) -> None:
+    siblings = (
+        (await session.execute(select(SupplierOrder).where(SupplierOrder.order_id == order.id)))
+        .scalars()
+        .all()
+    )
+    order.status = derived_order_status(order, siblings)
