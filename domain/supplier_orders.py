@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -276,3 +276,25 @@ async def _refresh_order_status(session: AsyncSession, order: Order) -> None:
         .all()
     )
     order.status = derived_order_status(order, siblings)
+
+
+CANCELLABLE = UNPAID | {S.WAIT_SELLER_EXAMINE_MONEY, S.WAIT_SELLER_SEND_GOODS}
+DISPUTABLE = SHIPPED - {S.IN_ISSUE}
+DISPUTE_WINDOW = timedelta(days=15)
+
+
+def can_request_cancellation(supplier_order: SupplierOrder) -> bool:
+    """Before shipment, and not while a request is already open (IN_CANCEL)."""
+    return supplier_order.status in CANCELLABLE
+
+
+def can_open_dispute(
+    supplier_order: SupplierOrder, *, now: datetime | None = None, window: timedelta = DISPUTE_WINDOW
+) -> bool:
+    """Once shipped, or finished within the protection window; never twice at once (IN_ISSUE)."""
+    if supplier_order.status in DISPUTABLE:
+        return True
+    if supplier_order.status is S.FINISH and supplier_order.shipped_at is not None:
+        finished = supplier_order.finished_at or supplier_order.updated_at
+        return (now or utcnow()) - finished <= window
+    return False

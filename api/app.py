@@ -1,0 +1,171 @@
+"""The Starlette application: GraphQL (with bearer-token auth), health checks, and the worker in embedded mode."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from api.logs import request_id_var
+from api.settings import Settings, get_settings
+from db.engine import Database
+from db.migrate import current_revision, head_revision
+from domain.actors import Actor
+from domain.tokens import authenticate
+from schema.context import Context
+from schema.root import build_schema
+
+log = logging.getLogger("dropdesk.http")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (or keeps the caller's X-Request-Id) for logs and masked errors."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if given and len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def unauthorized(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="dropdesk"'},
+    )
+
+
+def bearer_token(headers: Any) -> str | None:
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class DropdeskGraphQL(GraphQL[Context, None]):
+    def __init__(self, schema: Any, database: Database, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=False)
+        self.database = database
+        self.settings = settings
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        context = Context(
+            actor=request.scope["state"]["actor"],
+            database=self.database,
+            settings=self.settings,
+            request_id=request_id_var.get() or "",
+            request=request,
+            response=response,
+        )
+        # Kept on the request so that the endpoint can close its session once the response is out.
+        request.scope["state"]["context"] = context
+        return context
+
+
+class GraphQLEndpoint:
+    """Authenticates the bearer token before GraphQL runs: no token or a bad one is an HTTP 401."""
+
+    def __init__(self, graphql: DropdeskGraphQL, database: Database) -> None:
+        self.graphql = graphql
+        self.database = database
+
+    async def _actor(self, headers: Any) -> Actor | None:
+        raw = bearer_token(headers)
+        if raw is None:
+            return None
+        async with self.database.read() as session:
+            return await authenticate(session, raw)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+            if not wants_ide:
+                if bearer_token(request.headers) is None:
+                    await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
+                        scope, receive, send
+                    )
+                    return
+                actor = await self._actor(request.headers)
+                if actor is None:
+                    await unauthorized("invalid or revoked token")(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["actor"] = actor
+        try:
+            await self.graphql(scope, receive, send)
+        finally:
+            context = scope.get("state", {}).get("context")
+            if context is not None:
+                await context.close()
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
+    settings = settings or get_settings()
+    database = database or Database(settings.database_url)
+    graphql = DropdeskGraphQL(build_schema(settings), database, settings)
+    endpoint = GraphQLEndpoint(graphql, database)
+
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, Any] = {}
+        try:
+            async with database.read() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            current, head = await current_revision(database.engine), head_revision()
+            checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
+        except Exception as error:  # a readiness probe reports, it does not crash
+            log.warning("readiness check failed: %s", error)
+            checks.setdefault("database", "unreachable")
+        ready = checks.get("database") == "ok" and checks.get("migrations") == "ok"
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", endpoint),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.state.database = database
+    app.state.settings = settings
+    return app

@@ -1,0 +1,78 @@
+"""DataLoaders: each batches one kind of lookup into a single SQL statement per request level."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
+from strawberry.dataloader import DataLoader
+
+from db.models import Order, OrderEvent, OrderLine, Package, Shop, Supplier, SupplierOrder
+from domain.access import visible
+
+if TYPE_CHECKING:
+    from schema.context import Context
+
+M = TypeVar("M")
+
+
+class Loaders:
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self.order = self._by_id(Order)
+        self.supplier_order = self._by_id(SupplierOrder)
+        self.supplier = self._by_id(Supplier)
+        self.shop = self._by_id(Shop)
+        self.order_line = self._by_id(OrderLine)
+        self.package = self._by_id(Package)
+        self.order_event = self._by_id(OrderEvent)
+        self.lines_by_order = self._by_parent(OrderLine, OrderLine.order_id, OrderLine.position)
+        self.lines_by_supplier_order = self._by_parent(
+            OrderLine, OrderLine.supplier_order_id, OrderLine.position
+        )
+        self.supplier_orders_by_order = self._by_parent(
+            SupplierOrder, SupplierOrder.order_id, SupplierOrder.id
+        )
+        self.packages_by_supplier_order = self._by_parent(Package, Package.supplier_order_id, Package.id)
+        self.events_by_order = self._by_parent(OrderEvent, OrderEvent.order_id, OrderEvent.id)
+        self.suppliers_by_shop = self._by_parent(Supplier, Supplier.shop_id, Supplier.id)
+
+    def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
+        return {
+            "Order": self.order,
+            "SupplierOrder": self.supplier_order,
+            "Supplier": self.supplier,
+            "Shop": self.shop,
+            "OrderLine": self.order_line,
+            "Package": self.package,
+            "OrderEvent": self.order_event,
+        }.get(type_name)
+
+    def _by_id(self, model: type[M]) -> DataLoader[int, M | None]:
+        async def load(ids: list[int]) -> Sequence[M | None]:
+            statement = select(model).where(model.id.in_(ids), visible(model, self._context.actor))  # type: ignore[attr-defined]
+            async with self._context.reading() as session:
+                rows = {row.id: row for row in (await session.execute(statement)).scalars()}  # type: ignore[attr-defined]
+            return [rows.get(key) for key in ids]
+
+        return DataLoader(load_fn=load)
+
+    def _by_parent(
+        self, model: type[M], parent_key: InstrumentedAttribute[Any], order_by: InstrumentedAttribute[Any]
+    ) -> DataLoader[int, list[M]]:
+        async def load(keys: list[int]) -> Sequence[list[M]]:
+            statement = (
+                select(model)
+                .where(parent_key.in_(keys), visible(model, self._context.actor))
+                .order_by(parent_key, order_by)
+            )
+            groups: dict[int, list[M]] = defaultdict(list)
+            async with self._context.reading() as session:
+                for row in (await session.execute(statement)).scalars():
+                    groups[getattr(row, parent_key.key)].append(row)
+            return [groups.get(key, []) for key in keys]
+
+        return DataLoader(load_fn=load)

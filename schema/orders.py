@@ -1,0 +1,345 @@
+"""Queries and mutations on store orders and supplier orders."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy import ColumnElement, func, select
+from strawberry.types import Info
+
+from db import models
+from db.search import SearchSyntaxError, order_filter
+from domain import orders as order_cases
+from domain import supplier_orders as supplier_order_cases
+from domain.access import visible
+from domain.actors import Scope
+from domain.errors import ErrorCode
+from schema.context import context_of, require_scope, require_supplier
+from schema.errors import UserError, run_use_case, user_error
+from schema.ids import parse_id
+from schema.pagination import (
+    Connection,
+    PageRequest,
+    SortColumn,
+    datetime_sort,
+    decimal_sort,
+    int_sort,
+    keyset_page,
+    str_sort,
+)
+from schema.types import Order, SupplierOrder, SupplierOrderStatus
+
+
+@strawberry.enum
+class OrderSortKeys(enum.Enum):
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    NUMBER = "NUMBER"
+    TOTAL_PRICE = "TOTAL_PRICE"
+    CUSTOMER_NAME = "CUSTOMER_NAME"
+
+
+ORDER_SORTS: dict[OrderSortKeys, SortColumn] = {
+    OrderSortKeys.CREATED_AT: datetime_sort(models.Order.created_at),
+    OrderSortKeys.UPDATED_AT: datetime_sort(models.Order.updated_at),
+    OrderSortKeys.NUMBER: int_sort(models.Order.number_value),
+    OrderSortKeys.TOTAL_PRICE: decimal_sort(models.Order.total),
+    OrderSortKeys.CUSTOMER_NAME: str_sort(models.Order.customer_name),
+}
+
+
+def search_clause(query: str | None) -> ColumnElement[bool] | None:
+    if not query:
+        return None
+    try:
+        return order_filter(query)
+    except SearchSyntaxError as error:
+        raise GraphQLError(
+            f"invalid search query: {error}",
+            extensions={"code": "BAD_USER_INPUT", "argument": "query", "position": error.position},
+        ) from error
+
+
+@strawberry.type
+class OrdersQuery:
+    @strawberry.field(
+        description="Store orders, newest last unless reversed; `query` uses the search syntax."
+    )
+    async def orders(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        query: str | None = None,
+        sort_key: OrderSortKeys = OrderSortKeys.CREATED_AT,
+        reverse: bool = False,
+    ) -> Connection[Order]:
+        actor = require_scope(info, Scope.READ_ORDERS)
+        context = context_of(info)
+        statement = select(models.Order).where(visible(models.Order, actor))
+        clause = search_clause(query)
+        if clause is not None:
+            statement = statement.where(clause)
+        async with context.reading() as session:
+            return await keyset_page(
+                session,
+                statement,
+                ORDER_SORTS[sort_key],
+                models.Order.id,
+                PageRequest(first, after, last, before, reverse),
+                maximum=context.settings.page_size_max,
+                to_node=Order.of,
+            )
+
+    @strawberry.field(description="How many orders match the search query.")
+    async def orders_count(self, info: Info, query: str | None = None) -> int:
+        actor = require_scope(info, Scope.READ_ORDERS)
+        statement = select(func.count()).select_from(models.Order).where(visible(models.Order, actor))
+        clause = search_clause(query)
+        if clause is not None:
+            statement = statement.where(clause)
+        async with context_of(info).reading() as session:
+            return int((await session.execute(statement)).scalar_one())
+
+    @strawberry.field
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        require_scope(info, Scope.READ_ORDERS)
+        pk = parse_id(id, "Order")
+        row = await context_of(info).loaders.order.load(pk) if pk is not None else None
+        return Order.of(row) if row else None
+
+    @strawberry.field(description="Supplier orders: a supplier sees only its own.")
+    async def supplier_orders(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        status: SupplierOrderStatus | None = None,  # type: ignore[valid-type]
+        reverse: bool = False,
+    ) -> Connection[SupplierOrder]:
+        context = context_of(info)
+        actor = context.actor if context.actor.is_supplier else require_scope(info, Scope.READ_ORDERS)
+        statement = select(models.SupplierOrder).where(visible(models.SupplierOrder, actor))
+        if status is not None:
+            statement = statement.where(models.SupplierOrder.status == status)
+        async with context.reading() as session:
+            return await keyset_page(
+                session,
+                statement,
+                int_sort(models.SupplierOrder.id),
+                models.SupplierOrder.id,
+                PageRequest(first, after, last, before, reverse),
+                maximum=context.settings.page_size_max,
+                to_node=SupplierOrder.of,
+            )
+
+
+@strawberry.input
+class CustomerInput:
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+
+
+@strawberry.input
+class MailingAddressInput:
+    name: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    city: str | None = None
+    province: str | None = None
+    zip: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in vars(self).items() if value is not None}
+
+
+@strawberry.input
+class TrackingEventInput:
+    time: datetime
+    status: str
+    description: str = ""
+    location: str | None = None
+
+
+@strawberry.input
+class PackageInput:
+    tracking_number: str
+    carrier: str | None = None
+    tracking_status: str | None = None
+    events: list[TrackingEventInput] = strawberry.field(default_factory=list)
+
+    def to_domain(self) -> supplier_order_cases.PackageInput:
+        return supplier_order_cases.PackageInput(
+            tracking_number=self.tracking_number,
+            carrier=self.carrier,
+            tracking_status=self.tracking_status,
+            events=[
+                supplier_order_cases.TrackingEventInput(
+                    time=event.time,
+                    status=event.status,
+                    description=event.description,
+                    location=event.location,
+                )
+                for event in self.events
+            ],
+        )
+
+
+@strawberry.input
+class OrderLineImportInput:
+    title: str
+    quantity: int
+    unit_price: Decimal
+    variant_title: str | None = None
+    sku: str | None = None
+    image_url: str | None = None
+    supplier_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The supplier fulfilling this line; goes with aliexpressOrderId."
+    )
+    aliexpress_order_id: str | None = None
+
+
+@strawberry.input
+class SupplierOrderImportInput:
+    aliexpress_order_id: str
+    cost: Decimal
+    status: SupplierOrderStatus = models.SupplierOrderStatus.PLACE_ORDER_SUCCESS  # type: ignore[valid-type]
+    end_reason: str | None = None
+    paid_at: datetime | None = None
+    packages: list[PackageInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class OrderImportInput:
+    number: str
+    currency_code: str = strawberry.field(description="ISO 4217 code, e.g. USD.")
+    lines: list[OrderLineImportInput]
+    customer: CustomerInput | None = None
+    shipping_address: MailingAddressInput | None = None
+    shipping_price: Decimal = Decimal(0)
+    tags: list[str] = strawberry.field(default_factory=list)
+    note: str | None = None
+    created_at: datetime | None = None
+    supplier_orders: list[SupplierOrderImportInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class OrdersImportInput:
+    orders: list[OrderImportInput]
+
+
+@strawberry.type
+class OrdersImportPayload:
+    orders: list[Order]
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class SupplierOrderUpdateInput:
+    id: strawberry.ID
+    status: SupplierOrderStatus | None = None  # type: ignore[valid-type]
+    end_reason: str | None = None
+    packages: list[PackageInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class SupplierOrderUpdatePayload:
+    supplier_order: SupplierOrder | None
+    user_errors: list[UserError]
+
+
+def _line_to_domain(line: OrderLineImportInput) -> order_cases.LineInput:
+    supplier_pk = None
+    if line.supplier_id is not None:
+        # A malformed or foreign id must fail like an unknown supplier: -1 matches no supplier.
+        supplier_pk = parse_id(line.supplier_id, "Supplier") or -1
+    return order_cases.LineInput(
+        title=line.title,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        variant_title=line.variant_title,
+        sku=line.sku,
+        image_url=line.image_url,
+        supplier_id=supplier_pk,
+        aliexpress_order_id=line.aliexpress_order_id,
+    )
+
+
+def _order_to_domain(data: OrderImportInput) -> order_cases.OrderInput:
+    customer = data.customer or CustomerInput()
+    return order_cases.OrderInput(
+        number=data.number,
+        currency=data.currency_code,
+        lines=[_line_to_domain(line) for line in data.lines],
+        customer_name=customer.name,
+        customer_email=customer.email,
+        customer_phone=customer.phone,
+        shipping_address=data.shipping_address.to_dict() if data.shipping_address else None,
+        shipping=data.shipping_price,
+        tags=data.tags,
+        note=data.note,
+        created_at=data.created_at,
+        supplier_orders=[
+            order_cases.SupplierOrderInput(
+                aliexpress_order_id=so.aliexpress_order_id,
+                cost=so.cost,
+                status=so.status,
+                end_reason=so.end_reason,
+                paid_at=so.paid_at,
+                packages=[package.to_domain() for package in so.packages],
+            )
+            for so in data.supplier_orders
+        ],
+    )
+
+
+@strawberry.type
+class OrdersMutation:
+    @strawberry.mutation(
+        description="Bring store orders in with their supplier orders; the same number again updates the order."
+    )
+    async def orders_import(self, info: Info, input: OrdersImportInput) -> OrdersImportPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        orders = [_order_to_domain(data) for data in input.orders]
+        results, errors = await run_use_case(
+            info, lambda session, actor: order_cases.import_orders(session, actor, orders)
+        )
+        return OrdersImportPayload(orders=[Order.of(r.order) for r in results or []], user_errors=errors)
+
+    @strawberry.mutation(
+        description="A supplier reports its order's AliExpress status, packages and tracking."
+    )
+    async def supplier_order_update(
+        self, info: Info, input: SupplierOrderUpdateInput
+    ) -> SupplierOrderUpdatePayload:
+        require_supplier(info)
+        pk = parse_id(input.id, "SupplierOrder")
+        if pk is None:
+            return SupplierOrderUpdatePayload(
+                supplier_order=None,
+                user_errors=user_error(ErrorCode.NOT_FOUND, "supplier order not found", "id"),
+            )
+        change = supplier_order_cases.SupplierOrderChange(
+            status=input.status,
+            end_reason=input.end_reason,
+            packages=[package.to_domain() for package in input.packages],
+        )
+        row, errors = await run_use_case(
+            info,
+            lambda session, actor: supplier_order_cases.update_supplier_order(session, actor, pk, change),
+        )
+        return SupplierOrderUpdatePayload(
+            supplier_order=SupplierOrder.of(row) if row else None, user_errors=errors
+        )

@@ -1,0 +1,32 @@
+"""The schema: every subdomain's queries and mutations merged, with limits on what one request may ask."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from api.settings import Settings
+from schema.extensions import MaskUnexpectedErrors
+from schema.orders import OrdersMutation, OrdersQuery
+from schema.shops import ShopsQuery
+from schema.types import NODE_TYPES
+
+Query = merge_types("Query", (ShopsQuery, OrdersQuery))
+Mutation = merge_types("Mutation", (OrdersMutation,))
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=list(NODE_TYPES.values()),
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+            MaskUnexpectedErrors,
+        ],
+        config=StrawberryConfig(auto_camel_case=True),
+    )
