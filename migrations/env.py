@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import db.jobs  # noqa: F401  (registers job tables on the metadata)
 from db.models import Base
 
 config = context.config

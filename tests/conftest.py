@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+import db.jobs  # registers job tables on the metadata
 from db.engine import Database
 from db.migrate import downgrade, upgrade
 from db.models import Base
