@@ -28,7 +28,8 @@ statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars
 
 def _count_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
     counter = statement_counter.get()
-    if counter is not None:
+    # Transaction control is not a query (and PostgreSQL's driver sends it out of sight anyway).
+    if counter is not None and not statement.startswith("BEGIN"):
         counter.count += 1
         counter.statements.append(statement)
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 import db.jobs  # registers job tables on the metadata
+from api.app import create_app
+from api.settings import load_settings
 from db.engine import Database
 from db.migrate import downgrade, upgrade
 from db.models import Base
+from tests.factories import Api, Tenant, make_tenant
 
 
 def database_url(tmp_dir: Path) -> str:
@@ -46,3 +51,23 @@ async def db(database: Database) -> AsyncIterator[Database]:
     async with database.write() as session:
         for table in reversed(Base.metadata.sorted_tables):
             await session.execute(table.delete())
+
+
+@pytest.fixture
+async def api(db: Database) -> AsyncIterator[Api]:
+    """The HTTP app over the test database, spoken to in-process."""
+    settings = replace(load_settings(), database_url=db.url)
+    app = create_app(settings, db)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://dropdesk.test") as client:
+        yield Api(client)
+
+
+@pytest.fixture
+async def tenant(db: Database) -> Tenant:
+    return await make_tenant(db)
+
+
+@pytest.fixture
+async def other_tenant(db: Database) -> Tenant:
+    return await make_tenant(db)

@@ -1,0 +1,57 @@
+"""No N+1: the SQL statements per request do not grow with the page size."""
+
+from __future__ import annotations
+
+from db.engine import StatementCounter, statement_counter
+from tests.factories import Api, Tenant, order_input
+
+DEEP_ORDERS = """
+query($first: Int!) {
+  orders(first: $first) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      number total { amount }
+      lines { title sku quantity unitPrice { amount } }
+      supplierOrders {
+        aliexpressOrderId status cost { amount }
+        supplier { name aliexpressStoreId }
+        packages { trackingNumber carrier events { status } }
+      }
+      events { type message }
+    }
+  }
+}
+"""
+
+
+async def _count(api: Api, token: str, first: int) -> tuple[int, int]:
+    counter = StatementCounter()
+    reset = statement_counter.set(counter)
+    try:
+        data = await api.data(token, DEEP_ORDERS, {"first": first})
+    finally:
+        statement_counter.reset(reset)
+    return counter.count, len(data["orders"]["nodes"])
+
+
+async def test_statements_do_not_grow_with_page_size(api: Api, tenant: Tenant) -> None:
+    orders = []
+    for n in range(1, 111):
+        order = order_input(tenant, f"#{1000 + n}", supplier_status="WAIT_BUYER_ACCEPT_GOODS")
+        for so in order["supplierOrders"]:
+            so["packages"] = [
+                {
+                    "trackingNumber": f"LP{n}{so['aliexpressOrderId']}",
+                    "carrier": "Cainiao",
+                    "events": [{"time": "2026-11-01T10:00:00Z", "status": "accepted"}],
+                }
+            ]
+        orders.append(order)
+    for start in range(0, len(orders), 55):
+        await api.import_orders(tenant, *orders[start : start + 55])
+
+    small, small_rows = await _count(api, tenant.merchant_token, 10)
+    large, large_rows = await _count(api, tenant.merchant_token, 100)
+    assert (small_rows, large_rows) == (10, 100)
+    assert small == large
+    assert large <= 8
