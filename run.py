@@ -31,7 +31,7 @@ def _run(*command: str | Path, env: dict[str, str] | None = None) -> None:
 
 def ensure_environment(extras: str) -> None:
     """Create the virtualenv and install the project; skipped when nothing changed since last time."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an older python3
         raise SystemExit("Dropdesk needs Python 3.11 or newer")
     if not PYTHON.exists():
         print("creating virtualenv in .venv", flush=True)
