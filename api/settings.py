@@ -48,6 +48,8 @@ class Settings:
     max_query_tokens: int = 2000
     page_size_max: int = 250
     demo_seed_orders: int = 200
+    # How long a supplier has to decide on a cancellation request before it is approved for them.
+    cancellation_response_hours: int = 48
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,6 +72,7 @@ def load_settings() -> Settings:
         max_aliases=_env_int("MAX_ALIASES", 30),
         max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000),
         demo_seed_orders=_env_int("DEMO_SEED_ORDERS", 200),
+        cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48),
     )
 
 

@@ -228,6 +228,11 @@ async def update_supplier_order(
             message=f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {target}",
             data={"from": previous.value, "to": target.value, "endReason": supplier_order.end_reason},
         )
+        if previous is S.IN_CANCEL and target in SHIPPED:
+            # Imported here: the cancellations module builds on this one.
+            from domain.cancellations import close_on_shipment
+
+            await close_on_shipment(session, actor, supplier_order, now)
     added = apply_packages(supplier_order, change.packages, now)
     for tracking_number in added:
         record_event(
