@@ -8,13 +8,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.settings import Settings
+from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.extensions import MaskUnexpectedErrors
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery))
-Mutation = merge_types("Mutation", (OrdersMutation,))
+Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery))
+Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation))
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

@@ -27,6 +27,9 @@ SupplierOrderStatus = strawberry.enum(
     models.SupplierOrderStatus, name="SupplierOrderStatus", description="AliExpress order status"
 )
 ActorKind = strawberry.enum(models.ActorKind, name="ActorKind")
+CancellationRequestStatus = strawberry.enum(models.CancellationStatus, name="CancellationRequestStatus")
+CancellationReason = strawberry.enum(models.CancellationReason, name="CancellationReason")
+CancellationMessageAuthor = strawberry.enum(models.MessageAuthor, name="CancellationMessageAuthor")
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -247,6 +250,13 @@ class SupplierOrder(Node):
         row = await context_of(info).loaders.order.load(self.model.order_id)
         return Order.of(row) if row else None
 
+    @strawberry.field(description="Cancellation requests on this supplier order, oldest first.")
+    async def cancellation_requests(
+        self, info: Info
+    ) -> list[Annotated[CancellationRequest, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.cancellation_requests_by_supplier_order.load(self.model.id)
+        return [CancellationRequest.of(row) for row in rows]
+
     @strawberry.field(description="True when a cancellation may be asked for now.")
     def can_request_cancellation(self) -> bool:
         return can_request_cancellation(self.model)
@@ -364,6 +374,13 @@ class Order(Node):
         rows = await context_of(info).loaders.supplier_orders_by_order.load(self.model.id)
         return [SupplierOrder.of(row) for row in rows]
 
+    @strawberry.field(description="Cancellation requests on this order's supplier orders, oldest first.")
+    async def cancellation_requests(
+        self, info: Info
+    ) -> list[Annotated[CancellationRequest, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.cancellation_requests_by_order.load(self.model.id)
+        return [CancellationRequest.of(row) for row in rows]
+
     @strawberry.field(description="The order's timeline, oldest first.")
     async def events(self, info: Info) -> list[OrderEvent]:
         rows = await context_of(info).loaders.events_by_order.load(self.model.id)
@@ -386,6 +403,64 @@ class Order(Node):
         )
 
 
+@strawberry.type(description="One message in a cancellation request's thread.")
+class CancellationMessage:
+    author: CancellationMessageAuthor  # type: ignore[valid-type]
+    body: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, model: models.CancellationMessage) -> CancellationMessage:
+        return cls(author=model.author, body=model.body, created_at=model.created_at)
+
+
+@strawberry.type(
+    description="A merchant's request that the supplier cancel a supplier order before it ships."
+)
+class CancellationRequest(Node):
+    model: strawberry.Private[models.CancellationRequest]
+    status: CancellationRequestStatus  # type: ignore[valid-type]
+    reason: CancellationReason  # type: ignore[valid-type]
+    respond_by: datetime | None = strawberry.field(
+        description="When the request is approved automatically if the supplier has not decided; "
+        "null when the supplier had nothing to decide."
+    )
+    decided_at: datetime | None = strawberry.field(
+        description="When the request reached its final status (decided, withdrawn or closed)."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field(description="The thread between merchant, supplier and system, oldest first.")
+    async def messages(self, info: Info) -> list[CancellationMessage]:
+        rows = await context_of(info).loaders.cancellation_messages_by_request.load(self.model.id)
+        return [CancellationMessage.of(row) for row in rows]
+
+    @strawberry.field
+    async def supplier_order(self, info: Info) -> SupplierOrder | None:
+        row = await context_of(info).loaders.supplier_order.load(self.model.supplier_order_id)
+        return SupplierOrder.of(row) if row else None
+
+    @strawberry.field(description="The store order; merchants only.")
+    async def order(self, info: Info) -> Order | None:
+        require_merchant_data(info)
+        row = await context_of(info).loaders.order.load(self.model.order_id)
+        return Order.of(row) if row else None
+
+    @classmethod
+    def of(cls, model: models.CancellationRequest) -> CancellationRequest:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("CancellationRequest", model.id)),
+            status=model.status,
+            reason=model.reason,
+            respond_by=model.respond_by,
+            decided_at=model.decided_at,
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+        )
+
+
 NODE_TYPES: dict[str, Any] = {
     "Order": Order,
     "SupplierOrder": SupplierOrder,
@@ -394,4 +469,5 @@ NODE_TYPES: dict[str, Any] = {
     "OrderLine": OrderLine,
     "Package": Package,
     "OrderEvent": OrderEvent,
+    "CancellationRequest": CancellationRequest,
 }
