@@ -1,0 +1,244 @@
+"""GraphiQL served entirely by the app, so that the IDE works on machines without internet access.
+
+The pinned npm packages ship ready-made UMD and CSS files; ``install_assets`` fetches them once with npm
+and keeps only those files, and the app serves them next to a small page of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+ASSET_VERSIONS: dict[str, str] = {
+    "graphiql": "3.8.3",
+    "react": "18.2.0",
+    "react-dom": "18.2.0",
+    "@graphiql/plugin-explorer": "1.0.2",
+}
+
+# Served name -> path of the ready-made file inside node_modules.
+ASSET_FILES: dict[str, str] = {
+    "react.production.min.js": "react/umd/react.production.min.js",
+    "react-dom.production.min.js": "react-dom/umd/react-dom.production.min.js",
+    "graphiql.min.js": "graphiql/graphiql.min.js",
+    "graphiql.min.css": "graphiql/graphiql.min.css",
+    "plugin-explorer.umd.js": "@graphiql/plugin-explorer/dist/index.umd.js",
+    "plugin-explorer.css": "@graphiql/plugin-explorer/dist/style.css",
+}
+
+ASSETS_URL = "/graphiql/assets"
+INSTALL_COMMAND = "python -m api.graphiql"
+_MARKER = "versions.json"
+_CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+# Asset URLs carry the versions, so a browser may keep the files until the pins change.
+_ASSET_CACHE = "public, max-age=31536000, immutable"
+_CACHE_BUSTER = hashlib.sha256(json.dumps(ASSET_VERSIONS, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class AssetInstallError(RuntimeError):
+    """The GraphiQL assets could not be installed (npm missing or failing)."""
+
+
+def assets_dir() -> Path:
+    """Kept in the working tree (git-ignored) so that one install serves every run of the app."""
+    return Path(__file__).resolve().parent.parent / ".dropdesk-assets" / "graphiql"
+
+
+def missing_assets(directory: Path | None = None) -> list[str]:
+    """Names of the files that are absent, or all of them when they belong to other pinned versions."""
+    directory = directory or assets_dir()
+    try:
+        installed = json.loads((directory / _MARKER).read_text())
+    except (OSError, ValueError):
+        installed = None
+    if installed != ASSET_VERSIONS:
+        return list(ASSET_FILES)
+    return [name for name in ASSET_FILES if not (directory / name).is_file()]
+
+
+def install_assets(force: bool = False) -> Path:
+    """Installs the pinned packages with npm and keeps only the files the page loads; a no-op when done."""
+    target = assets_dir()
+    if not force and not missing_assets(target):
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssetInstallError(
+            "npm was not found on PATH: install Node.js with npm, then run "
+            f"`{INSTALL_COMMAND}` to fetch the GraphiQL assets."
+        )
+    packages = [f"{name}@{version}" for name, version in ASSET_VERSIONS.items()]
+    with tempfile.TemporaryDirectory(prefix="dropdesk-graphiql-") as work:
+        command = [npm, "install", "--no-audit", "--no-fund", "--legacy-peer-deps", "--prefix", work]
+        result = subprocess.run(
+            [*command, *packages], capture_output=True, text=True, timeout=900, check=False
+        )
+        if result.returncode != 0:
+            raise AssetInstallError(
+                f"npm install failed (exit {result.returncode}):\n{result.stderr.strip() or result.stdout}"
+            )
+        modules = Path(work) / "node_modules"
+        target.mkdir(parents=True, exist_ok=True)
+        (target / _MARKER).unlink(missing_ok=True)
+        for name, source in ASSET_FILES.items():
+            if not (modules / source).is_file():
+                raise AssetInstallError(f"npm installed no {source}: the pinned packages changed shape")
+            # Copy then rename, so that a running server never serves half a file.
+            partial = target / f"{name}.partial"
+            shutil.copyfile(modules / source, partial)
+            os.replace(partial, target / name)
+    (target / _MARKER).write_text(json.dumps(ASSET_VERSIONS, indent=2, sort_keys=True) + "\n")
+    return target
+
+
+async def serve_asset(request: Request) -> Response:
+    """Serves only the known file names, so no path from the request ever reaches the file system."""
+    name = request.path_params["name"]
+    path = assets_dir() / name
+    if name not in ASSET_FILES or not path.is_file():
+        return PlainTextResponse("not found", status_code=404)
+    return FileResponse(
+        path,
+        media_type=_CONTENT_TYPES[Path(name).suffix],
+        headers={"Cache-Control": _ASSET_CACHE, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def graphiql_routes() -> list[BaseRoute]:
+    return [Route(f"{ASSETS_URL}/{{name}}", serve_asset, methods=["GET"])]
+
+
+def _asset_url(name: str) -> str:
+    return f"{ASSETS_URL}/{name}?v={_CACHE_BUSTER}"
+
+
+_DEFAULT_QUERY = """\
+# Paste a token (printed by `dropdesk serve`)
+# into Headers below, then press run.
+{
+  shop {
+    name
+  }
+}
+"""
+
+_PAGE = """\
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Dropdesk GraphiQL</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{graphiql_css}">
+<link rel="stylesheet" href="{explorer_css}">
+<style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
+</head>
+<body>
+<div id="graphiql">Loading GraphiQL&hellip;</div>
+<script src="{react_js}"></script>
+<script src="{react_dom_js}"></script>
+<script src="{graphiql_js}"></script>
+<script src="{explorer_js}"></script>
+<script nonce="{nonce}">
+(function () {{
+  const config = {config};
+  const root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  root.render(React.createElement(GraphiQL, {{
+    fetcher: GraphiQL.createFetcher({{ url: config.endpoint }}),
+    plugins: [GraphiQLPluginExplorer.explorerPlugin()],
+    defaultQuery: config.defaultQuery,
+    defaultHeaders: config.defaultHeaders,
+    headerEditorEnabled: true,
+    defaultEditorToolsVisibility: "headers",
+    inputValueDeprecation: true,
+  }}));
+}})();
+</script>
+</body>
+</html>
+"""
+
+_MISSING_PAGE = """\
+<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Dropdesk GraphiQL: assets missing</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto;">
+<h1>GraphiQL is not installed yet</h1>
+<p>The server serves GraphiQL from its own files, which have not been installed. On the server, run</p>
+<pre>{command}</pre>
+<p>(it needs Node.js with npm and access to the npm registry once), then reload this page.</p>
+<p>Missing: {missing}</p>
+<p>The GraphQL endpoint itself works: POST queries with <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+</body>
+</html>
+"""
+
+
+def _content_security_policy(nonce: str) -> str:
+    """Lets the page load nothing but the app's own files, so the IDE can never reach out to a CDN."""
+    return (
+        "default-src 'self'; "
+        f"script-src 'self' 'nonce-{nonce}'; "
+        "style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def graphiql_page(endpoint: str = "/graphql") -> HTMLResponse:
+    """The IDE page, or instructions for installing its assets when they are missing."""
+    missing = missing_assets()
+    if missing:
+        body = _MISSING_PAGE.format(
+            command=html.escape(INSTALL_COMMAND), missing=html.escape(", ".join(missing))
+        )
+        return HTMLResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
+    nonce = secrets.token_urlsafe(16)
+    config = {
+        "endpoint": endpoint,
+        "defaultQuery": _DEFAULT_QUERY,
+        "defaultHeaders": json.dumps({"Authorization": "Bearer <paste a token>"}, indent=2),
+    }
+    # "<" escaped so that no value can close the script element.
+    config_js = json.dumps(config).replace("<", "\\u003c")
+    body = _PAGE.format(
+        nonce=nonce,
+        config=config_js,
+        graphiql_css=_asset_url("graphiql.min.css"),
+        explorer_css=_asset_url("plugin-explorer.css"),
+        react_js=_asset_url("react.production.min.js"),
+        react_dom_js=_asset_url("react-dom.production.min.js"),
+        graphiql_js=_asset_url("graphiql.min.js"),
+        explorer_js=_asset_url("plugin-explorer.umd.js"),
+    )
+    return HTMLResponse(
+        body,
+        headers={"Cache-Control": "no-store", "Content-Security-Policy": _content_security_policy(nonce)},
+    )
+
+
+def main() -> int:
+    try:
+        path = install_assets(force="--force" in sys.argv[1:])
+    except AssetInstallError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"GraphiQL assets ready in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
