@@ -18,6 +18,7 @@ from strawberry.asgi import GraphQL
 
 from api.logs import request_id_var
 from api.settings import Settings, get_settings
+from api.webhooks import receive_supplier_webhook
 from db.engine import Database
 from db.migrate import current_revision, head_revision
 from domain.actors import Actor
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             WebSocketRoute("/graphql", endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/webhooks/suppliers/{supplier_id}", receive_supplier_webhook, methods=["POST"]),
         ],
         lifespan=lifespan,
     )
