@@ -16,9 +16,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from api.graphiql import graphiql_page, graphiql_routes
 from api.logs import request_id_var
 from api.settings import Settings, get_settings
 from api.webhooks import receive_supplier_webhook
+from api.worker import start_worker_task
 from db.engine import Database
 from db.migrate import current_revision, head_revision
 from domain.actors import Actor
@@ -71,7 +73,7 @@ def bearer_token(headers: Any) -> str | None:
 
 class DropdeskGraphQL(GraphQL[Context, None]):
     def __init__(self, schema: Any, database: Database, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=False)
+        super().__init__(schema, graphql_ide=None, allow_queries_via_get=False)
         self.database = database
         self.settings = settings
 
@@ -107,17 +109,19 @@ class GraphQLEndpoint:
         if scope["type"] == "http":
             request = Request(scope, receive)
             wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
-            if not wants_ide:
-                if bearer_token(request.headers) is None:
-                    await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
-                        scope, receive, send
-                    )
-                    return
-                actor = await self._actor(request.headers)
-                if actor is None:
-                    await unauthorized("invalid or revoked token")(scope, receive, send)
-                    return
-                scope.setdefault("state", {})["actor"] = actor
+            if wants_ide:
+                await graphiql_page()(scope, receive, send)
+                return
+            if bearer_token(request.headers) is None:
+                await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
+                    scope, receive, send
+                )
+                return
+            actor = await self._actor(request.headers)
+            if actor is None:
+                await unauthorized("invalid or revoked token")(scope, receive, send)
+                return
+            scope.setdefault("state", {})["actor"] = actor
         try:
             await self.graphql(scope, receive, send)
         finally:
@@ -154,7 +158,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Embedded mode runs the background worker in the server process; at scale it runs on its own.
+        worker = start_worker_task(database, settings) if settings.run_worker_in_server else None
         yield
+        if worker is not None:
+            task, stop = worker
+            stop.set()
+            await task
         await database.dispose()
 
     app = Starlette(
@@ -164,6 +174,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/webhooks/suppliers/{supplier_id}", receive_supplier_webhook, methods=["POST"]),
+            *graphiql_routes(),
         ],
         lifespan=lifespan,
     )

@@ -17,7 +17,7 @@ from domain.supplier_orders import can_open_dispute, can_request_cancellation
 from schema.context import context_of, require_merchant_data
 from schema.ids import to_global_id
 
-CurrencyCode = strawberry.enum(
+CurrencyCode = strawberry.enum(  # type: ignore[call-overload]
     enum.Enum("CurrencyCode", {code: code for code in sorted(CURRENCY_EXPONENTS)}),  # type: ignore[misc]
     description="ISO 4217 currency code",
 )
@@ -299,7 +299,7 @@ class OrderEvent(Node):
             actor_kind=model.actor_kind,
             actor_name=model.actor_name,
             message=model.message,
-            data=model.data,
+            data=model.data,  # type: ignore[arg-type]
             created_at=model.created_at,
             supplier_order_id=(
                 strawberry.ID(to_global_id("SupplierOrder", model.supplier_order_id))

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-import db.jobs  # registers job tables on the metadata
 from api.app import create_app
 from api.settings import load_settings
 from db.engine import Database
+from db.jobs import Job  # noqa: F401  (registers the job tables on the metadata)
 from db.migrate import downgrade, upgrade
 from db.models import Base
 from tests.factories import Api, Tenant, make_tenant

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from domain.supplier_orders import TRANSITIONS
@@ -53,7 +55,7 @@ async def test_every_move_is_allowed_or_refused_as_the_flow_says(
 
 async def test_shipping_adds_packages_and_tracking_once(api: Api, tenant: Tenant) -> None:
     order_id, so_id = await _order(api, tenant, "WAIT_SELLER_SEND_GOODS")
-    package = {
+    package: dict[str, Any] = {
         "trackingNumber": "LP00123456789",
         "carrier": "Cainiao",
         "events": [{"time": "2026-11-02T08:00:00Z", "status": "accepted", "location": "Shenzhen"}],
