@@ -1,0 +1,60 @@
+"""How fast the demo seeder fills a fresh SQLite database.
+
+Seeds a 10,000-order baseline and then N orders (default 100,000), each into its own temporary, migrated
+database, and prints seconds and orders per second; the ratio shows whether the cost per order stays flat as
+the database grows.
+
+    .venv/bin/python bench/seed.py [--orders N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from api.seed import seed_demo
+from db.engine import Database
+from db.migrate import upgrade
+
+BASELINE_ORDERS = 10_000
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _progress(done: int, total: int) -> None:
+    if done == total or done % (total // 10 or 1) < 1_000:
+        print(f"  {done:>8,} / {total:,}", file=sys.stderr, flush=True)
+
+
+async def run(orders: int) -> float:
+    """Seconds to seed ``orders`` orders into a fresh database (migration time excluded)."""
+    with tempfile.TemporaryDirectory(prefix="dropdesk-bench-") as tmp:
+        database = Database(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}")
+        try:
+            await upgrade(database.engine)
+            started = time.perf_counter()
+            result = await seed_demo(database, orders=orders, secret_key="bench", now=NOW, progress=_progress)
+            elapsed = time.perf_counter() - started
+        finally:
+            await database.dispose()
+    assert result.created and result.orders == orders
+    print(f"{orders:>8,} orders: {elapsed:7.1f} s  {orders / elapsed:8,.0f} orders/s", flush=True)
+    return elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--orders", type=int, default=100_000, help="orders to seed (default 100,000)")
+    args = parser.parse_args()
+    baseline = await run(BASELINE_ORDERS)
+    elapsed = await run(args.orders)
+    per_order_ratio = (elapsed / args.orders) / (baseline / BASELINE_ORDERS)
+    print(f"cost per order relative to the {BASELINE_ORDERS:,}-order baseline: {per_order_ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

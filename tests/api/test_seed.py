@@ -1,0 +1,327 @@
+"""The demo data: complete, internally consistent, reproducible, seeded once, and openable with its tokens."""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from api.seed import CANCEL_END_REASONS, DemoSeed, seed_demo
+from db.engine import Database
+from db.models import (
+    AccessToken,
+    ActorKind,
+    Base,
+    FinancialStatus,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Package,
+    Shop,
+    Supplier,
+    SupplierOrder,
+    SupplierOrderStatus,
+)
+from domain.actors import Scope
+from domain.tokens import authenticate
+
+SECRET = "test-secret-key"
+NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
+SHIPPED = {
+    SupplierOrderStatus.SELLER_PART_SEND_GOODS,
+    SupplierOrderStatus.WAIT_BUYER_ACCEPT_GOODS,
+    SupplierOrderStatus.FUND_PROCESSING,
+}
+UNPAID = {
+    SupplierOrderStatus.PLACE_ORDER_SUCCESS,
+    SupplierOrderStatus.PAYMENT_PROCESSING,
+    SupplierOrderStatus.RISK_CONTROL,
+}
+
+
+async def seed(db: Database, orders: int = 60, seed: int = 1) -> DemoSeed:
+    return await seed_demo(db, orders=orders, seed=seed, secret_key=SECRET, now=NOW)
+
+
+async def empty(db: Database) -> None:
+    async with db.write() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            await session.execute(table.delete())
+
+
+async def row_counts(db: Database) -> dict[str, int]:
+    async with db.read() as session:
+        return {
+            table.name: (await session.execute(select(func.count()).select_from(table))).scalar_one()
+            for table in Base.metadata.sorted_tables
+        }
+
+
+async def canonical_dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every seeded table by natural keys, without the database-assigned ids."""
+    parent = aliased(SupplierOrder)
+    async with db.read() as session:
+
+        async def rows(statement: Any) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in (await session.execute(statement)).all()]
+
+        return {
+            "shops": await rows(
+                select(Shop.name, Shop.currency, Shop.email, Shop.return_address).order_by(Shop.name)
+            ),
+            "suppliers": await rows(
+                select(
+                    Shop.name,
+                    Supplier.name,
+                    Supplier.aliexpress_store_id,
+                    Supplier.store_url,
+                    Supplier.accepts_returns,
+                    Supplier.return_window_days,
+                    Supplier.webhook_secret,
+                )
+                .join(Shop, Shop.id == Supplier.shop_id)
+                .order_by(Supplier.name)
+            ),
+            "orders": await rows(
+                select(
+                    Shop.name,
+                    *(column for column in Order.__table__.columns if column.name not in {"id", "shop_id"}),
+                )
+                .join(Shop, Shop.id == Order.shop_id)
+                .order_by(Shop.name, Order.number_value)
+            ),
+            "supplier_orders": await rows(
+                select(
+                    Order.number,
+                    Supplier.name,
+                    *(
+                        column
+                        for column in SupplierOrder.__table__.columns
+                        if column.name not in {"id", "shop_id", "order_id", "supplier_id"}
+                    ),
+                )
+                .join(Order, Order.id == SupplierOrder.order_id)
+                .join(Supplier, Supplier.id == SupplierOrder.supplier_id)
+                .order_by(SupplierOrder.aliexpress_order_id)
+            ),
+            "lines": await rows(
+                select(
+                    Order.currency,
+                    Order.number,
+                    SupplierOrder.aliexpress_order_id,
+                    OrderLine.position,
+                    OrderLine.title,
+                    OrderLine.variant_title,
+                    OrderLine.sku,
+                    OrderLine.quantity,
+                    OrderLine.unit_price,
+                    OrderLine.image_url,
+                )
+                .join(Order, Order.id == OrderLine.order_id)
+                .join(SupplierOrder, SupplierOrder.id == OrderLine.supplier_order_id)
+                .order_by(Order.currency, Order.number_value, OrderLine.position)
+            ),
+            "packages": await rows(
+                select(
+                    SupplierOrder.aliexpress_order_id,
+                    Package.tracking_number,
+                    Package.carrier,
+                    Package.tracking_status,
+                    Package.tracking_events,
+                    Package.created_at,
+                    Package.updated_at,
+                )
+                .join(SupplierOrder, SupplierOrder.id == Package.supplier_order_id)
+                .order_by(SupplierOrder.aliexpress_order_id, Package.id)
+            ),
+            "events": await rows(
+                select(
+                    Order.currency,
+                    Order.number,
+                    parent.aliexpress_order_id,
+                    OrderEvent.type,
+                    OrderEvent.actor_kind,
+                    OrderEvent.actor_name,
+                    OrderEvent.message,
+                    OrderEvent.data,
+                    OrderEvent.created_at,
+                )
+                .join(Order, Order.id == OrderEvent.order_id)
+                .outerjoin(parent, parent.id == OrderEvent.supplier_order_id)
+                .order_by(Order.currency, Order.number_value, OrderEvent.id)
+            ),
+        }
+
+
+async def test_seed_builds_a_consistent_demo(db: Database) -> None:
+    calls: list[tuple[int, int]] = []
+    result = await seed_demo(
+        db, orders=60, seed=1, secret_key=SECRET, now=NOW, progress=lambda *a: calls.append(a)
+    )
+
+    assert result.created and result.orders == 60
+    assert calls and calls[-1] == (60, 60)
+    async with db.read() as session:
+        shops = (await session.scalars(select(Shop).order_by(Shop.id))).all()
+        suppliers = (await session.scalars(select(Supplier))).all()
+        orders = (await session.scalars(select(Order))).all()
+        supplier_orders = (await session.scalars(select(SupplierOrder))).all()
+        lines = (await session.scalars(select(OrderLine))).all()
+        packages = (await session.scalars(select(Package))).all()
+        events = (await session.scalars(select(OrderEvent).order_by(OrderEvent.id))).all()
+
+    assert [shop.name for shop in shops] == list(result.shop_ids)
+    assert len(shops) == 2 and all(shop.return_address and shop.shop_id == shop.id for shop in shops)
+    assert {shop.currency for shop in shops} == {"USD", "EUR"}
+    assert len(suppliers) >= 6
+    assert len(orders) == 60
+    for supplier in suppliers:
+        assert supplier.store_url == f"https://www.aliexpress.com/store/{supplier.aliexpress_store_id}"
+        assert supplier.webhook_secret.startswith("whsec_")
+        assert len(base64.b64decode(supplier.webhook_secret.removeprefix("whsec_"))) == 24
+    assert sum(supplier.accepts_returns for supplier in suppliers) < len(suppliers) / 2
+
+    supplier_shop = {supplier.id: supplier.shop_id for supplier in suppliers}
+    by_order: dict[int, list[SupplierOrder]] = defaultdict(list)
+    for supplier_order in supplier_orders:
+        by_order[supplier_order.order_id].append(supplier_order)
+    for shop in shops:
+        statuses = {so.status for so in supplier_orders if so.shop_id == shop.id}
+        assert statuses == set(SupplierOrderStatus), shop.name
+        ids = [so.aliexpress_order_id for so in supplier_orders if so.shop_id == shop.id]
+        assert len(set(ids)) == len(ids) and all(len(i) == 16 and i.isdigit() for i in ids)
+        numbers = sorted(order.number_value for order in orders if order.shop_id == shop.id)
+        assert numbers == list(range(1001, 1001 + len(numbers)))
+    assert any(len(group) >= 2 for group in by_order.values())
+
+    lines_by_order: dict[int, list[OrderLine]] = defaultdict(list)
+    for line in lines:
+        lines_by_order[line.order_id].append(line)
+        assert line.supplier_order_id is not None and line.title and line.sku and line.image_url
+    for order in orders:
+        group = by_order[order.id]
+        order_lines = lines_by_order[order.id]
+        assert 1 <= len(order_lines) <= 5 and 1 <= len(group) <= 3
+        assert len({so.supplier_id for so in group}) == len(group)
+        assert all(supplier_shop[so.supplier_id] == order.shop_id for so in group)
+        assert order.subtotal == sum(line.quantity * line.unit_price for line in order_lines)
+        assert order.total == order.subtotal + order.shipping
+        assert all(line.unit_price == line.unit_price.quantize(Decimal("0.01")) for line in order_lines)
+        assert sum(so.cost for so in group) < order.subtotal
+        assert NOW - timedelta(days=121) <= order.created_at <= order.updated_at <= NOW
+        assert order.customer_name and order.customer_email and "@" in order.customer_email
+        assert set(order.shipping_address or {}) == {
+            "name",
+            "address1",
+            "city",
+            "province",
+            "zip",
+            "country_code",
+        }
+        cancelled = all(so.end_reason in CANCEL_END_REASONS for so in group)
+        assert (order.status is OrderStatus.CANCELLED) == cancelled
+        assert (order.financial_status is FinancialStatus.VOIDED) == cancelled
+        assert (order.cancelled_at is not None) == cancelled
+        if not cancelled and all(so.status is SupplierOrderStatus.FINISH for so in group):
+            assert order.status is OrderStatus.CLOSED
+
+    for so in supplier_orders:
+        assert so.created_at <= so.updated_at <= NOW
+        assert (so.paid_at is None) == (so.status in UNPAID or so.end_reason == "buyer_cancel_notpay_order")
+        assert (
+            (so.finished_at is not None)
+            == (so.status is SupplierOrderStatus.FINISH)
+            == (so.end_reason is not None)
+        )
+        if so.status in SHIPPED or so.end_reason in {"buyer_accept_goods", "buyer_accept_goods_timeout"}:
+            assert so.shipped_at is not None
+        if so.shipped_at is None:
+            assert so.status not in SHIPPED
+        else:
+            assert so.paid_at is not None and so.paid_at <= so.shipped_at
+    shipped_ids = {so.id for so in supplier_orders if so.shipped_at is not None}
+    assert packages and {package.supplier_order_id for package in packages} == shipped_ids
+    for package in packages:
+        assert 2 <= len(package.tracking_events) <= 6
+        assert package.tracking_status == package.tracking_events[-1]["status"]
+        times = [datetime.fromisoformat(event["time"]) for event in package.tracking_events]
+        assert times == sorted(times) and times[-1] <= NOW
+        assert all(
+            set(event) == {"time", "status", "location", "description"} for event in package.tracking_events
+        )
+
+    assert {event.order_id for event in events} == {order.id for order in orders}
+    assert all(event.actor_kind is ActorKind.SYSTEM and event.actor_name == "Demo data" for event in events)
+    assert {"order_imported", "supplier_order_placed", "supplier_order_shipped"} <= {
+        event.type for event in events
+    }
+
+
+@pytest.mark.parametrize("orders", [50, 137])
+async def test_every_status_appears_in_each_shop(db: Database, orders: int) -> None:
+    await seed(db, orders=orders, seed=orders)
+    async with db.read() as session:
+        rows = (await session.execute(select(SupplierOrder.shop_id, SupplierOrder.status).distinct())).all()
+    per_shop: dict[int, set[SupplierOrderStatus]] = defaultdict(set)
+    for shop_id, status in rows:
+        per_shop[shop_id].add(status)
+    assert len(per_shop) == 2
+    assert all(statuses == set(SupplierOrderStatus) for statuses in per_shop.values())
+
+
+async def test_same_seed_and_now_give_identical_data(db: Database) -> None:
+    first_result = await seed(db)
+    first = await canonical_dump(db)
+    await empty(db)
+    second_result = await seed(db)
+    assert await canonical_dump(db) == first
+    assert (first_result.merchant_tokens, first_result.supplier_tokens, first_result.admin_token) == (
+        second_result.merchant_tokens,
+        second_result.supplier_tokens,
+        second_result.admin_token,
+    )
+
+    await empty(db)
+    await seed(db, seed=2)
+    assert (await canonical_dump(db))["orders"] != first["orders"]
+
+
+async def test_second_call_inserts_nothing(db: Database) -> None:
+    first = await seed(db)
+    before = await row_counts(db)
+    again = await seed_demo(db, orders=500, seed=9, secret_key=SECRET)
+    assert not again.created and again.orders == 0
+    assert await row_counts(db) == before
+    assert again.shop_ids == first.shop_ids
+    assert again.merchant_tokens == first.merchant_tokens
+    assert again.supplier_tokens == first.supplier_tokens
+    assert again.admin_token == first.admin_token
+
+
+async def test_tokens_authenticate(db: Database) -> None:
+    result = await seed(db, orders=0)
+    async with db.read() as session:
+        suppliers = {s.name: s for s in (await session.scalars(select(Supplier))).all()}
+        for name, raw in result.merchant_tokens.items():
+            actor = await authenticate(session, raw)
+            assert actor is not None and actor.is_merchant
+            assert actor.shop_id == result.shop_ids[name]
+            assert actor.scopes == frozenset(Scope.ALL)
+        assert {suppliers[name].shop_id for name in result.supplier_tokens} == set(result.shop_ids.values())
+        for name, raw in result.supplier_tokens.items():
+            actor = await authenticate(session, raw)
+            assert actor is not None and actor.is_supplier
+            assert actor.supplier_id == suppliers[name].id and actor.shop_id == suppliers[name].shop_id
+        admin = await authenticate(session, result.admin_token)
+        assert admin is not None and admin.is_admin
+        assert await authenticate(session, result.admin_token + "x") is None
+        stored = (await session.scalars(select(AccessToken.token_hash))).all()
+    raws = [*result.merchant_tokens.values(), *result.supplier_tokens.values(), result.admin_token]
+    assert not set(raws) & set(stored)
