@@ -54,6 +54,7 @@ from sqlalchemy import (
 )
 
 from db.models import (
+    CancellationRequest,
     FinancialStatus,
     Order,
     OrderLine,
@@ -351,13 +352,22 @@ def _supplier_status_exists(status: SupplierOrderStatus) -> ColumnElement[bool]:
     )
 
 
+def _open_cancellation_exists() -> ColumnElement[bool]:
+    # open_key is set exactly while a request is open (PENDING or INFO_REQUESTED).
+    return (
+        select(CancellationRequest.id)
+        .where(CancellationRequest.order_id == Order.id, CancellationRequest.open_key.is_not(None))
+        .exists()
+    )
+
+
 HAS_FILTERS: dict[str, Callable[[], ColumnElement[bool]]] = {
-    "open_cancellation": lambda: _supplier_status_exists(SupplierOrderStatus.IN_CANCEL),
+    "open_cancellation": _open_cancellation_exists,
     "open_dispute": lambda: _supplier_status_exists(SupplierOrderStatus.IN_ISSUE),
     # Returns do not exist yet, so none is open.
     "open_return": false,
 }
-"""``has:`` values; later modules replace entries with definitions based on their own tables."""
+"""``has:`` values; a subdomain with its own table points its entry at that table."""
 
 
 def _parse_has(text: str, _comparator: Comparator) -> str:

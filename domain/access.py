@@ -1,6 +1,6 @@
 """Tenancy in one place: which rows of each model an actor may see.
 
-Every read of a tenant table goes through ``visible``; a row outside it answers exactly as if it did not exist.
+Every read of a tenant table goes through ``visible``; a row outside it answers as if it did not exist.
 """
 
 from __future__ import annotations
@@ -9,8 +9,20 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, false, select, true
 
-from db.models import OrderLine, Package, Shop, Supplier, SupplierOrder
+from db.models import (
+    CancellationMessage,
+    CancellationRequest,
+    OrderLine,
+    Package,
+    Shop,
+    Supplier,
+    SupplierOrder,
+    SupplierRefund,
+)
 from domain.actors import Actor
+
+# Rows a supplier shares with the merchant because they hang off one of its own supplier orders.
+SHARED_BY_SUPPLIER_ORDER: tuple[Any, ...] = (OrderLine, Package, CancellationRequest, SupplierRefund)
 
 
 def _own_supplier_orders(actor: Actor) -> Any:
@@ -33,11 +45,13 @@ def visible(model: type[Any], actor: Actor) -> ColumnElement[bool]:
     # A supplier sees only what is addressed to it, never the merchant's customers, prices or timeline.
     if model is SupplierOrder:
         return shop_clause & (SupplierOrder.supplier_id == actor.supplier_id)
-    if model is OrderLine:
-        return shop_clause & OrderLine.supplier_order_id.in_(_own_supplier_orders(actor))
-    if model is Package:
-        return shop_clause & Package.supplier_order_id.in_(_own_supplier_orders(actor))
     if model is Supplier:
         return shop_clause & (Supplier.id == actor.supplier_id)
+    if model in SHARED_BY_SUPPLIER_ORDER:
+        return shop_clause & model.supplier_order_id.in_(_own_supplier_orders(actor))
+    if model is CancellationMessage:
+        # Both parties read the whole thread of a request they may see.
+        requests = select(CancellationRequest.id).where(visible(CancellationRequest, actor))
+        return shop_clause & CancellationMessage.request_id.in_(requests)
     # Orders, their timeline, tokens and everything else belong to the merchant alone.
     return false()

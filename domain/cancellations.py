@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.jobs import Job, JobContext, enqueue, handler
@@ -55,21 +55,6 @@ class Decision(enum.StrEnum):
     APPROVE = "APPROVE"
     REJECT = "REJECT"
     REQUEST_INFO = "REQUEST_INFO"
-
-
-def visible_requests(actor: Actor) -> ColumnElement[bool]:
-    """A request is visible exactly when its supplier order is (``domain.access`` decides that)."""
-    if actor.is_admin:
-        return true()
-    own_supplier_orders = select(SupplierOrder.id).where(visible(SupplierOrder, actor))
-    return (CancellationRequest.shop_id == actor.shop_id) & CancellationRequest.supplier_order_id.in_(
-        own_supplier_orders
-    )
-
-
-def visible_messages(actor: Actor) -> ColumnElement[bool]:
-    """Both parties read the whole thread of a request they may see."""
-    return CancellationMessage.request_id.in_(select(CancellationRequest.id).where(visible_requests(actor)))
 
 
 # --- use cases ------------------------------------------------------------------------------------------
@@ -384,7 +369,7 @@ async def _lock(
     """The request and its supplier order, both locked (supplier order first) and freshly read."""
     supplier_order_id = await session.scalar(
         select(CancellationRequest.supplier_order_id).where(
-            CancellationRequest.id == request_id, visible_requests(actor)
+            CancellationRequest.id == request_id, visible(CancellationRequest, actor)
         )
     )
     if supplier_order_id is None:

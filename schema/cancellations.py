@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from db import models
 from domain import cancellations as cancellation_cases
+from domain.access import visible
 from domain.actors import Scope
 from domain.errors import ErrorCode
 from schema.context import context_of, require_scope, require_supplier
@@ -38,7 +39,7 @@ class CancellationsQuery:
     ) -> Connection[CancellationRequest]:
         context = context_of(info)
         actor = context.actor if context.actor.is_supplier else require_scope(info, Scope.READ_ORDERS)
-        statement = select(models.CancellationRequest).where(cancellation_cases.visible_requests(actor))
+        statement = select(models.CancellationRequest).where(visible(models.CancellationRequest, actor))
         if status is not None:
             statement = statement.where(models.CancellationRequest.status == status)
         async with context.reading() as session:

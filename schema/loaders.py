@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
@@ -22,15 +22,11 @@ from db.models import (
     SupplierOrder,
 )
 from domain.access import visible
-from domain.actors import Actor
-from domain.cancellations import visible_messages, visible_requests
 
 if TYPE_CHECKING:
     from schema.context import Context
 
 M = TypeVar("M")
-# Which rows of a model the viewer may read; ``domain.access.visible`` unless the model has its own rule.
-Rule = Callable[[Actor], ColumnElement[bool]]
 
 
 class Loaders:
@@ -53,18 +49,17 @@ class Loaders:
         self.packages_by_supplier_order = self._by_parent(Package, Package.supplier_order_id, Package.id)
         self.events_by_order = self._by_parent(OrderEvent, OrderEvent.order_id, OrderEvent.id)
         self.suppliers_by_shop = self._by_parent(Supplier, Supplier.shop_id, Supplier.id)
-        self.cancellation_request = self._by_id(CancellationRequest, visible_requests)
+        self.cancellation_request = self._by_id(CancellationRequest)
         self.cancellation_requests_by_order = self._by_parent(
-            CancellationRequest, CancellationRequest.order_id, CancellationRequest.id, visible_requests
+            CancellationRequest, CancellationRequest.order_id, CancellationRequest.id
         )
         self.cancellation_requests_by_supplier_order = self._by_parent(
             CancellationRequest,
             CancellationRequest.supplier_order_id,
             CancellationRequest.id,
-            visible_requests,
         )
         self.cancellation_messages_by_request = self._by_parent(
-            CancellationMessage, CancellationMessage.request_id, CancellationMessage.id, visible_messages
+            CancellationMessage, CancellationMessage.request_id, CancellationMessage.id
         )
 
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
@@ -80,12 +75,9 @@ class Loaders:
         }
         return loaders.get(type_name)
 
-    def _rule(self, model: type[Any], rule: Rule | None) -> ColumnElement[bool]:
-        return rule(self._context.actor) if rule is not None else visible(model, self._context.actor)
-
-    def _by_id(self, model: type[M], rule: Rule | None = None) -> DataLoader[int, M | None]:
+    def _by_id(self, model: type[M]) -> DataLoader[int, M | None]:
         async def load(ids: list[int]) -> Sequence[M | None]:
-            statement = select(model).where(model.id.in_(ids), self._rule(model, rule))  # type: ignore[attr-defined]
+            statement = select(model).where(model.id.in_(ids), visible(model, self._context.actor))  # type: ignore[attr-defined]
             async with self._context.reading() as session:
                 rows = {row.id: row for row in (await session.execute(statement)).scalars()}  # type: ignore[attr-defined]
             return [rows.get(key) for key in ids]
@@ -97,12 +89,11 @@ class Loaders:
         model: type[M],
         parent_key: InstrumentedAttribute[Any],
         order_by: InstrumentedAttribute[Any],
-        rule: Rule | None = None,
     ) -> DataLoader[int, list[M]]:
         async def load(keys: list[int]) -> Sequence[list[M]]:
             statement = (
                 select(model)
-                .where(parent_key.in_(keys), self._rule(model, rule))
+                .where(parent_key.in_(keys), visible(model, self._context.actor))
                 .order_by(parent_key, order_by)
             )
             groups: dict[int, list[M]] = defaultdict(list)

@@ -11,6 +11,9 @@ from sqlalchemy import select
 
 from db.engine import Database
 from db.models import (
+    CancellationReason,
+    CancellationRequest,
+    CancellationStatus,
     FinancialStatus,
     Order,
     OrderLine,
@@ -157,6 +160,16 @@ async def seed(db: Database) -> Seeded:
                     )  # fmt: skip
                     session.add(supplier_order)
                     await session.flush()
+                    if status is S.IN_CANCEL:
+                        # An IN_CANCEL supplier order is one with an open cancellation request.
+                        session.add(
+                            CancellationRequest(
+                                shop_id=shop_id, order_id=order.id, supplier_order_id=supplier_order.id,
+                                status=CancellationStatus.PENDING, reason=CancellationReason.CUSTOMER_CANCELLED,
+                                open_key=supplier_order.id, previous_status=S.WAIT_SELLER_SEND_GOODS,
+                                requested_by="staff",
+                            )
+                        )  # fmt: skip
                     session.add_all(
                         Package(shop_id=shop_id, supplier_order_id=supplier_order.id, tracking_number=number)
                         for number in trackings
