@@ -101,6 +101,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.context = JobContext(database=database, settings=settings, worker_name=self.name, clock=clock)
         self._running: dict[int, tuple[Job, asyncio.Task[None]]] = {}
+        # Finished attempts waiting to be written by the next claim.
+        self._outcomes: list[tuple[Job, dict[str, Any]]] = []
         # Kept referenced on purpose: an unreferenced asyncpg connection is garbage-collected and its
         # notifications stop without an error.
         self._listener: Any = None
@@ -122,8 +124,8 @@ class Worker:
                 await self._ensure_listener(nudge)
                 await self._run_schedules()
                 free = self.concurrency - len(self._running)
-                if free > 0:
-                    for job in await self._claim_safely(free):
+                if free > 0 or self._outcomes:
+                    for job in await self._sync_safely(max(free, 0)):
                         self._start(job, nudge)
                 with suppress(TimeoutError):
                     await asyncio.wait_for(nudge.wait(), timeout=self.poll_interval)
@@ -143,7 +145,7 @@ class Worker:
         """
         ran = 0
         while jobs := await self.claim(self.concurrency):
-            await asyncio.gather(*(self._execute(job) for job in jobs))
+            await asyncio.gather(*(self.execute(job) for job in jobs))
             ran += len(jobs)
         return ran
 
@@ -153,67 +155,86 @@ class Worker:
         nudge.set()
 
     def _start(self, job: Job, nudge: asyncio.Event) -> None:
-        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+        task = asyncio.create_task(self.execute(job), name=f"job-{job.id}")
         self._running[job.id] = (job, task)
 
         def finished(_: asyncio.Task[None]) -> None:
             self._running.pop(job.id, None)
-            nudge.set()  # a slot is free: claim the next job now rather than at the next poll
+            nudge.set()  # record the outcome and claim the next job now rather than at the next poll
 
         task.add_done_callback(finished)
 
     async def _shutdown(self) -> None:
         """Let running jobs finish within the grace period, then cancel the rest and put them back in the queue."""
-        if not self._running:
-            return
         running = dict(self._running)
-        log.info("waiting up to %.1fs for %d running jobs", self.grace, len(running))
-        _, pending = await asyncio.wait([task for _, task in running.values()], timeout=self.grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        pending: set[asyncio.Task[None]] = set()
+        if running:
+            log.info("waiting up to %.1fs for %d running jobs", self.grace, len(running))
+            _, pending = await asyncio.wait([task for _, task in running.values()], timeout=self.grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         unfinished = [job for job, task in running.values() if task in pending]
-        if unfinished:
-            await self._release(unfinished)
+        try:
+            await self.claim(0)  # records the outcomes of the jobs that did finish
+            if unfinished:
+                await self._release(unfinished)
+        except Exception:
+            log.exception("recording outcomes on shutdown failed; the leases will expire and the jobs rerun")
 
-    # --- claiming -----------------------------------------------------------------------------------------
+    # --- claiming and recording ---------------------------------------------------------------------------
 
     async def claim(self, limit: int) -> list[Job]:
-        """Mark up to ``limit`` due jobs as running under this worker's lease and return them.
+        """In one write transaction: record finished attempts, sweep expired leases, claim up to ``limit`` jobs.
 
-        PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets concurrent workers take disjoint rows without waiting.
-        SQLite: the statement runs in a write transaction (BEGIN IMMEDIATE), so claims are serialised.
-        Expired leases are swept back into the queue first, at most once per poll interval.
+        Recording and claiming together halves the transactions per job. PostgreSQL: ``FOR UPDATE SKIP
+        LOCKED`` lets concurrent workers take disjoint rows without waiting. SQLite: the write transaction
+        (BEGIN IMMEDIATE) serialises claims. Expired leases are swept at most once per poll interval.
         """
         now = self.clock()
-        async with self.database.write() as session:
-            if self._next_reap is None or now >= self._next_reap:
-                await self._reap_expired(session, now)
-                self._next_reap = now + timedelta(seconds=self.poll_interval)
-            due = (
-                select(Job.id)
-                .where(Job.status == JobStatus.QUEUED, Job.run_at <= now)
-                .order_by(Job.run_at, Job.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            statement = (
-                update(Job)
-                .where(Job.id.in_(due))
-                .values(
-                    status=JobStatus.RUNNING,
-                    attempts=Job.attempts + 1,
-                    locked_by=self.name,
-                    lease_until=now + self.lease,
-                    started_at=now,
-                )
-                .returning(Job)
-            )
-            result = await session.scalars(statement, execution_options={"synchronize_session": False})
-            jobs = list(result.all())
-        return sorted(jobs, key=lambda job: (job.run_at, job.id))
+        outcomes, self._outcomes = self._outcomes, []
+        try:
+            async with self.database.write() as session:
+                for job, values in outcomes:
+                    result = await session.execute(
+                        update(Job).where(*self._mine(job)).values(**values),
+                        execution_options={"synchronize_session": False},
+                    )
+                    if getattr(result, "rowcount", 1) == 0:
+                        log.warning("job %d was no longer leased to %s when it finished", job.id, self.name)
+                if self._next_reap is None or now >= self._next_reap:
+                    await self._reap_expired(session, now)
+                    self._next_reap = now + timedelta(seconds=self.poll_interval)
+                jobs = await self._claim_due(session, now, limit) if limit > 0 else []
+        except BaseException:
+            self._outcomes[:0] = outcomes  # not recorded: try again with the next claim
+            raise
+        return jobs
 
-    async def _claim_safely(self, limit: int) -> list[Job]:
+    async def _claim_due(self, session: Any, now: datetime, limit: int) -> list[Job]:
+        due = (
+            select(Job.id)
+            .where(Job.status == JobStatus.QUEUED, Job.run_at <= now)
+            .order_by(Job.run_at, Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Job)
+            .where(Job.id.in_(due))
+            .values(
+                status=JobStatus.RUNNING,
+                attempts=Job.attempts + 1,
+                locked_by=self.name,
+                lease_until=now + self.lease,
+                started_at=now,
+            )
+            .returning(Job)
+        )
+        result = await session.scalars(statement, execution_options={"synchronize_session": False})
+        return sorted(result.all(), key=lambda job: (job.run_at, job.id))
+
+    async def _sync_safely(self, limit: int) -> list[Job]:
         try:
             return await self.claim(limit)
         except Exception:
@@ -238,7 +259,8 @@ class Worker:
 
     # --- running one job ----------------------------------------------------------------------------------
 
-    async def _execute(self, job: Job) -> None:
+    async def execute(self, job: Job) -> None:
+        """Run a claimed job's handler; its outcome is written by the next ``claim`` of this worker."""
         fn = self.registry.handlers.get(job.kind)
         try:
             if fn is None:
@@ -249,9 +271,9 @@ class Worker:
             raise
         except Exception as exc:
             log.warning("job %d (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, exc)
-            await self._record(job, failure=_error_text(exc))
+            self._outcomes.append((job, self._outcome(job, _error_text(exc))))
         else:
-            await self._record(job, failure=None)
+            self._outcomes.append((job, self._outcome(job, None)))
 
     def _mine(self, job: Job) -> tuple[Any, ...]:
         """The attempt this worker claimed: no other worker's (or later) attempt is touched."""
@@ -262,29 +284,15 @@ class Worker:
             Job.attempts == job.attempts,
         )
 
-    async def _record(self, job: Job, *, failure: str | None) -> None:
+    def _outcome(self, job: Job, failure: str | None) -> dict[str, Any]:
         now = self.clock()
         released: dict[str, Any] = {"locked_by": None, "lease_until": None}
         if failure is None:
-            values: dict[str, Any] = {"status": JobStatus.DONE, "finished_at": now, **released}
-        elif job.attempts >= job.max_attempts:
-            values = {"status": JobStatus.DEAD, "finished_at": now, "last_error": failure, **released}
-        else:
-            delay = retry_delay(job.attempts, base=self.backoff_base, cap=self.backoff_cap, rand=self.rand)
-            values = {"status": JobStatus.QUEUED, "run_at": now + delay, "last_error": failure, **released}
-        try:
-            async with self.database.write() as session:
-                result = await session.execute(
-                    update(Job).where(*self._mine(job)).values(**values),
-                    execution_options={"synchronize_session": False},
-                )
-        except Exception:
-            log.exception(
-                "recording the outcome of job %d failed; its lease will expire and it will rerun", job.id
-            )
-            return
-        if getattr(result, "rowcount", 1) == 0:
-            log.warning("job %d was no longer leased to %s when it finished", job.id, self.name)
+            return {"status": JobStatus.DONE, "finished_at": now, **released}
+        if job.attempts >= job.max_attempts:
+            return {"status": JobStatus.DEAD, "finished_at": now, "last_error": failure, **released}
+        delay = retry_delay(job.attempts, base=self.backoff_base, cap=self.backoff_cap, rand=self.rand)
+        return {"status": JobStatus.QUEUED, "run_at": now + delay, "last_error": failure, **released}
 
     async def _release(self, jobs: list[Job]) -> None:
         """Put interrupted jobs back in the queue; the interrupted attempt does not count against them."""
@@ -311,7 +319,7 @@ class Worker:
         interval = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._running)
+            ids = [*self._running, *(job.id for job, _ in self._outcomes)]
             if not ids:
                 continue
             try:
@@ -346,7 +354,7 @@ class Worker:
             return
         url = make_url(self.database.url).set(drivername="postgresql")
         try:
-            connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+            connection = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=10)
             await connection.add_listener(NOTIFY_CHANNEL, lambda *_: nudge.set())
         except Exception:
             log.exception("LISTEN failed; polling every %.1fs until it works", self.poll_interval)

@@ -179,7 +179,8 @@ async def test_expired_lease_makes_the_job_claimable_and_fences_the_old_worker(
     assert (stored.status, stored.attempts, stored.last_error) == (JobStatus.DONE, 2, LEASE_EXPIRED)
 
     # The first worker comes back and reports its attempt: it no longer holds the job, nothing changes.
-    await lost._execute(claimed)
+    await lost.execute(claimed)
+    await lost.claim(0)
     assert (await job_by_id(db, job.id)).finished_at == stored.finished_at
     assert ran == ["other", "lost"]
 
