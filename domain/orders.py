@@ -194,13 +194,21 @@ async def import_orders(
         ).all()
     )
     for index, data in enumerate(orders):
-        own_id = existing[data.number].id if data.number in existing else None
+        own = existing.get(data.number)
+        current = {so.aliexpress_order_id: so.status for so in own.supplier_orders} if own else {}
         for so_index, so in enumerate(data.supplier_orders):
-            if so.aliexpress_order_id in taken and taken[so.aliexpress_order_id] != own_id:
+            path = ("orders", index, "supplierOrders", so_index)
+            if so.aliexpress_order_id in taken and taken[so.aliexpress_order_id] != (own.id if own else None):
                 check.fail(
-                    ("orders", index, "supplierOrders", so_index, "aliexpressOrderId"),
-                    "already belongs to another order",
-                    ErrorCode.ALREADY_EXISTS,
+                    (*path, "aliexpressOrderId"), "already belongs to another order", ErrorCode.ALREADY_EXISTS
+                )
+            # IN_CANCEL belongs to an open cancellation request: only the request moves the order in or out.
+            was_in_cancel = current.get(so.aliexpress_order_id) is SupplierOrderStatus.IN_CANCEL
+            if was_in_cancel != (so.status is SupplierOrderStatus.IN_CANCEL):
+                check.fail(
+                    (*path, "status"),
+                    "IN_CANCEL is entered and left only through a cancellation request",
+                    ErrorCode.INVALID_STATE,
                 )
     check.raise_if_any()
 

@@ -113,3 +113,30 @@ async def test_aliexpress_order_of_another_order_is_refused(api: Api, tenant: Te
     errors = body["ordersImport"]["userErrors"]
     assert errors[0]["code"] == "ALREADY_EXISTS"
     assert errors[0]["field"] == ["orders", "0", "supplierOrders", "0", "aliexpressOrderId"]
+
+
+async def test_reimport_cannot_move_a_supplier_order_out_of_an_open_cancellation(
+    api: Api, tenant: Tenant
+) -> None:
+    order = order_input(tenant, "#2000", split=False)
+    [created] = await api.import_orders(tenant, order)
+    requested = await api.data(
+        tenant.merchant_token,
+        """mutation($id: ID!) { cancellationRequestCreate(input: {supplierOrderId: $id, reason: DUPLICATE_ORDER}) {
+             cancellationRequest { status } userErrors { code } } }""",
+        {"id": created["supplierOrders"][0]["id"]},
+    )
+    assert requested["cancellationRequestCreate"]["cancellationRequest"]["status"] == "PENDING"
+    body = await api.data(tenant.merchant_token, IMPORT, {"input": {"orders": [order]}})
+    errors = body["ordersImport"]["userErrors"]
+    assert [(e["field"], e["code"]) for e in errors] == [
+        (["orders", "0", "supplierOrders", "0", "status"], "INVALID_STATE")
+    ]
+    order["supplierOrders"][0]["status"] = "IN_CANCEL"
+    assert await api.import_orders(tenant, order)
+
+
+async def test_import_cannot_start_in_cancel(api: Api, tenant: Tenant) -> None:
+    order = order_input(tenant, "#2000", supplier_status="IN_CANCEL", split=False)
+    body = await api.data(tenant.merchant_token, IMPORT, {"input": {"orders": [order]}})
+    assert body["ordersImport"]["userErrors"][0]["code"] == "INVALID_STATE"
