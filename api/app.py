@@ -173,7 +173,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             WebSocketRoute("/graphql", endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/webhooks/suppliers/{supplier_id}", receive_supplier_webhook, methods=["POST"]),
+            Route(
+                "/webhooks/suppliers/{supplier_id}",
+                receive_supplier_webhook,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            ),
             *graphiql_routes(),
         ],
         lifespan=lifespan,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from api.cli_support import run_with_database
+from api.seed import DEMO_SHOPS, DemoSeed, seed_demo
 from api.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import upgrade
@@ -19,19 +20,6 @@ from domain.actors import Scope
 from domain.errors import DomainError
 from domain.money import is_currency
 from domain.tokens import issue_token
-
-
-def _run(main: Callable[[Database, Settings], Awaitable[int]]) -> int:
-    settings = get_settings()
-
-    async def wrapper() -> int:
-        database = Database(settings.database_url)
-        try:
-            return await main(database, settings)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(wrapper())
 
 
 def _progress_bar(label: str) -> Callable[[int, int], None]:
@@ -46,23 +34,23 @@ def _progress_bar(label: str) -> Callable[[int, int], None]:
     return show
 
 
-async def _prepare_embedded(database: Database, settings: Settings, demo: bool) -> None:
-    """Migrate, seed demo data on first run, and print the demo tokens."""
-    from api.seed import seed_demo
+def _print_demo_tokens(result: DemoSeed) -> None:
+    print("\nDemo tokens (derived from this installation's secret key; keep them private):")
+    for shop, token in result.merchant_tokens.items():
+        print(f"  merchant  {shop:<40} {token}")
+    for supplier, token in result.supplier_tokens.items():
+        print(f"  supplier  {supplier:<40} {token}")
+    print(f"  admin     {'platform':<40} {result.admin_token}")
 
+
+async def _prepare_embedded(database: Database, settings: Settings, demo: bool, graphiql_url: str) -> None:
+    """Migrate, seed demo data on first run (never into a database that holds real shops), print tokens."""
     await upgrade(database.engine)
     if not demo:
         return
     async with database.read() as session:
-        shops = (await session.execute(select(func.count()).select_from(Shop))).scalar_one()
-    demo_names = {"Demo Outfitters", "Demo Gadgets"}
-    async with database.read() as session:
-        has_demo = bool(
-            (
-                await session.execute(select(func.count()).select_from(Shop).where(Shop.name.in_(demo_names)))
-            ).scalar_one()
-        )
-    if shops and not has_demo:
+        shop_names = set((await session.execute(select(Shop.name))).scalars())
+    if shop_names and not shop_names & {profile.name for profile in DEMO_SHOPS}:
         return
     result = await seed_demo(
         database,
@@ -71,13 +59,8 @@ async def _prepare_embedded(database: Database, settings: Settings, demo: bool) 
         secret_key=settings.secret_key,
         progress=_progress_bar("seeding demo data"),
     )
-    print("\nDemo tokens (derived from this installation's secret key; keep them private):")
-    for shop, token in result.merchant_tokens.items():
-        print(f"  merchant  {shop:<20} {token}")
-    for supplier, token in result.supplier_tokens.items():
-        print(f"  supplier  {supplier:<20} {token}")
-    print(f"  admin     {'platform':<20} {result.admin_token}")
-    print(f"\nGraphiQL: {settings.public_url}/graphql  (add the header Authorization: Bearer <token>)\n")
+    _print_demo_tokens(result)
+    print(f"\nGraphiQL: {graphiql_url}  (add the header Authorization: Bearer <token>)\n")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -89,10 +72,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     demo = settings.is_sqlite if args.demo is None else args.demo
 
     async def prepare(database: Database, settings: Settings) -> int:
-        await _prepare_embedded(database, settings, demo)
+        await _prepare_embedded(database, settings, demo, f"http://{args.host}:{args.port}/graphql")
         return 0
 
-    _run(prepare)
+    run_with_database(prepare)
     configure_logging(settings.log_level)
     uvicorn.run(
         "api.app:create_app",
@@ -112,12 +95,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(f"database migrated to {args.revision}")
         return 0
 
-    return _run(main)
+    return run_with_database(main)
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from api.seed import seed_demo
-
     async def main(database: Database, settings: Settings) -> int:
         await upgrade(database.engine)
         result = await seed_demo(
@@ -127,15 +108,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
             secret_key=settings.secret_key,
             progress=_progress_bar("seeding"),
         )
-        print("seeded" if result.created else "demo data already present; nothing added")
-        for shop, token in result.merchant_tokens.items():
-            print(f"merchant token for {shop}: {token}")
-        for supplier, token in result.supplier_tokens.items():
-            print(f"supplier token for {supplier}: {token}")
-        print(f"admin token: {result.admin_token}")
+        print(
+            f"seeded {result.orders} orders" if result.created else "demo data already present; nothing added"
+        )
+        _print_demo_tokens(result)
         return 0
 
-    return _run(main)
+    return run_with_database(main)
 
 
 def cmd_shop_create(args: argparse.Namespace) -> int:
@@ -153,7 +132,7 @@ def cmd_shop_create(args: argparse.Namespace) -> int:
         print(f"shop {shop.id} created: {shop.name} ({currency})")
         return 0
 
-    return _run(main)
+    return run_with_database(main)
 
 
 def cmd_supplier_create(args: argparse.Namespace) -> int:
@@ -178,7 +157,7 @@ def cmd_supplier_create(args: argparse.Namespace) -> int:
         print(f"webhook secret (shown once): {secret}")
         return 0
 
-    return _run(main)
+    return run_with_database(main)
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
@@ -207,7 +186,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         print(issued.raw)
         return 0
 
-    return _run(main)
+    return run_with_database(main)
 
 
 def build_parser() -> argparse.ArgumentParser:

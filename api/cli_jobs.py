@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from api.settings import Settings, get_settings
+from api.cli_support import run_with_database
+from api.settings import Settings
 from api.worker import install_signal_handlers, run_worker
 from db.engine import Database
 from db.jobs import Job, JobStatus, list_jobs, requeue_job
@@ -46,19 +46,6 @@ def _status(value: str) -> JobStatus:
         raise argparse.ArgumentTypeError(f"invalid status {value!r} (choose from {choices})") from None
 
 
-def _run(main: Callable[[Database, Settings], Awaitable[int]]) -> int:
-    settings = get_settings()
-
-    async def wrapper() -> int:
-        database = Database(settings.database_url)
-        try:
-            return await main(database, settings)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(wrapper())
-
-
 def _worker(args: argparse.Namespace) -> int:
     async def main(database: Database, settings: Settings) -> int:
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -75,7 +62,7 @@ def _worker(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run(main)
+    return run_with_database(main)
 
 
 def _format(job: Job) -> str:
@@ -102,7 +89,7 @@ def _list(args: argparse.Namespace) -> int:
             print(_format(job))
         return 0
 
-    return _run(main)
+    return run_with_database(main)
 
 
 def _requeue(args: argparse.Namespace) -> int:
@@ -115,4 +102,4 @@ def _requeue(args: argparse.Namespace) -> int:
         print(f"job {job.id} ({job.kind}) queued again")
         return 0
 
-    return _run(main)
+    return run_with_database(main)

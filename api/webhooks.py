@@ -210,6 +210,9 @@ async def receive_supplier_webhook(request: Request) -> JSONResponse:
 
 
 async def _receive(request: Request, database: Database) -> JSONResponse:
+    if request.method != "POST":
+        # Answered here rather than by the router so that the sender gets JSON like every other refusal.
+        return _error(405, "METHOD_NOT_ALLOWED", "webhooks are delivered with POST")
     raw_id = request.path_params["supplier_id"]
     if not raw_id.isdigit() or len(raw_id) > 18:
         return _error(404, "NOT_FOUND", "unknown supplier")

@@ -40,6 +40,9 @@ from db.jobs import (
 )
 from db.types import utcnow
 
+# Subdomains register their job handlers when imported; a worker runs only the kinds its process imported.
+from domain import cancellations  # noqa: F401
+
 log = logging.getLogger("dropdesk.worker")
 
 LEASE_EXPIRED = "lease expired: the worker running this job stopped without finishing it"

@@ -1,24 +1,24 @@
-"""Admin-only GraphQL view of background jobs: what is queued, running or dead, and requeueing dead ones.
-
-Expects ``info.context.actor`` (a ``domain.actors.Actor``) and ``info.context.database`` (a ``db.engine.Database``).
-"""
+"""Admin-only view of background jobs: what is queued, running or dead, and requeueing dead ones."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from db import jobs as job_store
 from db.jobs import JobStatus
 from domain.actors import Actor
+from domain.errors import ErrorCode
+from schema.context import context_of, forbidden
+from schema.errors import UserError, user_error
+from schema.ids import parse_id, to_global_id
 
 MAX_PAGE = 250
 
-# Exposes the stored enum as is, so that the API and the table cannot drift apart.
 strawberry.enum(JobStatus, name="JobStatus", description="Where a job is in its life.")
 
 
@@ -27,7 +27,6 @@ class JobNode:
     id: strawberry.ID
     kind: str
     status: JobStatus
-    shop_id: int | None
     payload: JSON
     attempts: int
     max_attempts: int
@@ -38,13 +37,12 @@ class JobNode:
     last_error: str | None = strawberry.field(description="Traceback of the last failed attempt.")
 
     @classmethod
-    def from_model(cls, job: job_store.Job) -> JobNode:
+    def of(cls, job: job_store.Job) -> JobNode:
         return cls(
-            id=strawberry.ID(str(job.id)),
+            id=strawberry.ID(to_global_id("Job", job.id)),
             kind=job.kind,
             status=job.status,
-            shop_id=job.shop_id,
-            payload=cast(JSON, job.payload),
+            payload=job.payload,  # type: ignore[arg-type]
             attempts=job.attempts,
             max_attempts=job.max_attempts,
             run_at=job.run_at,
@@ -55,37 +53,41 @@ class JobNode:
         )
 
 
-def _require_admin(info: strawberry.Info[Any, Any]) -> None:
-    actor: Actor | None = getattr(info.context, "actor", None)
-    if actor is None or not actor.is_admin:
-        raise GraphQLError(
-            "Only administrators can see and requeue background jobs.", extensions={"code": "FORBIDDEN"}
-        )
+@strawberry.type
+class JobRequeuePayload:
+    job: JobNode | None
+    user_errors: list[UserError]
+
+
+def _require_admin(info: Info[Any, Any]) -> Actor:
+    actor = context_of(info).actor
+    if not actor.is_admin:
+        raise forbidden("only platform admins see and requeue background jobs")
+    return actor
 
 
 @strawberry.type
 class JobsQuery:
-    @strawberry.field(description="Jobs of one status, newest first (at most 250).")
-    async def jobs(
-        self, info: strawberry.Info[Any, Any], status: JobStatus, first: int = 50
-    ) -> list[JobNode]:
+    @strawberry.field(description="Jobs of one status, newest first (admins only; at most 250).")
+    async def jobs(self, info: Info, status: JobStatus, first: int = 50) -> list[JobNode]:
         _require_admin(info)
-        async with info.context.database.read() as session:
+        async with context_of(info).reading() as session:
             found = await job_store.list_jobs(session, status, max(0, min(first, MAX_PAGE)))
-        return [JobNode.from_model(job) for job in found]
+        return [JobNode.of(job) for job in found]
 
 
 @strawberry.type
 class JobsMutation:
-    @strawberry.mutation(description="Give a dead job a fresh set of attempts, due now.")
-    async def job_requeue(self, info: strawberry.Info[Any, Any], id: strawberry.ID) -> JobNode:
+    @strawberry.mutation(description="Give a dead job a fresh set of attempts, due now (admins only).")
+    async def job_requeue(self, info: Info, id: strawberry.ID) -> JobRequeuePayload:
         _require_admin(info)
-        try:
-            job_id = int(id)
-        except ValueError:
-            raise GraphQLError(f"Invalid job id {id!r}.", extensions={"code": "INVALID"}) from None
-        async with info.context.database.write() as session:
-            job = await job_store.requeue_job(session, job_id)
+        job_id = parse_id(id, "Job")
+        job = None
+        if job_id is not None:
+            async with context_of(info).database.write() as session:
+                job = await job_store.requeue_job(session, job_id)
         if job is None:
-            raise GraphQLError(f"No dead job with id {id}.", extensions={"code": "NOT_FOUND"})
-        return JobNode.from_model(job)
+            return JobRequeuePayload(
+                job=None, user_errors=user_error(ErrorCode.NOT_FOUND, "no dead job with that id", "id")
+            )
+        return JobRequeuePayload(job=JobNode.of(job), user_errors=[])

@@ -10,12 +10,13 @@ from strawberry.tools import merge_types
 from api.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.extensions import MaskUnexpectedErrors
+from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery))
-Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation))
+Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery))
+Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation))
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

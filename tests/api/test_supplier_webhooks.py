@@ -239,3 +239,9 @@ async def test_oversized_body_is_413(api: Api, tenant: Tenant) -> None:
     raw, headers = signed({"type": "supplier_order.updated", "data": {"pad": "x" * 300_000}})
     response = await send(api, tenant.supplier_ids[0], raw, headers)
     assert response.status_code == 413
+
+
+async def test_other_methods_get_a_json_405(api: Api, tenant: Tenant) -> None:
+    response = await api.client.get(f"/webhooks/suppliers/{tenant.supplier_ids[0]}")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"

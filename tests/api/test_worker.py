@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import strawberry
 from sqlalchemy import func, select
 
 from api.settings import Settings
 from api.worker import LEASE_EXPIRED, Worker, retry_delay
 from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, Registry, enqueue
-from db.models import ActorKind
+from db.models import TokenKind
 from db.types import utcnow
-from domain.actors import Actor
-from schema.jobs import JobsMutation, JobsQuery
+from domain.tokens import issue_token
+from tests.factories import Api, Tenant
 from tests.jobs_worker import results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -473,28 +472,22 @@ async def test_cli_lists_dead_jobs_with_their_error_and_requeues_them(db: Databa
     assert "no dead job" in again.stdout
 
 
-@dataclass
-class GraphQLContext:
-    actor: Actor
-    database: Database
+async def _admin_token(db: Database) -> str:
+    async with db.write() as session:
+        return issue_token(session, kind=TokenKind.ADMIN, name="ops").raw
 
 
-jobs_schema = strawberry.Schema(query=JobsQuery, mutation=JobsMutation)
-ADMIN = Actor(kind=ActorKind.ADMIN, name="ops")
-MERCHANT = Actor(kind=ActorKind.MERCHANT, name="shop", shop_id=1, scopes=frozenset({"read_orders"}))
-
-
-async def test_graphql_admins_see_dead_jobs_and_requeue_them(db: Database) -> None:
+async def test_graphql_admins_see_dead_jobs_and_requeue_them(api: Api, db: Database) -> None:
     job = await make_dead_job(db)
-    listed = await jobs_schema.execute(
-        "{ jobs(status: DEAD) { id kind status attempts maxAttempts lastError payload } }",
-        context_value=GraphQLContext(ADMIN, db),
+    admin = await _admin_token(db)
+    listed = await api.data(
+        admin, "{ jobs(status: DEAD) { id kind status attempts maxAttempts lastError payload } }"
     )
-    assert listed.errors is None
-    assert listed.data == {
+    gid = f"gid://dropdesk/Job/{job.id}"
+    assert listed == {
         "jobs": [
             {
-                "id": str(job.id),
+                "id": gid,
                 "kind": "mail.send",
                 "status": "DEAD",
                 "attempts": 10,
@@ -504,25 +497,22 @@ async def test_graphql_admins_see_dead_jobs_and_requeue_them(db: Database) -> No
             }
         ]
     }
-    mutation = "mutation($id: ID!) { jobRequeue(id: $id) { id status attempts } }"
-    requeued = await jobs_schema.execute(
-        mutation, variable_values={"id": str(job.id)}, context_value=GraphQLContext(ADMIN, db)
+    mutation = (
+        "mutation($id: ID!) { jobRequeue(id: $id) { job { id status attempts } userErrors { field code } } }"
     )
-    assert requeued.data == {"jobRequeue": {"id": str(job.id), "status": "QUEUED", "attempts": 0}}
-    again = await jobs_schema.execute(
-        mutation, variable_values={"id": str(job.id)}, context_value=GraphQLContext(ADMIN, db)
-    )
-    assert again.errors is not None and again.errors[0].extensions == {"code": "NOT_FOUND"}
+    requeued = await api.data(admin, mutation, {"id": gid})
+    assert requeued["jobRequeue"] == {"job": {"id": gid, "status": "QUEUED", "attempts": 0}, "userErrors": []}
+    again = await api.data(admin, mutation, {"id": gid})
+    assert again["jobRequeue"] == {"job": None, "userErrors": [{"field": ["id"], "code": "NOT_FOUND"}]}
 
 
-async def test_graphql_refuses_non_admins(db: Database) -> None:
+async def test_graphql_refuses_non_admins(api: Api, db: Database, tenant: Tenant) -> None:
     job = await make_dead_job(db)
-    listed = await jobs_schema.execute(
-        "{ jobs(status: DEAD) { id } }", context_value=GraphQLContext(MERCHANT, db)
+    listed = await api.gql(tenant.merchant_token, "{ jobs(status: DEAD) { id } }")
+    assert listed["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
+    requeued = await api.gql(
+        tenant.merchant_token,
+        f'mutation {{ jobRequeue(id: "gid://dropdesk/Job/{job.id}") {{ job {{ id }} }} }}',
     )
-    assert listed.errors is not None and listed.errors[0].extensions == {"code": "FORBIDDEN"}
-    requeued = await jobs_schema.execute(
-        f'mutation {{ jobRequeue(id: "{job.id}") {{ id }} }}', context_value=GraphQLContext(MERCHANT, db)
-    )
-    assert requeued.errors is not None and requeued.errors[0].extensions == {"code": "FORBIDDEN"}
+    assert requeued["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
     assert (await job_by_id(db, job.id)).status is JobStatus.DEAD
