@@ -24,10 +24,20 @@ ALL_MOVES = [(source, target) for source in TRANSITIONS for target in TRANSITION
 
 
 async def _order(api: Api, tenant: Tenant, status: str) -> tuple[str, str]:
-    [created] = await api.import_orders(
-        tenant, order_input(tenant, "#3001", supplier_status=status, split=False)
-    )
-    return created["id"], created["supplierOrders"][0]["id"]
+    # IN_CANCEL is reached only through a cancellation request, as in real life.
+    imported = "WAIT_SELLER_SEND_GOODS" if status == "IN_CANCEL" else status
+    order = order_input(tenant, "#3001", supplier_status=imported, split=False)
+    [created] = await api.import_orders(tenant, order)
+    so_id = created["supplierOrders"][0]["id"]
+    if status == "IN_CANCEL":
+        requested = await api.data(
+            tenant.merchant_token,
+            """mutation($id: ID!) { cancellationRequestCreate(input: {supplierOrderId: $id, reason: DUPLICATE_ORDER}) {
+                 userErrors { code } } }""",
+            {"id": so_id},
+        )
+        assert requested["cancellationRequestCreate"]["userErrors"] == []
+    return created["id"], so_id
 
 
 @pytest.mark.parametrize(("source", "target"), ALL_MOVES, ids=[f"{s.value}->{t.value}" for s, t in ALL_MOVES])
@@ -45,8 +55,9 @@ async def test_every_move_is_allowed_or_refused_as_the_flow_says(
         assert payload["userErrors"] == []
         assert payload["supplierOrder"]["status"] == target.value  # type: ignore[attr-defined]
         events = (await api.data(tenant.merchant_token, TIMELINE, {"id": order_id}))["order"]["events"]
-        assert events[-1]["type"] == "supplier_order_status_changed"
-        assert events[-1]["actorKind"] == "SUPPLIER"
+        changed = [event for event in events if event["type"] == "supplier_order_status_changed"]
+        assert changed[-1]["actorKind"] == "SUPPLIER"
+        assert changed[-1]["message"].endswith(f"→ {target.value}")  # type: ignore[attr-defined]
     else:
         assert payload["supplierOrder"] is None
         assert payload["userErrors"][0]["code"] == "INVALID_TRANSITION"
