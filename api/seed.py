@@ -1,4 +1,4 @@
-"""Demo data: two shops, their AliExpress suppliers, split store orders, parcels and order timelines.
+"""Demo data: two shops, their AliExpress suppliers, split store orders, parcels, timelines and cancellations.
 
 The data is a pure function of ``seed`` and ``now`` so that tests, screenshots and benchmarks see the same
 shops every time, and it is written with Core bulk inserts, one transaction per batch of orders, so that
@@ -21,13 +21,20 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engine import Database
+from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
     ActorKind,
     Base,
+    CancellationMessage,
+    CancellationReason,
+    CancellationRequest,
+    CancellationStatus,
     FinancialStatus,
+    MessageAuthor,
     Order,
     OrderEvent,
     OrderLine,
@@ -41,14 +48,18 @@ from db.models import (
 )
 from db.types import utcnow
 from domain.actors import Scope
+from domain.cancellations import AUTO_APPROVE_KIND
 from domain.tokens import derive_token, issue_token
 
 S = SupplierOrderStatus
 DAY = 86_400.0
+HOUR = 3_600.0
 BATCH_SIZE = 1_000
 HISTORY = timedelta(days=120)
 ACTOR_NAME = "Demo data"
 ADMIN_LABEL = "Demo admin"
+# The default of Settings.cancellation_response_hours: what a request made through the API would get.
+RESPONSE_TIME = timedelta(hours=48)
 # Any constant works; it only has to be the same for every process that might seed at the same time.
 _ADVISORY_LOCK_KEY = 0x44524F50444553
 
@@ -57,6 +68,9 @@ _SUPPLIER_ORDERS: Table = Base.metadata.tables[SupplierOrder.__tablename__]
 _LINES: Table = Base.metadata.tables[OrderLine.__tablename__]
 _PACKAGES: Table = Base.metadata.tables[Package.__tablename__]
 _EVENTS: Table = Base.metadata.tables[OrderEvent.__tablename__]
+_REQUESTS: Table = Base.metadata.tables[CancellationRequest.__tablename__]
+_MESSAGES: Table = Base.metadata.tables[CancellationMessage.__tablename__]
+_JOBS: Table = Base.metadata.tables[Job.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -262,6 +276,16 @@ _GADGETS_SUPPLIERS = (
         return_window_days=30,
     ),
 )
+
+
+def _staff_name(shop: str) -> str:
+    """The name the demo merchant token acts under, so that seeded requests read as if made through the API."""
+    return f"{shop} staff (demo)"
+
+
+def _supplier_user(supplier: str) -> str:
+    """The name the demo supplier token acts under."""
+    return f"{supplier} (demo)"
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -587,6 +611,87 @@ _EXCEPTIONS = (
     ("EXCEPTION", "{city}", "Parcel damaged in transit, returned to the local depot"),
 )
 
+# ---------------------------------------------------------------------------------------------------------------
+# Cancellation requests: every IN_CANCEL supplier order is waiting on one, as the domain requires.
+
+R = CancellationReason
+_CANCELLATION_REASONS: tuple[tuple[CancellationReason, int, tuple[str, ...]], ...] = (
+    (
+        R.CUSTOMER_CANCELLED,
+        34,
+        (
+            "The customer cancelled a few hours after paying. Please don't ship this order and refund us.",
+            "Our customer changed their mind and asked for a refund. Please cancel before it ships.",
+        ),
+    ),
+    (
+        R.CHANGE_SHIPPING_ADDRESS,
+        14,
+        (
+            "The customer gave us the wrong address. We'll place a new order with the right one, please cancel "
+            "this one.",
+            "The customer is moving next week, so we'll reorder to the new address. Please cancel this order.",
+        ),
+    ),
+    (
+        R.WRONG_PRODUCT_ORDERED,
+        12,
+        (
+            "We ordered the wrong size by mistake. Please cancel, we'll reorder the correct variant today.",
+            "Wrong colour ordered on our side, sorry. Please cancel so that we can reorder.",
+        ),
+    ),
+    (
+        R.DUPLICATE_ORDER,
+        10,
+        (
+            "Our store import placed this order twice. Please cancel this duplicate, the other one is fine.",
+            "This duplicates an earlier order for the same customer; please cancel this one only.",
+        ),
+    ),
+    (
+        R.SUPPLIER_OUT_OF_STOCK,
+        10,
+        (
+            "Your customer service told us this item is out of stock. Please cancel and refund.",
+            "The listing shows this variant as sold out now; we'd rather cancel than wait for a restock.",
+        ),
+    ),
+    (
+        R.CANNOT_CONTACT_SUPPLIER,
+        6,
+        (
+            "We asked about the dispatch date three times in chat without an answer. Please cancel.",
+            "No reply to our messages for several days, so we would rather cancel this order.",
+        ),
+    ),
+    (
+        R.SUPPLIER_REFUSES_TO_SHIP,
+        4,
+        (
+            "You asked us to pay extra shipping before sending. We don't agree to that, please cancel.",
+            "The store says it can no longer ship to this country; please cancel and refund.",
+        ),
+    ),
+    (
+        R.OTHER,
+        10,
+        (
+            "Our payment provider flagged the customer's payment as fraudulent. Please cancel before shipping.",
+            "Import rules for this destination changed and the parcel would be held; we need to cancel.",
+        ),
+    ),
+)
+_SUPPLIER_QUESTIONS = (
+    "Hello friend, the goods are already packed. Can you tell us why you want to cancel? Maybe we can change "
+    "the colour or size for you.",
+    "Dear buyer, we can ship within 24 hours. Please confirm you still want to cancel, or send the new address "
+    "and we will update it.",
+    "Hi, please send a screenshot of the problem so that we can check it with our warehouse.",
+    "We checked again and the item is in stock now. Do you still want to cancel?",
+)
+_INFO_REQUESTED_SHARE = 0.15
+
 
 def _cumulative(weighted: Sequence[tuple[Any, int]]) -> tuple[list[Any], list[int]]:
     values, totals, running = [], [], 0
@@ -606,6 +711,7 @@ _SPLITS = _cumulative([(1, 50), (2, 35), (3, 15)])
 _QUANTITIES = _cumulative([(1, 72), (2, 19), (3, 6), (4, 3)])
 _TAG_COUNTS = _cumulative([(0, 55), (1, 30), (2, 12), (3, 3)])
 _S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
+_REASON_TABLE = _cumulative([((reason, texts), weight) for reason, weight, texts in _CANCELLATION_REASONS])
 
 
 def _pick(rng: random.Random, table: tuple[list[Any], list[int]]) -> Any:
@@ -694,10 +800,21 @@ def _catalogue(supplier: _SupplierProfile) -> list[_Item]:
 
 
 @dataclass
+class _PlannedCancellation:
+    """An open request; its own id goes into its messages, events and deadline job once it is inserted."""
+
+    row: dict[str, Any]
+    messages: list[dict[str, Any]]
+    # Timeline rows (also in the order's events) whose data names the request.
+    events: list[dict[str, Any]]
+
+
+@dataclass
 class _PlannedSupplierOrder:
     row: dict[str, Any]
     lines: list[dict[str, Any]] = field(default_factory=list)
     packages: list[dict[str, Any]] = field(default_factory=list)
+    cancellation: _PlannedCancellation | None = None
 
 
 @dataclass
@@ -732,6 +849,7 @@ class _ShopGenerator:
     ) -> None:
         self.profile = profile
         self.shop_id = shop_id
+        self.staff = _staff_name(profile.name)
         self.count = count
         self.rng = rng
         self.now = now
@@ -751,17 +869,45 @@ class _ShopGenerator:
             yield [self._order(index) for index in range(begin, min(begin + size, self.count))]
 
     def _event(
-        self, when: datetime, type_: str, message: str, aliexpress_id: str | None = None, **data: Any
+        self,
+        when: datetime,
+        type_: str,
+        message: str,
+        aliexpress_id: str | None = None,
+        *,
+        actor: tuple[ActorKind, str] = (ActorKind.SYSTEM, ACTOR_NAME),
+        **data: Any,
     ) -> tuple[str | None, dict[str, Any]]:
         return aliexpress_id, {
             "shop_id": self.shop_id,
             "order_id": None,
             "supplier_order_id": None,
             "type": type_,
-            "actor_kind": ActorKind.SYSTEM,
-            "actor_name": ACTOR_NAME,
+            "actor_kind": actor[0],
+            "actor_name": actor[1],
             "message": message,
             "data": data,
+            "created_at": when,
+        }
+
+    def _status_event(
+        self, when: datetime, aliexpress_id: str, status: SupplierOrderStatus
+    ) -> tuple[str | None, dict[str, Any]]:
+        return self._event(
+            when,
+            "supplier_order_status_changed",
+            f"Supplier order {aliexpress_id} is now {status.value}",
+            aliexpress_id,
+            status=status.value,
+        )
+
+    def _message(self, author: MessageAuthor, name: str, body: str, when: datetime) -> dict[str, Any]:
+        return {
+            "shop_id": self.shop_id,
+            "request_id": None,
+            "author": author,
+            "author_name": name,
+            "body": body,
             "created_at": when,
         }
 
@@ -816,9 +962,86 @@ class _ShopGenerator:
             times.finished = times.last = _after(
                 times.last, now, rng.uniform(1, 10) * DAY if accepted else rng.uniform(0.2, 3) * DAY
             )
+        elif status is S.IN_CANCEL:
+            assert times.paid is not None
+            times.last = self._requested_at(times.paid)
         elif status in _STATUS_EVENTS:
             times.last = _after(times.last, now, rng.uniform(0.05, 4) * DAY)
         return times
+
+    def _requested_at(self, paid: datetime) -> datetime:
+        """A recent request, so that its deadline is still ahead; never before the payment it wants back."""
+        rng, now = self.rng, self.now
+        requested = now - timedelta(seconds=int(rng.uniform(1, 40) * HOUR))
+        return requested if requested > paid else _after(paid, now, rng.uniform(60, 3600))
+
+    def _cancellation(
+        self,
+        supplier: _SupplierProfile,
+        aliexpress_id: str,
+        requested: datetime,
+        events: list[tuple[str | None, dict[str, Any]]],
+    ) -> _PlannedCancellation:
+        """The open request that holds a supplier order IN_CANCEL, recorded as ``request_cancellation`` does.
+
+        A few requests wait on the merchant after the supplier asked a question (INFO_REQUESTED); only the
+        PENDING ones get the auto-approval job, as in the domain.
+        """
+        rng = self.rng
+        reason: CancellationReason
+        reason, texts = _pick(rng, _REASON_TABLE)
+        respond_by = requested + RESPONSE_TIME
+        requested_event = self._event(
+            requested,
+            "cancellation_requested",
+            f"Cancellation of AliExpress order {aliexpress_id} requested ({reason})",
+            aliexpress_id,
+            actor=(ActorKind.MERCHANT, self.staff),
+            cancellationRequestId=None,
+            status=CancellationStatus.PENDING.value,
+            reason=reason.value,
+            respondBy=respond_by.isoformat(),
+        )
+        events += (requested_event, self._status_event(requested, aliexpress_id, S.IN_CANCEL))
+        planned = _PlannedCancellation(
+            row={},
+            messages=[self._message(MessageAuthor.MERCHANT, self.staff, rng.choice(texts), requested)],
+            events=[requested_event[1]],
+        )
+        status, updated = CancellationStatus.PENDING, requested
+        if rng.random() < _INFO_REQUESTED_SHARE:
+            status = CancellationStatus.INFO_REQUESTED
+            updated = _after(requested, self.now, rng.uniform(0.5, 12) * HOUR)
+            author = _supplier_user(supplier.name)
+            planned.messages.append(
+                self._message(MessageAuthor.SUPPLIER, author, rng.choice(_SUPPLIER_QUESTIONS), updated)
+            )
+            asked = self._event(
+                updated,
+                "cancellation_info_requested",
+                f"The supplier asks for more information about cancelling AliExpress order {aliexpress_id}",
+                aliexpress_id,
+                actor=(ActorKind.SUPPLIER, author),
+                cancellationRequestId=None,
+                status=status.value,
+            )
+            events.append(asked)
+            planned.events.append(asked[1])
+        planned.row = {
+            "shop_id": self.shop_id,
+            "order_id": None,
+            "supplier_order_id": None,
+            "status": status,
+            "reason": reason,
+            "open_key": None,
+            "previous_status": S.WAIT_SELLER_SEND_GOODS,
+            "requested_by": self.staff,
+            "respond_by": respond_by,
+            "decided_at": None,
+            "created_at": requested,
+            "updated_at": updated,
+        }
+        return planned
 
     def _package(
         self,
@@ -978,16 +1201,10 @@ class _ShopGenerator:
                             tracking_number=tracking,
                         )
                     )
-        if status in _STATUS_EVENTS:
-            events.append(
-                self._event(
-                    times.last,
-                    "supplier_order_status_changed",
-                    f"Supplier order {aliexpress_id} is now {status.value}",
-                    aliexpress_id,
-                    status=status.value,
-                )
-            )
+        if status is S.IN_CANCEL:
+            planned.cancellation = self._cancellation(supplier, aliexpress_id, times.last, events)
+        elif status in _STATUS_EVENTS:
+            events.append(self._status_event(times.last, aliexpress_id, status))
         if times.finished is not None:
             cancelled = reason in CANCEL_END_REASONS
             events.append(
@@ -1101,6 +1318,7 @@ async def _insert_batch(session: AsyncSession, batch: list[_PlannedOrder]) -> No
     )
     supplier_order_ids = {aliexpress_id: row_id for row_id, aliexpress_id in result}
     lines, packages, events = [], [], []
+    cancellations: dict[int, _PlannedCancellation] = {}
     for planned in batch:
         order_id = order_ids[planned.row["number"]]
         for supplier_order in planned.supplier_orders:
@@ -1112,13 +1330,65 @@ async def _insert_batch(session: AsyncSession, batch: list[_PlannedOrder]) -> No
             for package in supplier_order.packages:
                 package["supplier_order_id"] = supplier_order_id
                 packages.append(package)
+            if supplier_order.cancellation is not None:
+                supplier_order.cancellation.row.update(
+                    order_id=order_id, supplier_order_id=supplier_order_id, open_key=supplier_order_id
+                )
+                cancellations[supplier_order_id] = supplier_order.cancellation
         for aliexpress_id, event in planned.events:
             event["order_id"] = order_id
             event["supplier_order_id"] = supplier_order_ids[aliexpress_id] if aliexpress_id else None
             events.append(event)
-    for table, rows in ((_LINES, lines), (_PACKAGES, packages), (_EVENTS, events)):
+    messages, jobs = await _insert_cancellations(session, cancellations)
+    for table, rows in ((_LINES, lines), (_PACKAGES, packages), (_EVENTS, events), (_MESSAGES, messages)):
         if rows:
             await session.execute(insert(table), rows)
+    if jobs:
+        # As ``enqueue`` does: a job already holding one of these keys is kept rather than duplicated.
+        dialect_insert = (
+            postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        )
+        await session.execute(dialect_insert(_JOBS).on_conflict_do_nothing(index_elements=["key"]), jobs)
+
+
+async def _insert_cancellations(
+    session: AsyncSession, cancellations: dict[int, _PlannedCancellation]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Insert the requests (keyed by supplier order id); returns their messages and auto-approval jobs.
+
+    Both, and the timeline rows that name a request, need the request's new id, so they are filled in here.
+    """
+    if not cancellations:
+        return [], []
+    result = await session.execute(
+        insert(_REQUESTS).returning(_REQUESTS.c.id, _REQUESTS.c.supplier_order_id),
+        [planned.row for planned in cancellations.values()],
+    )
+    request_ids = {supplier_order_id: request_id for request_id, supplier_order_id in result}
+    messages, jobs = [], []
+    for supplier_order_id, planned in cancellations.items():
+        request_id = request_ids[supplier_order_id]
+        for message in planned.messages:
+            message["request_id"] = request_id
+            messages.append(message)
+        for event in planned.events:
+            event["data"]["cancellationRequestId"] = request_id
+        row = planned.row
+        if row["status"] is CancellationStatus.PENDING:
+            jobs.append(
+                {
+                    "shop_id": row["shop_id"],
+                    "kind": AUTO_APPROVE_KIND,
+                    "key": f"{AUTO_APPROVE_KIND}:{request_id}",
+                    "payload": {"requestId": request_id},
+                    "status": JobStatus.QUEUED,
+                    "attempts": 0,
+                    "max_attempts": DEFAULT_MAX_ATTEMPTS,
+                    "run_at": row["respond_by"],
+                    "created_at": row["created_at"],
+                }
+            )
+    return messages, jobs
 
 
 def _tokens(
@@ -1194,7 +1464,7 @@ async def _create_shops(
         issue_token(
             session,
             kind=TokenKind.MERCHANT,
-            name=f"{name} staff (demo)",
+            name=_staff_name(name),
             shop_id=shops[name].id,
             scopes=Scope.ALL,
             raw=raw,
@@ -1203,7 +1473,7 @@ async def _create_shops(
     ]
     issued += [
         issue_token(
-            session, kind=TokenKind.SUPPLIER, name=f"{name} (demo)", supplier=suppliers[name], raw=raw
+            session, kind=TokenKind.SUPPLIER, name=_supplier_user(name), supplier=suppliers[name], raw=raw
         )
         for name, raw in supplier_tokens.items()
     ]

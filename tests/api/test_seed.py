@@ -14,11 +14,16 @@ from sqlalchemy.orm import aliased
 
 from api.seed import CANCEL_END_REASONS, DemoSeed, seed_demo
 from db.engine import Database
+from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
     AccessToken,
     ActorKind,
     Base,
+    CancellationMessage,
+    CancellationRequest,
+    CancellationStatus,
     FinancialStatus,
+    MessageAuthor,
     Order,
     OrderEvent,
     OrderLine,
@@ -29,11 +34,15 @@ from db.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
-from domain.actors import Scope
+from domain.actors import Actor, Scope
+from domain.cancellations import AUTO_APPROVE_KIND, OPEN, auto_approve_cancellation
 from domain.tokens import authenticate
+from tests.factories import Api
 
 SECRET = "test-secret-key"
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
+RESPONSE_TIME = timedelta(hours=48)
+CANCELLATION_EVENTS = {"cancellation_requested", "cancellation_info_requested"}
 SHIPPED = {
     SupplierOrderStatus.SELLER_PART_SEND_GOODS,
     SupplierOrderStatus.WAIT_BUYER_ACCEPT_GOODS,
@@ -65,13 +74,74 @@ async def row_counts(db: Database) -> dict[str, int]:
 
 
 async def canonical_dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every seeded table by natural keys, without the database-assigned ids."""
+    """Every seeded table by natural keys, without the database-assigned ids.
+
+    Ids that rows carry in their data (a request's in its events and job) are replaced by the AliExpress
+    order id of the request's supplier order, since a PostgreSQL sequence does not restart when rows go.
+    """
     parent = aliased(SupplierOrder)
     async with db.read() as session:
 
         async def rows(statement: Any) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in (await session.execute(statement)).all()]
 
+        request_keys = {
+            request_id: aliexpress_id
+            for request_id, aliexpress_id in await rows(
+                select(CancellationRequest.id, SupplierOrder.aliexpress_order_id).join(
+                    SupplierOrder, SupplierOrder.id == CancellationRequest.supplier_order_id
+                )
+            )
+        }
+
+        def named(data: dict[str, Any]) -> dict[str, Any]:
+            if "cancellationRequestId" in data:
+                return {**data, "cancellationRequestId": request_keys[data["cancellationRequestId"]]}
+            return data
+
+        jobs = [
+            (
+                shop,
+                kind,
+                key == f"{kind}:{payload['requestId']}",
+                {**payload, "requestId": request_keys[payload["requestId"]]},
+                *rest,
+            )
+            for shop, kind, key, payload, *rest in await rows(
+                select(
+                    Shop.name,
+                    Job.kind,
+                    Job.key,
+                    Job.payload,
+                    Job.status,
+                    Job.attempts,
+                    Job.max_attempts,
+                    Job.run_at,
+                    Job.created_at,
+                )
+                .join(Shop, Shop.id == Job.shop_id)
+                .order_by(Job.id)
+            )
+        ]
+        events = [
+            (*head, named(data), created_at)
+            for *head, data, created_at in await rows(
+                select(
+                    Order.currency,
+                    Order.number,
+                    parent.aliexpress_order_id,
+                    OrderEvent.type,
+                    OrderEvent.actor_kind,
+                    OrderEvent.actor_name,
+                    OrderEvent.message,
+                    OrderEvent.data,
+                    OrderEvent.created_at,
+                )
+                .join(Order, Order.id == OrderEvent.order_id)
+                .outerjoin(parent, parent.id == OrderEvent.supplier_order_id)
+                .order_by(Order.currency, Order.number_value, OrderEvent.id)
+            )
+        ]
         return {
             "shops": await rows(
                 select(Shop.name, Shop.currency, Shop.email, Shop.return_address).order_by(Shop.name)
@@ -141,22 +211,35 @@ async def canonical_dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
                 .join(SupplierOrder, SupplierOrder.id == Package.supplier_order_id)
                 .order_by(SupplierOrder.aliexpress_order_id, Package.id)
             ),
-            "events": await rows(
+            "events": events,
+            "cancellation_requests": await rows(
                 select(
-                    Order.currency,
                     Order.number,
-                    parent.aliexpress_order_id,
-                    OrderEvent.type,
-                    OrderEvent.actor_kind,
-                    OrderEvent.actor_name,
-                    OrderEvent.message,
-                    OrderEvent.data,
-                    OrderEvent.created_at,
+                    SupplierOrder.aliexpress_order_id,
+                    CancellationRequest.open_key == SupplierOrder.id,
+                    *(
+                        column
+                        for column in CancellationRequest.__table__.columns
+                        if column.name not in {"id", "shop_id", "order_id", "supplier_order_id", "open_key"}
+                    ),
                 )
-                .join(Order, Order.id == OrderEvent.order_id)
-                .outerjoin(parent, parent.id == OrderEvent.supplier_order_id)
-                .order_by(Order.currency, Order.number_value, OrderEvent.id)
+                .join(Order, Order.id == CancellationRequest.order_id)
+                .join(SupplierOrder, SupplierOrder.id == CancellationRequest.supplier_order_id)
+                .order_by(SupplierOrder.aliexpress_order_id)
             ),
+            "cancellation_messages": await rows(
+                select(
+                    SupplierOrder.aliexpress_order_id,
+                    CancellationMessage.author,
+                    CancellationMessage.author_name,
+                    CancellationMessage.body,
+                    CancellationMessage.created_at,
+                )
+                .join(CancellationRequest, CancellationRequest.id == CancellationMessage.request_id)
+                .join(SupplierOrder, SupplierOrder.id == CancellationRequest.supplier_order_id)
+                .order_by(SupplierOrder.aliexpress_order_id, CancellationMessage.id)
+            ),
+            "jobs": jobs,
         }
 
 
@@ -258,7 +341,12 @@ async def test_seed_builds_a_consistent_demo(db: Database) -> None:
         )
 
     assert {event.order_id for event in events} == {order.id for order in orders}
-    assert all(event.actor_kind is ActorKind.SYSTEM and event.actor_name == "Demo data" for event in events)
+    assert all(
+        event.actor_kind is ActorKind.SYSTEM and event.actor_name == "Demo data"
+        for event in events
+        if event.type not in CANCELLATION_EVENTS
+    )
+    assert all(event.created_at <= NOW for event in events)
     assert {"order_imported", "supplier_order_placed", "supplier_order_shipped"} <= {
         event.type for event in events
     }
@@ -287,6 +375,8 @@ async def test_same_seed_and_now_give_identical_data(db: Database) -> None:
         second_result.supplier_tokens,
         second_result.admin_token,
     )
+
+    assert first["cancellation_requests"] and first["cancellation_messages"] and first["jobs"]
 
     await empty(db)
     await seed(db, seed=2)
@@ -325,3 +415,127 @@ async def test_tokens_authenticate(db: Database) -> None:
         stored = (await session.scalars(select(AccessToken.token_hash))).all()
     raws = [*result.merchant_tokens.values(), *result.supplier_tokens.values(), result.admin_token]
     assert not set(raws) & set(stored)
+
+
+async def test_in_cancel_supplier_orders_wait_on_open_requests(db: Database) -> None:
+    result = await seed(db, orders=300)
+    staff = {shop_id: f"{name} staff (demo)" for name, shop_id in result.shop_ids.items()}
+    async with db.read() as session:
+        supplier_orders = {so.id: so for so in (await session.scalars(select(SupplierOrder))).all()}
+        orders = {order.id: order for order in (await session.scalars(select(Order))).all()}
+        suppliers = {supplier.id: supplier for supplier in (await session.scalars(select(Supplier))).all()}
+        requests = (await session.scalars(select(CancellationRequest))).all()
+        messages = (await session.scalars(select(CancellationMessage).order_by(CancellationMessage.id))).all()
+        jobs = (await session.scalars(select(Job))).all()
+        events = (
+            await session.scalars(select(OrderEvent).where(OrderEvent.type.in_(CANCELLATION_EVENTS)))
+        ).all()
+
+    in_cancel = {so_id for so_id, so in supplier_orders.items() if so.status is SupplierOrderStatus.IN_CANCEL}
+    open_requests = [request for request in requests if request.status in OPEN]
+    assert in_cancel and len(open_requests) == len(requests)
+    assert sorted(request.open_key or 0 for request in open_requests) == sorted(in_cancel)
+    assert {request.status for request in requests} == OPEN
+
+    thread: dict[int, list[CancellationMessage]] = defaultdict(list)
+    for message in messages:
+        thread[message.request_id].append(message)
+    jobs_by_key = {job.key: job for job in jobs}
+    assert len(jobs_by_key) == len(jobs) == sum(r.status is CancellationStatus.PENDING for r in requests)
+    timeline: dict[int, list[OrderEvent]] = defaultdict(list)
+    for event in events:
+        timeline[event.data["cancellationRequestId"]].append(event)
+
+    for request in requests:
+        so = supplier_orders[request.supplier_order_id]
+        supplier_name = f"{suppliers[so.supplier_id].name} (demo)"
+        assert (request.open_key, request.shop_id, request.order_id) == (so.id, so.shop_id, so.order_id)
+        assert request.previous_status is SupplierOrderStatus.WAIT_SELLER_SEND_GOODS
+        assert request.requested_by == staff[request.shop_id] and request.decided_at is None
+        assert request.respond_by == request.created_at + RESPONSE_TIME and request.respond_by > NOW
+        assert so.paid_at is not None and so.paid_at <= request.created_at == so.updated_at
+        assert so.updated_at <= orders[so.order_id].updated_at <= NOW and request.updated_at <= NOW
+
+        merchant, *rest = thread[request.id]
+        assert (merchant.author, merchant.author_name) == (MessageAuthor.MERCHANT, request.requested_by)
+        assert merchant.body and merchant.created_at == request.created_at
+        requested = timeline[request.id][0]
+        assert (requested.type, requested.actor_kind, requested.actor_name) == (
+            "cancellation_requested",
+            ActorKind.MERCHANT,
+            request.requested_by,
+        )
+        assert (requested.order_id, requested.supplier_order_id) == (so.order_id, so.id)
+        assert requested.created_at == request.created_at
+        assert requested.message == (
+            f"Cancellation of AliExpress order {so.aliexpress_order_id} requested ({request.reason})"
+        )
+        assert requested.data == {
+            "cancellationRequestId": request.id,
+            "status": "PENDING",
+            "reason": request.reason.value,
+            "respondBy": request.respond_by.isoformat(),
+        }
+        key = f"{AUTO_APPROVE_KIND}:{request.id}"
+        if request.status is CancellationStatus.PENDING:
+            assert rest == [] and len(timeline[request.id]) == 1
+            job = jobs_by_key[key]
+            assert (job.kind, job.payload, job.shop_id, job.run_at) == (
+                AUTO_APPROVE_KIND,
+                {"requestId": request.id},
+                request.shop_id,
+                request.respond_by,
+            )
+            assert (job.status, job.attempts, job.max_attempts) == (JobStatus.QUEUED, 0, DEFAULT_MAX_ATTEMPTS)
+        else:
+            assert key not in jobs_by_key
+            [question] = rest
+            assert (question.author, question.author_name) == (MessageAuthor.SUPPLIER, supplier_name)
+            assert request.created_at < question.created_at == request.updated_at <= NOW
+            asked = timeline[request.id][1]
+            assert (asked.type, asked.actor_kind, asked.actor_name) == (
+                "cancellation_info_requested",
+                ActorKind.SUPPLIER,
+                supplier_name,
+            )
+            assert asked.created_at == question.created_at
+            assert asked.data == {"cancellationRequestId": request.id, "status": "INFO_REQUESTED"}
+
+    # The job does what the domain's own would: at the deadline the request is approved automatically.
+    job = min(jobs, key=lambda job: job.id)
+    async with db.write() as session:
+        approved = await auto_approve_cancellation(
+            session, Actor.system(job.shop_id), int(job.payload["requestId"]), now=job.run_at
+        )
+        assert approved is not None and approved.status is CancellationStatus.AUTO_APPROVED
+    async with db.read() as session:
+        cancelled = await session.get(SupplierOrder, approved.supplier_order_id)
+    assert cancelled is not None and cancelled.end_reason == "cancel_order_close_trade"
+
+
+async def test_open_cancellation_search_matches_in_cancel_orders(api: Api, db: Database) -> None:
+    result = await seed(db, orders=300)
+    async with db.read() as session:
+        rows = (
+            await session.execute(
+                select(SupplierOrder.shop_id, func.count(func.distinct(SupplierOrder.order_id)), func.count())
+                .where(SupplierOrder.status == SupplierOrderStatus.IN_CANCEL)
+                .group_by(SupplierOrder.shop_id)
+            )
+        ).all()
+    in_cancel = {shop_id: (orders, supplier_orders) for shop_id, orders, supplier_orders in rows}
+    assert set(in_cancel) == set(result.shop_ids.values())
+    for name, token in result.merchant_tokens.items():
+        data = await api.data(
+            token,
+            """{
+                ordersCount(query: "has:open_cancellation")
+                cancellationRequests(first: 250) { nodes { status respondBy } }
+            }""",
+        )
+        orders, supplier_orders = in_cancel[result.shop_ids[name]]
+        assert data["ordersCount"] == orders, name
+        nodes = data["cancellationRequests"]["nodes"]
+        assert len(nodes) == supplier_orders, name
+        assert {node["status"] for node in nodes} <= {"PENDING", "INFO_REQUESTED"}
+        assert all(datetime.fromisoformat(node["respondBy"]) > NOW for node in nodes)
