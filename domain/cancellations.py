@@ -26,7 +26,6 @@ from db.models import (
     CancellationRequest,
     CancellationStatus,
     MessageAuthor,
-    OrderStatus,
     SupplierOrder,
     SupplierOrderStatus,
     SupplierRefund,
@@ -37,7 +36,7 @@ from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.orders import require_scope
-from domain.supplier_orders import UNPAID, derived_order_status, load_supplier_order
+from domain.supplier_orders import UNPAID, load_supplier_order, record_status_change, refresh_order_status
 
 S = SupplierOrderStatus
 C = CancellationStatus
@@ -500,27 +499,5 @@ async def _cancel_supplier_order(
     supplier_order.updated_at = now
     order = supplier_order.order
     order.updated_at = now
-    record_event(
-        session,
-        actor,
-        shop_id=supplier_order.shop_id,
-        order_id=order.id,
-        supplier_order_id=supplier_order.id,
-        type="supplier_order_status_changed",
-        message=f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {S.FINISH}",
-        data={"from": previous.value, "to": S.FINISH.value, "endReason": CANCEL_END_REASON},
-    )
-    siblings = (await session.scalars(select(SupplierOrder).where(SupplierOrder.order_id == order.id))).all()
-    if order.status is not OrderStatus.CANCELLED and (
-        derived_order_status(order, siblings) is OrderStatus.CANCELLED
-    ):
-        order.status = OrderStatus.CANCELLED
-        order.cancelled_at = now
-        record_event(
-            session,
-            actor,
-            shop_id=order.shop_id,
-            order_id=order.id,
-            type="order_cancelled",
-            message=f"Order {order.number} cancelled: all its supplier orders were cancelled",
-        )
+    record_status_change(session, actor, supplier_order, previous)
+    await refresh_order_status(session, actor, order, now)

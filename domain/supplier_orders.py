@@ -163,6 +163,26 @@ def apply_packages(
     return added
 
 
+def record_status_change(
+    session: AsyncSession, actor: Actor, supplier_order: SupplierOrder, previous: SupplierOrderStatus
+) -> None:
+    """The timeline entry for a supplier order that has just moved from ``previous`` to its status now."""
+    record_event(
+        session,
+        actor,
+        shop_id=supplier_order.shop_id,
+        order_id=supplier_order.order_id,
+        supplier_order_id=supplier_order.id,
+        type="supplier_order_status_changed",
+        message=f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {supplier_order.status}",
+        data={
+            "from": previous.value,
+            "to": supplier_order.status.value,
+            "endReason": supplier_order.end_reason,
+        },
+    )
+
+
 async def load_supplier_order(
     session: AsyncSession, actor: Actor, supplier_order_id: int, *, for_update: bool = False
 ) -> SupplierOrder:
@@ -218,16 +238,7 @@ async def update_supplier_order(
             supplier_order.end_reason = change.end_reason or DEFAULT_END_REASON.get(
                 previous, "buyer_accept_goods"
             )
-        record_event(
-            session,
-            actor,
-            shop_id=supplier_order.shop_id,
-            order_id=order.id,
-            supplier_order_id=supplier_order.id,
-            type="supplier_order_status_changed",
-            message=f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {target}",
-            data={"from": previous.value, "to": target.value, "endReason": supplier_order.end_reason},
-        )
+        record_status_change(session, actor, supplier_order, previous)
         if previous is S.IN_CANCEL and target in SHIPPED:
             # Imported here: the cancellations module builds on this one.
             from domain.cancellations import close_on_shipment
@@ -258,7 +269,7 @@ async def update_supplier_order(
         )
     supplier_order.updated_at = now
     order.updated_at = now
-    await _refresh_order_status(session, order)
+    await refresh_order_status(session, actor, order, now)
     return supplier_order
 
 
@@ -274,13 +285,27 @@ def derived_order_status(order: Order, supplier_orders: Sequence[SupplierOrder])
     return OrderStatus.CLOSED
 
 
-async def _refresh_order_status(session: AsyncSession, order: Order) -> None:
-    siblings = (
-        (await session.execute(select(SupplierOrder).where(SupplierOrder.order_id == order.id)))
-        .scalars()
-        .all()
+async def refresh_order_status(session: AsyncSession, actor: Actor, order: Order, now: datetime) -> None:
+    """Derive the store order's status from its supplier orders, and put a change on the timeline."""
+    siblings = (await session.scalars(select(SupplierOrder).where(SupplierOrder.order_id == order.id))).all()
+    status = derived_order_status(order, siblings)
+    if status is order.status:
+        return
+    order.status = status
+    if status is OrderStatus.CANCELLED:
+        order.cancelled_at = now
+        message = f"Order {order.number} cancelled: all its supplier orders were cancelled"
+    else:
+        message = f"Order {order.number} is now {status}"
+    record_event(
+        session,
+        actor,
+        shop_id=order.shop_id,
+        order_id=order.id,
+        type=f"order_{status.value.lower()}",
+        message=message,
+        data={"status": status.value},
     )
-    order.status = derived_order_status(order, siblings)
 
 
 CANCELLABLE = UNPAID | {S.WAIT_SELLER_EXAMINE_MONEY, S.WAIT_SELLER_SEND_GOODS}

@@ -13,7 +13,7 @@ from domain import cancellations as cancellation_cases
 from domain.access import visible
 from domain.actors import Scope
 from domain.errors import ErrorCode
-from schema.context import context_of, require_scope, require_supplier
+from schema.context import context_of, require_reader, require_scope, require_supplier
 from schema.errors import UserError, run_use_case, user_error
 from schema.ids import parse_id
 from schema.pagination import Connection, PageRequest, int_sort, keyset_page
@@ -38,20 +38,18 @@ class CancellationsQuery:
         reverse: bool = False,
     ) -> Connection[CancellationRequest]:
         context = context_of(info)
-        actor = context.actor if context.actor.is_supplier else require_scope(info, Scope.READ_ORDERS)
+        actor = require_reader(info)
         statement = select(models.CancellationRequest).where(visible(models.CancellationRequest, actor))
         if status is not None:
             statement = statement.where(models.CancellationRequest.status == status)
-        async with context.reading() as session:
-            return await keyset_page(
-                session,
-                statement,
-                int_sort(models.CancellationRequest.id),
-                models.CancellationRequest.id,
-                PageRequest(first, after, last, before, reverse),
-                maximum=context.settings.page_size_max,
-                to_node=CancellationRequest.of,
-            )
+        return await keyset_page(
+            context,
+            statement,
+            int_sort(models.CancellationRequest.id),
+            models.CancellationRequest.id,
+            PageRequest(first, after, last, before, reverse),
+            to_node=CancellationRequest.of,
+        )
 
 
 @strawberry.input

@@ -75,6 +75,12 @@ def require_scope(info: Info[Any, Any], scope: str) -> Actor:
     raise forbidden(f"this field needs a merchant token with the {scope} scope")
 
 
+def require_reader(info: Info[Any, Any]) -> Actor:
+    """Suppliers read what is addressed to them; merchants need read_orders."""
+    actor = context_of(info).actor
+    return actor if actor.is_supplier else require_scope(info, "read_orders")
+
+
 def require_supplier(info: Info[Any, Any]) -> Actor:
     actor = context_of(info).actor
     if not actor.is_supplier:

@@ -19,7 +19,7 @@ from domain import supplier_orders as supplier_order_cases
 from domain.access import visible
 from domain.actors import Scope
 from domain.errors import ErrorCode
-from schema.context import context_of, require_scope, require_supplier
+from schema.context import context_of, require_reader, require_scope, require_supplier
 from schema.errors import UserError, run_use_case, user_error
 from schema.ids import parse_id
 from schema.pagination import (
@@ -87,16 +87,14 @@ class OrdersQuery:
         clause = search_clause(query)
         if clause is not None:
             statement = statement.where(clause)
-        async with context.reading() as session:
-            return await keyset_page(
-                session,
-                statement,
-                ORDER_SORTS[sort_key],
-                models.Order.id,
-                PageRequest(first, after, last, before, reverse),
-                maximum=context.settings.page_size_max,
-                to_node=Order.of,
-            )
+        return await keyset_page(
+            context,
+            statement,
+            ORDER_SORTS[sort_key],
+            models.Order.id,
+            PageRequest(first, after, last, before, reverse),
+            to_node=Order.of,
+        )
 
     @strawberry.field(description="How many orders match the search query.")
     async def orders_count(self, info: Info, query: str | None = None) -> int:
@@ -127,20 +125,18 @@ class OrdersQuery:
         reverse: bool = False,
     ) -> Connection[SupplierOrder]:
         context = context_of(info)
-        actor = context.actor if context.actor.is_supplier else require_scope(info, Scope.READ_ORDERS)
+        actor = require_reader(info)
         statement = select(models.SupplierOrder).where(visible(models.SupplierOrder, actor))
         if status is not None:
             statement = statement.where(models.SupplierOrder.status == status)
-        async with context.reading() as session:
-            return await keyset_page(
-                session,
-                statement,
-                int_sort(models.SupplierOrder.id),
-                models.SupplierOrder.id,
-                PageRequest(first, after, last, before, reverse),
-                maximum=context.settings.page_size_max,
-                to_node=SupplierOrder.of,
-            )
+        return await keyset_page(
+            context,
+            statement,
+            int_sort(models.SupplierOrder.id),
+            models.SupplierOrder.id,
+            PageRequest(first, after, last, before, reverse),
+            to_node=SupplierOrder.of,
+        )
 
 
 @strawberry.input

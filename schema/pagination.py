@@ -9,13 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy import Select, and_, or_
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+
+if TYPE_CHECKING:
+    from schema.context import Context
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
@@ -122,17 +124,16 @@ class PageRequest:
 
 
 async def keyset_page(
-    session: AsyncSession,
+    context: Context,
     statement: Select[Any],
     sort: SortColumn,
     id_column: InstrumentedAttribute[Any],
     page: PageRequest,
     *,
-    maximum: int,
     to_node: Callable[[Any], T],
 ) -> Connection[T]:
     """One page of ``statement`` (which selects one entity) ordered by (sort, id)."""
-    size = page.size(maximum)
+    size = page.size(context.settings.page_size_max)
     backwards = page.last is not None
     descending = page.reverse != backwards  # walking backwards flips the order, then the page is flipped back
 
@@ -147,7 +148,8 @@ async def keyset_page(
     if page.before is not None:
         statement = statement.where(beyond(page.before, forward=page.reverse))
     order = (sort.column.desc(), id_column.desc()) if descending else (sort.column.asc(), id_column.asc())
-    rows = list((await session.execute(statement.order_by(*order).limit(size + 1))).scalars())
+    async with context.reading() as session:
+        rows = list((await session.execute(statement.order_by(*order).limit(size + 1))).scalars())
     has_more = len(rows) > size
     rows = rows[:size]
     if backwards:

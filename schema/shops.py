@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from db import models
 from domain.access import visible
-from schema.context import context_of, forbidden, require_scope
+from schema.context import context_of, forbidden, require_reader
 from schema.ids import from_global_id
 from schema.types import NODE_TYPES, Node, Shop, Supplier
 
@@ -44,7 +44,7 @@ class ShopsQuery:
     @strawberry.field(description="Suppliers of the shop; a supplier sees itself.")
     async def suppliers(self, info: Info) -> list[Supplier]:
         context = context_of(info)
-        actor = context.actor if context.actor.is_supplier else require_scope(info, "read_orders")
+        actor = require_reader(info)
         async with context.reading() as session:
             rows = (
                 await session.execute(

@@ -104,6 +104,7 @@ async def test_finishing_every_supplier_order_closes_the_store_order(api: Api, t
     assert data["supplierOrderUpdate"]["supplierOrder"]["endReason"] == "buyer_accept_goods"
     order = (await api.data(tenant.merchant_token, TIMELINE, {"id": order_id}))["order"]
     assert order["status"] == "CLOSED"
+    assert order["events"][-1]["type"] == "order_closed"
 
 
 @pytest.mark.parametrize(
