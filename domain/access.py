@@ -20,6 +20,7 @@ from db.models import (
     SupplierRefund,
 )
 from domain.actors import Actor
+from domain.errors import DomainError, ErrorCode
 
 # Rows a supplier shares with the merchant because they hang off one of its own supplier orders.
 SHARED_BY_SUPPLIER_ORDER: tuple[Any, ...] = (OrderLine, Package, CancellationRequest, SupplierRefund)
@@ -55,3 +56,9 @@ def visible(model: type[Any], actor: Actor) -> ColumnElement[bool]:
         return shop_clause & CancellationMessage.request_id.in_(requests)
     # Orders, their timeline, tokens and everything else belong to the merchant alone.
     return false()
+
+
+def require_scope(actor: Actor, scope: str) -> None:
+    """Merchant use cases need a merchant token holding the scope; the API checks first, this is the rule."""
+    if not actor.is_merchant or not actor.has_scope(scope):
+        raise DomainError.single(ErrorCode.FORBIDDEN, f"this action needs a merchant token with {scope}")

@@ -31,11 +31,10 @@ from db.models import (
     SupplierRefund,
 )
 from db.types import utcnow
-from domain.access import visible
+from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
-from domain.orders import require_scope
 from domain.supplier_orders import UNPAID, load_supplier_order, record_status_change, refresh_order_status
 
 S = SupplierOrderStatus

@@ -23,9 +23,9 @@ from db.models import (
     SupplierOrderStatus,
 )
 from db.types import utcnow
-from domain.access import visible
+from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
-from domain.errors import DomainError, ErrorCode
+from domain.errors import ErrorCode
 from domain.events import record_event
 from domain.supplier_orders import PackageInput, apply_packages, check_packages
 from domain.validation import Checker
@@ -83,11 +83,6 @@ class ImportResult:
 def number_value(number: str) -> int:
     digits = re.sub(r"\D", "", number)
     return int(digits[:18]) if digits else 0
-
-
-def require_scope(actor: Actor, scope: str) -> None:
-    if not actor.is_merchant or not actor.has_scope(scope):
-        raise DomainError.single(ErrorCode.FORBIDDEN, f"this action needs a merchant token with {scope}")
 
 
 def _check_order(check: Checker, path: tuple[str | int, ...], data: OrderInput, suppliers: set[int]) -> None:
