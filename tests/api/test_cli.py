@@ -106,6 +106,19 @@ def test_serve_migrates_seeds_prints_tokens_and_answers(tmp_path: Path) -> None:
         assert response.json() == {"data": {"shop": {"name": "Demo Outfitters"}, "ordersCount": 18}}
         page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"Accept": "text/html"})
         assert page.status_code in (200, 503) and "GraphiQL" in page.text
+
+        # The worker runs inside the server: the scheduled clean-up job gets done without a worker process.
+        admin = re.search(r"admin\s+platform\s+(dda_\w+)", output).group(1)  # type: ignore[union-attr]
+        while True:
+            done = httpx.post(
+                f"http://127.0.0.1:{port}/graphql",
+                json={"query": "{ jobs(status: DONE) { kind } }"},
+                headers={"Authorization": f"Bearer {admin}"},
+            ).json()["data"]["jobs"]
+            if {"kind": "jobs.cleanup"} in done:
+                break
+            assert time.monotonic() < deadline + 30, "the embedded worker ran no job"
+            time.sleep(0.2)
     finally:
         server.terminate()
         server.wait(timeout=30)
