@@ -63,9 +63,11 @@ def serve(args: list[str]) -> None:
 def test(args: list[str]) -> None:
     ensure_environment("test")
     ensure_graphiql_assets()
-    browser_setup = ROOT / "tests" / "browser_setup.sh"
-    if browser_setup.exists() and sys.platform.startswith("linux"):
-        _run("bash", browser_setup, VENV)
+    # The GraphiQL test drives Debian's chromium; installing it takes root (CI and these machines have it).
+    if Path("/usr/bin/chromium").exists() or (shutil.which("apt-get") and os.geteuid() == 0):
+        _run("bash", ROOT / "tests" / "browser_setup.sh", VENV)
+    else:
+        print("chromium missing and not root: the GraphiQL browser test will fail (see tests/browser_setup.sh)")
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy", ".")
