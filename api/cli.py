@@ -15,11 +15,11 @@ from api.seed import DEMO_SHOPS, DemoSeed, seed_demo
 from api.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import upgrade
-from db.models import Shop, Supplier, TokenKind
+from db.models import AccessToken, Shop, Supplier, TokenKind
 from domain.actors import Scope
 from domain.errors import DomainError
 from domain.money import is_currency
-from domain.tokens import issue_token
+from domain.tokens import issue_token, revoke_token
 
 
 def _progress_bar(label: str) -> Callable[[int, int], None]:
@@ -189,6 +189,38 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return run_with_database(main)
 
 
+def cmd_token_list(args: argparse.Namespace) -> int:
+    async def main(database: Database, settings: Settings) -> int:
+        statement = select(AccessToken).order_by(AccessToken.id)
+        if args.shop is not None:
+            statement = statement.where(AccessToken.shop_id == args.shop)
+        async with database.read() as session:
+            tokens = (await session.execute(statement)).scalars().all()
+        print(f"{'id':>5}  {'kind':<8} {'shop':>5}  {'prefix':<9} {'name':<30} {'created':<20} revoked")
+        for token in tokens:
+            revoked = token.revoked_at.strftime("%Y-%m-%d %H:%M") if token.revoked_at else "-"
+            print(
+                f"{token.id:>5}  {token.kind.value:<8} {token.shop_id or '-':>5}  {token.prefix:<9} "
+                f"{token.name[:30]:<30} {token.created_at.strftime('%Y-%m-%d %H:%M'):<20} {revoked}"
+            )
+        return 0
+
+    return run_with_database(main)
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    async def main(database: Database, settings: Settings) -> int:
+        async with database.write() as session:
+            revoked = await revoke_token(session, args.id)
+        if not revoked:
+            print(f"error: no active token {args.id}", file=sys.stderr)
+            return 1
+        print(f"token {args.id} revoked")
+        return 0
+
+    return run_with_database(main)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dropdesk", description="Dropdesk back office for dropshipping merchants"
@@ -246,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--name", default="cli")
     token_create.add_argument("--scopes", help=f"comma-separated, from {','.join(Scope.ALL)} (default: all)")
     token_create.set_defaults(func=cmd_token_create)
+    token_list = token.add_parser("list", help="list tokens (never their values) with when they were revoked")
+    token_list.add_argument("--shop", type=int, help="only this shop's merchant and supplier tokens")
+    token_list.set_defaults(func=cmd_token_list)
+    token_revoke = token.add_parser("revoke", help="revoke a token by its id (see token list)")
+    token_revoke.add_argument("id", type=int)
+    token_revoke.set_defaults(func=cmd_token_revoke)
 
     from api.cli_jobs import add_worker_commands
 

@@ -55,6 +55,15 @@ async def test_admin_creates_shop_supplier_and_tokens_that_work(
     own = await api.data(supplier_token.stdout.strip(), "{ suppliers { name aliexpressStoreId } }")
     assert own == {"suppliers": [{"name": "Yiwu Store", "aliexpressStoreId": "1100"}]}
 
+    listed = await asyncio.to_thread(run, "token", "list", "--shop", shop_id)
+    assert merchant.stdout.strip() not in listed.stdout
+    [merchant_row] = [line for line in listed.stdout.splitlines() if merchant.stdout.strip()[:8] in line]
+    revoked = await asyncio.to_thread(run, "token", "revoke", merchant_row.split()[0])
+    assert revoked.returncode == 0, revoked.stderr
+    assert (await api.post(merchant.stdout.strip(), "{ shop { name } }")).status_code == 401
+    again = await asyncio.to_thread(run, "token", "revoke", merchant_row.split()[0])
+    assert again.returncode == 1
+
     bad_scope = await asyncio.to_thread(run, "token", "create", "--shop", shop_id, "--scopes", "everything")
     assert bad_scope.returncode == 2 and "unknown scopes: everything" in bad_scope.stderr
     bad_currency = await asyncio.to_thread(run, "shop", "create", "--name", "X", "--currency", "ZZZ")
