@@ -12,7 +12,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
@@ -23,7 +23,6 @@ from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
 from db.engine import Database
 from db.migrate import current_revision, head_revision
-from domain.actors import Actor
 from domain.tokens import authenticate
 from schema.context import Context
 from schema.root import build_schema
@@ -98,34 +97,27 @@ class GraphQLEndpoint:
         self.graphql = graphql
         self.database = database
 
-    async def _actor(self, headers: Any) -> Actor | None:
-        raw = bearer_token(headers)
-        if raw is None:
-            return None
-        async with self.database.read() as session:
-            return await authenticate(session, raw)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            request = Request(scope, receive)
-            wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
-            if wants_ide:
-                await graphiql_page()(scope, receive, send)
-                return
-            if bearer_token(request.headers) is None:
-                await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
-                    scope, receive, send
-                )
-                return
-            actor = await self._actor(request.headers)
-            if actor is None:
-                await unauthorized("invalid or revoked token")(scope, receive, send)
-                return
-            scope.setdefault("state", {})["actor"] = actor
+        request = Request(scope, receive)
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            await graphiql_page()(scope, receive, send)
+            return
+        raw = bearer_token(request.headers)
+        if raw is None:
+            await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
+                scope, receive, send
+            )
+            return
+        async with self.database.read() as session:
+            actor = await authenticate(session, raw)
+        if actor is None:
+            await unauthorized("invalid or revoked token")(scope, receive, send)
+            return
+        scope.setdefault("state", {})["actor"] = actor
         try:
             await self.graphql(scope, receive, send)
         finally:
-            context = scope.get("state", {}).get("context")
+            context = scope["state"].get("context")
             if context is not None:
                 await context.close()
 
@@ -170,7 +162,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app = Starlette(
         routes=[
             Route("/graphql", endpoint, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route(
