@@ -67,7 +67,9 @@ def test(args: list[str]) -> None:
     if Path("/usr/bin/chromium").exists() or (shutil.which("apt-get") and os.geteuid() == 0):
         _run("bash", ROOT / "tests" / "browser_setup.sh", VENV)
     else:
-        print("chromium missing and not root: the GraphiQL browser test will fail (see tests/browser_setup.sh)")
+        print(
+            "chromium missing and not root: the GraphiQL browser test will fail (see tests/browser_setup.sh)"
+        )
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy", ".")
