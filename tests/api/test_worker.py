@@ -244,10 +244,10 @@ async def test_heartbeat_keeps_a_long_job_leased(db: Database, start: Callable[.
     @registry.handler("export.build")
     async def build(ctx: JobContext, job: Job) -> None:
         runs.append(ctx.worker_name)
-        await asyncio.sleep(1.2)  # four times the lease
+        await asyncio.sleep(3.0)  # three times the lease
 
     job = await enqueue_one(db, "export.build")
-    lease = timedelta(seconds=0.3)
+    lease = timedelta(seconds=1)
     start(registry, lease=lease, poll_interval=0.05, name="first")
     await eventually(lambda: _has_runs(runs))
     start(registry, lease=lease, poll_interval=0.05, name="second")
