@@ -163,23 +163,39 @@ def apply_packages(
     return added
 
 
-def record_status_change(
-    session: AsyncSession, actor: Actor, supplier_order: SupplierOrder, previous: SupplierOrderStatus
+def supplier_order_event(
+    session: AsyncSession,
+    actor: Actor,
+    supplier_order: SupplierOrder,
+    type: str,
+    message: str,
+    data: dict[str, Any],
 ) -> None:
-    """The timeline entry for a supplier order that has just moved from ``previous`` to its status now."""
+    """A timeline entry of the store order about one of its supplier orders."""
     record_event(
         session,
         actor,
         shop_id=supplier_order.shop_id,
         order_id=supplier_order.order_id,
         supplier_order_id=supplier_order.id,
-        type="supplier_order_status_changed",
-        message=f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {supplier_order.status}",
-        data={
-            "from": previous.value,
-            "to": supplier_order.status.value,
-            "endReason": supplier_order.end_reason,
-        },
+        type=type,
+        message=message,
+        data=data,
+    )
+
+
+def record_status_change(
+    session: AsyncSession, actor: Actor, supplier_order: SupplierOrder, previous: SupplierOrderStatus
+) -> None:
+    """The timeline entry for a supplier order that has just moved from ``previous`` to its status now."""
+    status = supplier_order.status
+    supplier_order_event(
+        session,
+        actor,
+        supplier_order,
+        "supplier_order_status_changed",
+        f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {status}",
+        {"from": previous.value, "to": status.value, "endReason": supplier_order.end_reason},
     )
 
 
@@ -245,27 +261,24 @@ async def update_supplier_order(
 
             await close_on_shipment(session, actor, supplier_order, now)
     added = apply_packages(supplier_order, change.packages, now)
+    ali_id = supplier_order.aliexpress_order_id
     for tracking_number in added:
-        record_event(
+        supplier_order_event(
             session,
             actor,
-            shop_id=supplier_order.shop_id,
-            order_id=order.id,
-            supplier_order_id=supplier_order.id,
-            type="package_added",
-            message=f"Package {tracking_number} added to AliExpress order {supplier_order.aliexpress_order_id}",
-            data={"trackingNumber": tracking_number},
+            supplier_order,
+            "package_added",
+            f"Package {tracking_number} added to AliExpress order {ali_id}",
+            {"trackingNumber": tracking_number},
         )
     if change.packages and not added:
-        record_event(
+        supplier_order_event(
             session,
             actor,
-            shop_id=supplier_order.shop_id,
-            order_id=order.id,
-            supplier_order_id=supplier_order.id,
-            type="tracking_updated",
-            message=f"Tracking updated for AliExpress order {supplier_order.aliexpress_order_id}",
-            data={"trackingNumbers": [package.tracking_number for package in change.packages]},
+            supplier_order,
+            "tracking_updated",
+            f"Tracking updated for AliExpress order {ali_id}",
+            {"trackingNumbers": [package.tracking_number for package in change.packages]},
         )
     supplier_order.updated_at = now
     order.updated_at = now
