@@ -73,6 +73,7 @@ def test(args: list[str]) -> None:
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy", ".")
+    _run(BIN / "lint-imports", "--no-cache")
     _run(PYTHON, "-m", "pytest", *args)
 
 

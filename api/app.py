@@ -16,11 +16,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
 from api.graphiql import graphiql_page, graphiql_routes
-from api.logs import request_id_var
-from api.settings import Settings, get_settings
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
+from config.logs import request_id_var
+from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import current_revision, head_revision
 from domain.tokens import authenticate

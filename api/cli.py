@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import select
 
 from api.cli_support import run_with_database
-from api.seed import DEMO_SHOPS, DemoSeed, seed_demo
-from api.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import AccessToken, Shop, Supplier, TokenKind
+from demo.catalogue import DEMO_SHOPS
+from demo.generator import DemoSeed, seed_demo
 from domain.actors import Scope
 from domain.errors import DomainError
 from domain.money import is_currency
@@ -66,7 +67,7 @@ async def _prepare_embedded(database: Database, settings: Settings, demo: bool, 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.logs import configure_logging
+    from config.logs import configure_logging
 
     settings = get_settings()
     demo = settings.is_sqlite if args.demo is None else args.demo

@@ -8,8 +8,8 @@ import logging
 from datetime import timedelta
 
 from api.cli_support import run_with_database
-from api.settings import Settings
 from api.worker import install_signal_handlers, run_worker
+from config.settings import Settings
 from db.engine import Database
 from db.jobs import Job, JobStatus, list_jobs, requeue_job
 

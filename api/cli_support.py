@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from api.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from db.engine import Database
 
 

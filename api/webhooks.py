@@ -26,7 +26,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from api.logs import request_id_var
+from config.logs import request_id_var
 from db.engine import Database
 from db.models import ActorKind, InboundWebhook, Supplier, SupplierOrderStatus
 from domain import cancellations as cancellation_cases

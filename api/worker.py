@@ -24,7 +24,9 @@ import asyncpg
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
-from api.settings import Settings
+# Subdomains register their job handlers and reactions when imported.
+import domain.subdomains  # noqa: F401
+from config.settings import Settings
 from db.engine import Database
 from db.jobs import (
     ERROR_TEXT_LIMIT,
@@ -39,9 +41,6 @@ from db.jobs import (
     slot_start,
 )
 from db.types import utcnow
-
-# Subdomains register their job handlers when imported; a worker runs only the kinds its process imported.
-from domain import cancellations  # noqa: F401
 
 log = logging.getLogger("dropdesk.worker")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from sqlalchemy import BigInteger, Column, MetaData, Table, delete, event, func, insert, select
 from sqlalchemy.orm import Session
 
-from api.settings import Settings, load_settings
 from api.worker import Worker, install_signal_handlers
+from config.settings import Settings, load_settings
 from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, Registry, enqueue
 from db.migrate import upgrade

@@ -17,9 +17,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from api.seed import seed_demo
 from db.engine import Database
 from db.migrate import upgrade
+from demo.generator import seed_demo
 
 BASELINE_ORDERS = 10_000
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

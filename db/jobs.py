@@ -37,7 +37,7 @@ from db.models import PK, Base
 from db.types import UTCDateTime, utcnow
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from config.settings import Settings
 
 log = logging.getLogger("dropdesk.jobs")
 

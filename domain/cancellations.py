@@ -35,7 +35,15 @@ from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
-from domain.supplier_orders import UNPAID, load_supplier_order, record_status_change, refresh_order_status
+from domain.reactions import reacts_to
+from domain.supplier_orders import (
+    SHIPPED,
+    UNPAID,
+    SupplierOrderStatusChanged,
+    load_supplier_order,
+    record_status_change,
+    refresh_order_status,
+)
 
 S = SupplierOrderStatus
 C = CancellationStatus
@@ -308,10 +316,12 @@ async def auto_approve_cancellation(
     return request
 
 
-async def close_on_shipment(
-    session: AsyncSession, actor: Actor, supplier_order: SupplierOrder, now: datetime
-) -> CancellationRequest | None:
+@reacts_to(SupplierOrderStatusChanged)
+async def close_on_shipment(session: AsyncSession, actor: Actor, change: SupplierOrderStatusChanged) -> None:
     """Close the open request of a supplier order that just shipped; the caller holds its row lock."""
+    supplier_order, now = change.supplier_order, change.occurred_at
+    if change.previous is not S.IN_CANCEL or supplier_order.status not in SHIPPED:
+        return
     request = await session.scalar(
         select(CancellationRequest)
         .where(CancellationRequest.open_key == supplier_order.id)
@@ -319,7 +329,7 @@ async def close_on_shipment(
         .execution_options(populate_existing=True)
     )
     if request is None:
-        return None
+        return
     _close(request, C.CLOSED, now)
     _add_message(
         session,
@@ -336,7 +346,6 @@ async def close_on_shipment(
         "cancellation_closed",
         f"Cancellation request closed: AliExpress order {supplier_order.aliexpress_order_id} shipped",
     )
-    return request
 
 
 @handler(AUTO_APPROVE_KIND)
@@ -498,5 +507,5 @@ async def _cancel_supplier_order(
     supplier_order.updated_at = now
     order = supplier_order.order
     order.updated_at = now
-    record_status_change(session, actor, supplier_order, previous)
+    await record_status_change(session, actor, supplier_order, previous, now)
     await refresh_order_status(session, actor, order, now)

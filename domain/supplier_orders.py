@@ -17,6 +17,7 @@ from domain.access import visible
 from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
+from domain.reactions import DomainEvent, publish
 from domain.validation import Checker
 
 S = SupplierOrderStatus
@@ -184,10 +185,22 @@ def supplier_order_event(
     )
 
 
-def record_status_change(
-    session: AsyncSession, actor: Actor, supplier_order: SupplierOrder, previous: SupplierOrderStatus
+@dataclass(frozen=True)
+class SupplierOrderStatusChanged(DomainEvent):
+    """A supplier order moved from ``previous`` to the status it has now (the object, in this session)."""
+
+    supplier_order: SupplierOrder
+    previous: SupplierOrderStatus
+
+
+async def record_status_change(
+    session: AsyncSession,
+    actor: Actor,
+    supplier_order: SupplierOrder,
+    previous: SupplierOrderStatus,
+    now: datetime,
 ) -> None:
-    """The timeline entry for a supplier order that has just moved from ``previous`` to its status now."""
+    """The one way a supplier order's status change is recorded: a timeline entry, then every reaction."""
     status = supplier_order.status
     supplier_order_event(
         session,
@@ -196,6 +209,13 @@ def record_status_change(
         "supplier_order_status_changed",
         f"AliExpress order {supplier_order.aliexpress_order_id}: {previous} → {status}",
         {"from": previous.value, "to": status.value, "endReason": supplier_order.end_reason},
+    )
+    await publish(
+        session,
+        actor,
+        SupplierOrderStatusChanged(
+            shop_id=supplier_order.shop_id, occurred_at=now, supplier_order=supplier_order, previous=previous
+        ),
     )
 
 
@@ -254,12 +274,7 @@ async def update_supplier_order(
             supplier_order.end_reason = change.end_reason or DEFAULT_END_REASON.get(
                 previous, "buyer_accept_goods"
             )
-        record_status_change(session, actor, supplier_order, previous)
-        if previous is S.IN_CANCEL and target in SHIPPED:
-            # Imported here: the cancellations module builds on this one.
-            from domain.cancellations import close_on_shipment
-
-            await close_on_shipment(session, actor, supplier_order, now)
+        await record_status_change(session, actor, supplier_order, previous, now)
     added = apply_packages(supplier_order, change.packages, now)
     ali_id = supplier_order.aliexpress_order_id
     for tracking_number in added:

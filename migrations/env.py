@@ -41,7 +41,7 @@ def main() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from api.settings import get_settings
+        from config.settings import get_settings
 
         url = get_settings().database_url
     asyncio.run(_run_async(url))

@@ -6,18 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
-from api.settings import Settings
+from config.settings import Settings
 from db.engine import Database
 from domain.actors import Actor
-
-if TYPE_CHECKING:
-    from schema.loaders import Loaders
+from schema.loaders import Loaders
 
 
 @dataclass
@@ -43,9 +41,7 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            from schema.loaders import Loaders
-
-            self._loaders = Loaders(self)
+            self._loaders = Loaders(self.actor, self.reading)
         return self._loaders
 
     def forget_loaded(self) -> None:

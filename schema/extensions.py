@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from api.logs import current_request_id
+from config.logs import current_request_id
 
 log = logging.getLogger("dropdesk.graphql")
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
@@ -22,16 +24,18 @@ from db.models import (
     SupplierOrder,
 )
 from domain.access import visible
+from domain.actors import Actor
 
-if TYPE_CHECKING:
-    from schema.context import Context
+# Lends the request's one session; sibling resolvers take turns with it.
+SessionLender = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 M = TypeVar("M")
 
 
 class Loaders:
-    def __init__(self, context: Context) -> None:
-        self._context = context
+    def __init__(self, actor: Actor, reading: SessionLender) -> None:
+        self._actor = actor
+        self._reading = reading
         self.order = self._by_id(Order)
         self.supplier_order = self._by_id(SupplierOrder)
         self.supplier = self._by_id(Supplier)
@@ -77,8 +81,8 @@ class Loaders:
 
     def _by_id(self, model: type[M]) -> DataLoader[int, M | None]:
         async def load(ids: list[int]) -> Sequence[M | None]:
-            statement = select(model).where(model.id.in_(ids), visible(model, self._context.actor))  # type: ignore[attr-defined]
-            async with self._context.reading() as session:
+            statement = select(model).where(model.id.in_(ids), visible(model, self._actor))  # type: ignore[attr-defined]
+            async with self._reading() as session:
                 rows = {row.id: row for row in (await session.execute(statement)).scalars()}  # type: ignore[attr-defined]
             return [rows.get(key) for key in ids]
 
@@ -93,11 +97,11 @@ class Loaders:
         async def load(keys: list[int]) -> Sequence[list[M]]:
             statement = (
                 select(model)
-                .where(parent_key.in_(keys), visible(model, self._context.actor))
+                .where(parent_key.in_(keys), visible(model, self._actor))
                 .order_by(parent_key, order_by)
             )
             groups: dict[int, list[M]] = defaultdict(list)
-            async with self._context.reading() as session:
+            async with self._reading() as session:
                 for row in (await session.execute(statement)).scalars():
                     groups[getattr(row, parent_key.key)].append(row)
             return [groups.get(key, []) for key in keys]

@@ -7,7 +7,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.settings import Settings
+from config.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.extensions import MaskUnexpectedErrors
 from schema.jobs import JobsMutation, JobsQuery

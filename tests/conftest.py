@@ -11,8 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
 from api.app import create_app
-from api.settings import load_settings
+from config.settings import load_settings
 from db.engine import Database
 from db.jobs import Job  # noqa: F401  (registers the job tables on the metadata)
 from db.migrate import downgrade, upgrade

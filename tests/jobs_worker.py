@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, insert
 
-from api.settings import load_settings
 from api.worker import install_signal_handlers, run_worker
+from config.settings import load_settings
 from db.engine import Database
 from db.jobs import Job, JobContext, Registry
 

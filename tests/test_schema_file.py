@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.settings import load_settings
+from config.settings import load_settings
 from schema.root import build_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -14,6 +14,6 @@ def test_committed_schema_matches_code() -> None:
     current = build_schema(load_settings()).as_str() + "\n"
     assert SCHEMA_FILE.read_text() == current, (
         "schema.graphql is out of date; regenerate it with: "
-        "python -c 'from schema.root import build_schema; from api.settings import load_settings; "
+        "python -c 'from schema.root import build_schema; from config.settings import load_settings; "
         "print(build_schema(load_settings()).as_str())' > schema.graphql"
     )

@@ -18,7 +18,7 @@ import uvicorn
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.settings import load_settings
+from config.settings import load_settings
 from db.engine import Database
 from db.models import CancellationRequest, OrderEvent, SupplierRefund
 from schema.ids import parse_id

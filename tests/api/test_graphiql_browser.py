@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from api import graphiql
 from api.app import create_app
-from api.settings import load_settings
+from config.settings import load_settings
 from db.engine import Database
 from db.models import Shop
 from tests.factories import make_tenant

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from api.logs import JsonFormatter
+from config.logs import JsonFormatter
 from db.engine import Database
 from db.models import Order
 from tests.factories import Api, Tenant

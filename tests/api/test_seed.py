@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from api.seed import CANCEL_END_REASONS, DemoSeed, seed_demo
 from db.engine import Database
 from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
@@ -34,6 +33,8 @@ from db.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
+from demo.catalogue import CANCEL_END_REASONS
+from demo.generator import DemoSeed, seed_demo
 from domain.actors import Actor, Scope
 from domain.cancellations import AUTO_APPROVE_KIND, OPEN, auto_approve_cancellation
 from domain.tokens import authenticate

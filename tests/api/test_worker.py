@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from api.settings import Settings
 from api.worker import LEASE_EXPIRED, Worker, retry_delay
+from config.settings import Settings
 from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, Registry, enqueue
 from db.models import TokenKind

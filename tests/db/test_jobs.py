@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from api.settings import Settings
+from config.settings import Settings
 from db.engine import Database
 from db.jobs import (
     CLEANUP_KIND,

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from api.settings import Settings
 from api.worker import Worker
+from config.settings import Settings
 from db.engine import Database
 from db.jobs import Job
 from db.models import (

@@ -1,4 +1,4 @@
-"""SQLAlchemy models. Every table carries ``shop_id`` so that data can be scoped and distributed by shop."""
+"""Store orders, the supplier orders behind them, their lines, packages, timeline and supplier refunds."""
 
 from __future__ import annotations
 
@@ -10,45 +10,18 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
-    Enum,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from db.models.base import PK, Base, enum_column
+from db.models.shops import ActorKind
 from db.types import Amount, UTCDateTime, utcnow
-
-# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
-PK = BigInteger().with_variant(Integer(), "sqlite")
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-
-
-def _enum(cls: type[enum.Enum]) -> Enum:
-    # Stored as plain strings (no native PostgreSQL enum) so that adding a value needs no type migration.
-    return Enum(cls, native_enum=False, length=40, validate_strings=True)
-
-
-class TokenKind(enum.StrEnum):
-    MERCHANT = "MERCHANT"
-    SUPPLIER = "SUPPLIER"
-    ADMIN = "ADMIN"
 
 
 class FinancialStatus(enum.StrEnum):
@@ -81,58 +54,6 @@ class SupplierOrderStatus(enum.StrEnum):
     FINISH = "FINISH"
 
 
-class ActorKind(enum.StrEnum):
-    MERCHANT = "MERCHANT"
-    SUPPLIER = "SUPPLIER"
-    ADMIN = "ADMIN"
-    SYSTEM = "SYSTEM"
-
-
-class Shop(Base):
-    __tablename__ = "shops"
-
-    id: Mapped[int] = mapped_column(PK, primary_key=True)
-    # A shop is its own tenant; the column keeps the "every table has shop_id" rule without exceptions.
-    shop_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    currency: Mapped[str] = mapped_column(String(3))
-    email: Mapped[str | None] = mapped_column(String(320))
-    return_address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Supplier(Base):
-    __tablename__ = "suppliers"
-    __table_args__ = (UniqueConstraint("shop_id", "aliexpress_store_id"),)
-
-    id: Mapped[int] = mapped_column(PK, primary_key=True)
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    aliexpress_store_id: Mapped[str] = mapped_column(String(40))
-    store_url: Mapped[str | None] = mapped_column(String(500))
-    accepts_returns: Mapped[bool] = mapped_column(Boolean, default=False)
-    return_window_days: Mapped[int] = mapped_column(Integer, default=0)
-    # Shared secret for inbound Standard Webhooks ("whsec_..."); needed in clear to verify signatures.
-    webhook_secret: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class AccessToken(Base):
-    __tablename__ = "access_tokens"
-
-    id: Mapped[int] = mapped_column(PK, primary_key=True)
-    shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
-    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id", ondelete="CASCADE"))
-    kind: Mapped[TokenKind] = mapped_column(_enum(TokenKind))
-    name: Mapped[str] = mapped_column(String(200))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))
-    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
@@ -158,9 +79,9 @@ class Order(Base):
     shipping: Mapped[Decimal] = mapped_column(Amount)
     total: Mapped[Decimal] = mapped_column(Amount)
     financial_status: Mapped[FinancialStatus] = mapped_column(
-        _enum(FinancialStatus), default=FinancialStatus.PAID
+        enum_column(FinancialStatus), default=FinancialStatus.PAID
     )
-    status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus), default=OrderStatus.OPEN)
+    status: Mapped[OrderStatus] = mapped_column(enum_column(OrderStatus), default=OrderStatus.OPEN)
     # Comma-separated; searched with a delimiter-anchored LIKE that works the same on both databases.
     tags: Mapped[str] = mapped_column(Text, default="")
     note: Mapped[str | None] = mapped_column(Text)
@@ -189,7 +110,7 @@ class SupplierOrder(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
     aliexpress_order_id: Mapped[str] = mapped_column(String(40))
-    status: Mapped[SupplierOrderStatus] = mapped_column(_enum(SupplierOrderStatus), index=True)
+    status: Mapped[SupplierOrderStatus] = mapped_column(enum_column(SupplierOrderStatus), index=True)
     end_reason: Mapped[str | None] = mapped_column(String(60))
     currency: Mapped[str] = mapped_column(String(3))
     cost: Mapped[Decimal] = mapped_column(Amount)
@@ -256,84 +177,11 @@ class OrderEvent(Base):
         ForeignKey("supplier_orders.id", ondelete="SET NULL")
     )
     type: Mapped[str] = mapped_column(String(60))
-    actor_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind))
+    actor_kind: Mapped[ActorKind] = mapped_column(enum_column(ActorKind))
     actor_name: Mapped[str] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class CancellationReason(enum.StrEnum):
-    WRONG_PRODUCT_ORDERED = "WRONG_PRODUCT_ORDERED"
-    DUPLICATE_ORDER = "DUPLICATE_ORDER"
-    CUSTOMER_CANCELLED = "CUSTOMER_CANCELLED"
-    CHANGE_SHIPPING_ADDRESS = "CHANGE_SHIPPING_ADDRESS"
-    SUPPLIER_OUT_OF_STOCK = "SUPPLIER_OUT_OF_STOCK"
-    CANNOT_CONTACT_SUPPLIER = "CANNOT_CONTACT_SUPPLIER"
-    SUPPLIER_REFUSES_TO_SHIP = "SUPPLIER_REFUSES_TO_SHIP"
-    OTHER = "OTHER"
-
-
-class CancellationStatus(enum.StrEnum):
-    PENDING = "PENDING"
-    INFO_REQUESTED = "INFO_REQUESTED"
-    APPROVED = "APPROVED"
-    AUTO_APPROVED = "AUTO_APPROVED"
-    REJECTED = "REJECTED"
-    WITHDRAWN = "WITHDRAWN"
-    CLOSED = "CLOSED"
-
-
-class MessageAuthor(enum.StrEnum):
-    MERCHANT = "MERCHANT"
-    SUPPLIER = "SUPPLIER"
-    SYSTEM = "SYSTEM"
-
-
-class CancellationRequest(Base):
-    __tablename__ = "cancellation_requests"
-    __table_args__ = (Index("ix_cancellation_requests_shop_status", "shop_id", "status", "id"),)
-
-    id: Mapped[int] = mapped_column(PK, primary_key=True)
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    supplier_order_id: Mapped[int] = mapped_column(
-        ForeignKey("supplier_orders.id", ondelete="CASCADE"), index=True
-    )
-    status: Mapped[CancellationStatus] = mapped_column(_enum(CancellationStatus))
-    reason: Mapped[CancellationReason] = mapped_column(_enum(CancellationReason))
-    # The supplier order's own id while the request is open, NULL once it is not: the unique index makes a
-    # second open request on one supplier order impossible even when two requests race.
-    open_key: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    # The supplier order status before IN_CANCEL, restored when the request is rejected or withdrawn.
-    previous_status: Mapped[SupplierOrderStatus] = mapped_column(_enum(SupplierOrderStatus))
-    requested_by: Mapped[str] = mapped_column(String(200))
-    respond_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    messages: Mapped[list[CancellationMessage]] = relationship(
-        back_populates="request",
-        lazy="raise",
-        order_by="CancellationMessage.id",
-        cascade="all, delete-orphan",
-    )
-
-
-class CancellationMessage(Base):
-    __tablename__ = "cancellation_messages"
-    __table_args__ = (Index("ix_cancellation_messages_request", "request_id", "id"),)
-
-    id: Mapped[int] = mapped_column(PK, primary_key=True)
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("cancellation_requests.id", ondelete="CASCADE"))
-    author: Mapped[MessageAuthor] = mapped_column(_enum(MessageAuthor))
-    author_name: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    request: Mapped[CancellationRequest] = relationship(back_populates="messages", lazy="raise")
 
 
 class SupplierRefund(Base):
@@ -352,20 +200,4 @@ class SupplierRefund(Base):
     currency: Mapped[str] = mapped_column(String(3))
     source: Mapped[str] = mapped_column(String(40))
     source_id: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class InboundWebhook(Base):
-    """A supplier webhook already handled, by its ``webhook-id``, with the answer given the first time."""
-
-    __tablename__ = "inbound_webhooks"
-    __table_args__ = (UniqueConstraint("supplier_id", "webhook_id"),)
-
-    id: Mapped[int] = mapped_column(PK, primary_key=True)
-    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
-    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id", ondelete="CASCADE"))
-    webhook_id: Mapped[str] = mapped_column(String(255))
-    event_type: Mapped[str] = mapped_column(String(100))
-    status_code: Mapped[int] = mapped_column(Integer)
-    response: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
