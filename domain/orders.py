@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -145,7 +146,8 @@ async def import_orders(
     """Create or update store orders by number, all or nothing.
 
     Importing the same number again replaces the order's details and lines and upserts its supplier orders
-    by AliExpress id; it never creates a second order.
+    by AliExpress id; it never creates a second order. Concurrent imports of one number queue up on the
+    order's row lock, so each one replaces the whole order and the last to commit wins, consistently.
     """
     require_scope(actor, Scope.WRITE_ORDERS)
     assert actor.shop_id is not None
@@ -159,25 +161,22 @@ async def import_orders(
         (await session.execute(select(Supplier.id).where(visible(Supplier, actor)))).scalars().all()
     )
     numbers = [data.number for data in orders]
+    claimed_by: dict[str, int] = {}
     for index, data in enumerate(orders):
         _check_order(check, ("orders", index), data, suppliers)
         if numbers.index(data.number) != index:
             check.fail(("orders", index, "number"), "the same number appears twice", ErrorCode.ALREADY_EXISTS)
+        for so_index, so in enumerate(data.supplier_orders):
+            if claimed_by.setdefault(so.aliexpress_order_id, index) != index:
+                check.fail(
+                    ("orders", index, "supplierOrders", so_index, "aliexpressOrderId"),
+                    "another order of this import names the same AliExpress order",
+                    ErrorCode.ALREADY_EXISTS,
+                )
     check.raise_if_any()
 
-    existing = {
-        order.number: order
-        for order in (
-            await session.execute(
-                select(Order)
-                .where(visible(Order, actor), Order.number.in_(numbers))
-                .options(
-                    selectinload(Order.lines),
-                    selectinload(Order.supplier_orders).selectinload(SupplierOrder.packages),
-                )
-            )
-        ).scalars()
-    }
+    created = await _insert_missing_orders(session, actor, orders)
+    existing = await _lock_orders(session, actor, numbers)
     ali_ids = [so.aliexpress_order_id for data in orders for so in data.supplier_orders]
     taken = dict(
         (
@@ -189,11 +188,11 @@ async def import_orders(
         ).all()
     )
     for index, data in enumerate(orders):
-        own = existing.get(data.number)
-        current = {so.aliexpress_order_id: so.status for so in own.supplier_orders} if own else {}
+        own = existing[data.number]
+        current = {so.aliexpress_order_id: so.status for so in own.supplier_orders}
         for so_index, so in enumerate(data.supplier_orders):
             path = ("orders", index, "supplierOrders", so_index)
-            if so.aliexpress_order_id in taken and taken[so.aliexpress_order_id] != (own.id if own else None):
+            if taken.get(so.aliexpress_order_id, own.id) != own.id:
                 check.fail(
                     (*path, "aliexpressOrderId"), "already belongs to another order", ErrorCode.ALREADY_EXISTS
                 )
@@ -207,56 +206,174 @@ async def import_orders(
                 )
     check.raise_if_any()
 
-    results = []
-    for data in orders:
-        order = existing.get(data.number)
-        results.append(await _write_order(session, actor, data, order))
-    return results
+    # Taken after the lock, so that the order's updated_at follows the order in which imports commit.
+    now = utcnow()
+    await _insert_new_supplier_orders(session, actor, orders, existing, set(taken), now)
+    return [
+        await _write_order(session, actor, data, existing[data.number], data.number in created, now)
+        for data in orders
+    ]
+
+
+def _insert(session: AsyncSession) -> Any:
+    """INSERT with ON CONFLICT for the session's database."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _subtotal(data: OrderInput) -> Decimal:
+    return sum((line.unit_price * line.quantity for line in data.lines), Decimal(0))
+
+
+def _details(data: OrderInput, now: datetime) -> dict[str, Any]:
+    """The order's own columns as an import sets them, whether it creates the order or replaces it."""
+    subtotal = _subtotal(data)
+    return {
+        "number_value": number_value(data.number),
+        "customer_name": data.customer_name,
+        "customer_email": data.customer_email,
+        "customer_phone": data.customer_phone,
+        "shipping_address": data.shipping_address,
+        "currency": data.currency,
+        "subtotal": subtotal,
+        "shipping": data.shipping,
+        "total": subtotal + data.shipping,
+        "tags": ",".join(dict.fromkeys(tag.strip() for tag in data.tags)),
+        "note": data.note,
+        "updated_at": now,
+    }
+
+
+async def _insert_missing_orders(
+    session: AsyncSession, actor: Actor, orders: Sequence[OrderInput]
+) -> set[str]:
+    """Insert the numbers the shop does not have yet; returns the numbers this transaction created.
+
+    The unique (shop, number) index decides between concurrent imports of a new number: the first inserts,
+    the others wait for it to commit and then find the row. Rows go in sorted by number so that two imports
+    of several new numbers cannot wait on each other in a circle.
+    """
+    now = utcnow()
+    rows = [
+        {
+            **_details(data, now),
+            "shop_id": actor.shop_id,
+            "number": data.number,
+            "financial_status": FinancialStatus.PAID,
+            "status": OrderStatus.OPEN,
+            "created_at": data.created_at or now,
+        }
+        for data in sorted(orders, key=lambda data: data.number)
+    ]
+    statement = (
+        _insert(session)(Order)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[Order.shop_id, Order.number])
+        .returning(Order.number)
+    )
+    return set((await session.scalars(statement)).all())
+
+
+async def _lock_orders(session: AsyncSession, actor: Actor, numbers: Sequence[str]) -> dict[str, Order]:
+    """The shop's orders with these numbers, row-locked (by id, the order every locker uses) and read fresh.
+
+    The order's row lock guards everything under it: lines, supplier orders and their packages. Use cases
+    that change a supplier order take it too, before the supplier order's own lock.
+    """
+    statement = (
+        select(Order)
+        .where(visible(Order, actor), Order.number.in_(numbers))
+        .order_by(Order.id)
+        .with_for_update(of=Order)
+        .options(
+            selectinload(Order.lines),
+            selectinload(Order.supplier_orders).selectinload(SupplierOrder.packages),
+        )
+        .execution_options(populate_existing=True)
+    )
+    return {order.number: order for order in (await session.scalars(statement)).all()}
+
+
+async def _insert_new_supplier_orders(
+    session: AsyncSession,
+    actor: Actor,
+    orders: Sequence[OrderInput],
+    locked: dict[str, Order],
+    known: set[str],
+    now: datetime,
+) -> None:
+    """Insert the supplier orders no order has yet and attach them to their locked store orders.
+
+    Another store order's import may claim the same AliExpress order at the same time: the unique
+    (shop, AliExpress id) index lets one of them have it, and the other is refused as it would be afterwards.
+    """
+    check = Checker()
+    rows = []
+    path_of: dict[str, tuple[str | int, ...]] = {}
+    for index, data in enumerate(orders):
+        order = locked[data.number]
+        supplier_of = {line.aliexpress_order_id: line.supplier_id for line in data.lines}
+        for so_index, so in enumerate(data.supplier_orders):
+            if so.aliexpress_order_id in known:
+                continue
+            path_of[so.aliexpress_order_id] = (
+                "orders",
+                index,
+                "supplierOrders",
+                so_index,
+                "aliexpressOrderId",
+            )
+            rows.append(
+                {
+                    "shop_id": actor.shop_id,
+                    "order_id": order.id,
+                    "supplier_id": supplier_of[so.aliexpress_order_id],
+                    "aliexpress_order_id": so.aliexpress_order_id,
+                    "status": so.status,
+                    "end_reason": so.end_reason,
+                    "currency": data.currency,
+                    "cost": so.cost,
+                    "paid_at": so.paid_at,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if not rows:
+        return
+    rows.sort(key=lambda row: str(row["aliexpress_order_id"]))
+    statement = (
+        _insert(session)(SupplierOrder)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[SupplierOrder.shop_id, SupplierOrder.aliexpress_order_id])
+        .returning(SupplierOrder.id, SupplierOrder.aliexpress_order_id)
+    )
+    inserted: dict[int, str] = {pk: ali_id for pk, ali_id in (await session.execute(statement)).all()}
+    for ali_id in set(path_of) - set(inserted.values()):
+        check.fail(path_of[ali_id], "already belongs to another order", ErrorCode.ALREADY_EXISTS)
+    check.raise_if_any()
+    fresh = await session.scalars(
+        select(SupplierOrder)
+        .where(SupplierOrder.id.in_(inserted))
+        .options(selectinload(SupplierOrder.packages))
+    )
+    by_order = {order.id: order for order in locked.values()}
+    for supplier_order in fresh.all():
+        by_order[supplier_order.order_id].supplier_orders.append(supplier_order)
 
 
 async def _write_order(
-    session: AsyncSession, actor: Actor, data: OrderInput, order: Order | None
+    session: AsyncSession, actor: Actor, data: OrderInput, order: Order, created: bool, now: datetime
 ) -> ImportResult:
+    """Replace the locked order's details and lines with ``data`` and update its supplier orders."""
     assert actor.shop_id is not None
-    now = utcnow()
-    created = order is None
-    subtotal = sum((line.unit_price * line.quantity for line in data.lines), Decimal(0))
-    if order is None:
-        order = Order(shop_id=actor.shop_id, number=data.number, created_at=data.created_at or now)
-        order.lines = []
-        order.supplier_orders = []
-        session.add(order)
-    order.number_value = number_value(data.number)
-    order.customer_name = data.customer_name
-    order.customer_email = data.customer_email
-    order.customer_phone = data.customer_phone
-    order.shipping_address = data.shipping_address
-    order.currency = data.currency
-    order.subtotal = subtotal
-    order.shipping = data.shipping
-    order.total = subtotal + data.shipping
-    order.tags = ",".join(dict.fromkeys(tag.strip() for tag in data.tags))
-    order.note = data.note
-    order.updated_at = now
-    if created:
-        order.financial_status = FinancialStatus.PAID
-        order.status = OrderStatus.OPEN
+    for name, value in _details(data, now).items():
+        setattr(order, name, value)
 
     by_ali_id = {so.aliexpress_order_id: so for so in order.supplier_orders}
     supplier_of = {
         line.aliexpress_order_id: line.supplier_id for line in data.lines if line.aliexpress_order_id
     }
     for so_data in data.supplier_orders:
-        supplier_order = by_ali_id.get(so_data.aliexpress_order_id)
-        if supplier_order is None:
-            supplier_order = SupplierOrder(
-                shop_id=actor.shop_id,
-                aliexpress_order_id=so_data.aliexpress_order_id,
-                created_at=now,
-                packages=[],
-            )
-            order.supplier_orders.append(supplier_order)
-            by_ali_id[so_data.aliexpress_order_id] = supplier_order
+        supplier_order = by_ali_id[so_data.aliexpress_order_id]
         supplier_id = supplier_of[so_data.aliexpress_order_id]
         assert supplier_id is not None
         supplier_order.supplier_id = supplier_id

@@ -132,14 +132,28 @@ def _event_json(event: TrackingEventInput) -> dict[str, Any]:
     }
 
 
-def apply_packages(
+@dataclass(frozen=True)
+class PackageChanges:
+    """Tracking numbers that were new, and those of known packages whose carrier, status or scans changed."""
+
+    added: list[str]
+    updated: list[str]
+
+
+def merge_packages(
     supplier_order: SupplierOrder, packages: Sequence[PackageInput], now: datetime
-) -> list[str]:
-    """Add or update packages by tracking number; returns the tracking numbers that were new."""
+) -> PackageChanges:
+    """Add or update packages by tracking number, keeping each scan (time, status) once.
+
+    The caller holds the supplier order's lock (see ``load_supplier_order``), so the packages it loaded are
+    the current ones and a report sent twice, or by two senders at once, changes nothing the second time.
+    """
     by_number = {package.tracking_number: package for package in supplier_order.packages}
-    added = []
+    added: list[str] = []
+    updated: list[str] = []
     for data in packages:
         package = by_number.get(data.tracking_number)
+        changed = package is None
         if package is None:
             package = Package(
                 shop_id=supplier_order.shop_id,
@@ -150,18 +164,37 @@ def apply_packages(
             supplier_order.packages.append(package)
             by_number[data.tracking_number] = package
             added.append(data.tracking_number)
-        if data.carrier is not None:
+        if data.carrier is not None and data.carrier != package.carrier:
             package.carrier = data.carrier
-        if data.tracking_status is not None:
+            changed = True
+        if data.tracking_status is not None and data.tracking_status != package.tracking_status:
             package.tracking_status = data.tracking_status
+            changed = True
         if data.events:
             known = {(event["time"], event["status"]) for event in package.tracking_events}
-            fresh = [_event_json(e) for e in data.events if (e.time.isoformat(), e.status) not in known]
-            package.tracking_events = sorted(
-                [*package.tracking_events, *fresh], key=lambda event: event["time"]
-            )
-        package.updated_at = now
-    return added
+            fresh: list[dict[str, Any]] = []
+            for event in data.events:
+                key = (event.time.isoformat(), event.status)
+                if key not in known:
+                    known.add(key)
+                    fresh.append(_event_json(event))
+            if fresh:
+                package.tracking_events = sorted(
+                    [*package.tracking_events, *fresh], key=lambda event: event["time"]
+                )
+                changed = True
+        if changed:
+            package.updated_at = now
+            if data.tracking_number not in added and data.tracking_number not in updated:
+                updated.append(data.tracking_number)
+    return PackageChanges(added=added, updated=updated)
+
+
+def apply_packages(
+    supplier_order: SupplierOrder, packages: Sequence[PackageInput], now: datetime
+) -> list[str]:
+    """Add or update packages by tracking number; returns the tracking numbers that were new."""
+    return merge_packages(supplier_order, packages, now).added
 
 
 def supplier_order_event(
@@ -222,14 +255,21 @@ async def record_status_change(
 async def load_supplier_order(
     session: AsyncSession, actor: Actor, supplier_order_id: int, *, for_update: bool = False
 ) -> SupplierOrder:
-    """The supplier order with its packages and store order, if the actor may see it."""
-    statement = (
-        select(SupplierOrder)
-        .where(SupplierOrder.id == supplier_order_id, visible(SupplierOrder, actor))
-        .options(selectinload(SupplierOrder.packages), selectinload(SupplierOrder.order))
-    )
+    """The supplier order with its packages and store order, if the actor may see it.
+
+    ``for_update`` locks the store order's row, then the supplier order's, and reads both afresh. Every
+    writer takes them in that order (an import holds the store order while it rewrites its supplier orders),
+    so writers of one store order queue up instead of deadlocking or overwriting each other's changes.
+    """
+    where = (SupplierOrder.id == supplier_order_id, visible(SupplierOrder, actor))
+    statement = select(SupplierOrder).where(*where)
     if for_update:
-        statement = statement.with_for_update()
+        order_id = await session.scalar(select(SupplierOrder.order_id).where(*where))
+        if order_id is None:
+            raise DomainError.single(ErrorCode.NOT_FOUND, "supplier order not found", "id")
+        await session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    statement = statement.options(selectinload(SupplierOrder.packages), selectinload(SupplierOrder.order))
     supplier_order = (await session.execute(statement)).scalar_one_or_none()
     if supplier_order is None:
         raise DomainError.single(ErrorCode.NOT_FOUND, "supplier order not found", "id")
@@ -275,9 +315,9 @@ async def update_supplier_order(
                 previous, "buyer_accept_goods"
             )
         await record_status_change(session, actor, supplier_order, previous, now)
-    added = apply_packages(supplier_order, change.packages, now)
+    changes = merge_packages(supplier_order, change.packages, now)
     ali_id = supplier_order.aliexpress_order_id
-    for tracking_number in added:
+    for tracking_number in changes.added:
         supplier_order_event(
             session,
             actor,
@@ -286,17 +326,18 @@ async def update_supplier_order(
             f"Package {tracking_number} added to AliExpress order {ali_id}",
             {"trackingNumber": tracking_number},
         )
-    if change.packages and not added:
+    if changes.updated and not changes.added:
         supplier_order_event(
             session,
             actor,
             supplier_order,
             "tracking_updated",
             f"Tracking updated for AliExpress order {ali_id}",
-            {"trackingNumbers": [package.tracking_number for package in change.packages]},
+            {"trackingNumbers": changes.updated},
         )
-    supplier_order.updated_at = now
-    order.updated_at = now
+    if target is not previous or changes.added or changes.updated:
+        supplier_order.updated_at = now
+        order.updated_at = now
     await refresh_order_status(session, actor, order, now)
     return supplier_order
 
