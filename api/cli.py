@@ -9,12 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from api.cli_support import run_with_database
 from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import AccessToken, Shop, Supplier, TokenKind
+from db.types import utcnow
 from demo.catalogue import DEMO_SHOPS
 from demo.generator import DemoSeed, seed_demo
 from domain.actors import Scope
@@ -143,18 +145,30 @@ def cmd_supplier_create(args: argparse.Namespace) -> int:
             if await session.get(Shop, args.shop) is None:
                 print(f"error: no shop {args.shop}", file=sys.stderr)
                 return 2
-            supplier = Supplier(
-                shop_id=args.shop,
-                name=args.name,
-                aliexpress_store_id=args.store_id,
-                store_url=args.store_url or f"https://www.aliexpress.com/store/{args.store_id}",
-                accepts_returns=args.accepts_returns,
-                return_window_days=args.return_window_days,
-                webhook_secret=secret,
+            # The unique (shop, store id) index decides, so two admins adding the same store cannot both win.
+            insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+            supplier_id = await session.scalar(
+                insert(Supplier)
+                .values(
+                    shop_id=args.shop,
+                    name=args.name,
+                    aliexpress_store_id=args.store_id,
+                    store_url=args.store_url or f"https://www.aliexpress.com/store/{args.store_id}",
+                    accepts_returns=args.accepts_returns,
+                    return_window_days=args.return_window_days,
+                    webhook_secret=secret,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=[Supplier.shop_id, Supplier.aliexpress_store_id])
+                .returning(Supplier.id)
             )
-            session.add(supplier)
-            await session.flush()
-        print(f"supplier {supplier.id} created in shop {args.shop}: {supplier.name}")
+        if supplier_id is None:
+            print(
+                f"error: shop {args.shop} already has a supplier with store id {args.store_id}",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"supplier {supplier_id} created in shop {args.shop}: {args.name}")
         print(f"webhook secret (shown once): {secret}")
         return 0
 
