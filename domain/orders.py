@@ -196,9 +196,16 @@ async def import_orders(
                 check.fail(
                     (*path, "aliexpressOrderId"), "already belongs to another order", ErrorCode.ALREADY_EXISTS
                 )
+            was = current.get(so.aliexpress_order_id)
+            if was is SupplierOrderStatus.FINISH and so.status is not SupplierOrderStatus.FINISH:
+                # A closed trade (say, cancelled and refunded a moment ago) is not reopened by a stale import.
+                check.fail(
+                    (*path, "status"),
+                    "the AliExpress order has finished; its status no longer changes",
+                    ErrorCode.INVALID_STATE,
+                )
             # IN_CANCEL belongs to an open cancellation request: only the request moves the order in or out.
-            was_in_cancel = current.get(so.aliexpress_order_id) is SupplierOrderStatus.IN_CANCEL
-            if was_in_cancel != (so.status is SupplierOrderStatus.IN_CANCEL):
+            elif (was is SupplierOrderStatus.IN_CANCEL) != (so.status is SupplierOrderStatus.IN_CANCEL):
                 check.fail(
                     (*path, "status"),
                     "IN_CANCEL is entered and left only through a cancellation request",
@@ -377,8 +384,10 @@ async def _write_order(
         supplier_id = supplier_of[so_data.aliexpress_order_id]
         assert supplier_id is not None
         supplier_order.supplier_id = supplier_id
-        supplier_order.status = so_data.status
-        supplier_order.end_reason = so_data.end_reason
+        if supplier_order.status is not SupplierOrderStatus.FINISH:
+            # How a trade ended (cancelled, delivered) is settled once; refunds and order status follow it.
+            supplier_order.status = so_data.status
+            supplier_order.end_reason = so_data.end_reason
         supplier_order.currency = data.currency
         supplier_order.cost = so_data.cost
         supplier_order.paid_at = so_data.paid_at

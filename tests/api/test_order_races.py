@@ -296,20 +296,26 @@ async def test_concurrent_supplier_updates_never_double_packages_or_scans(
     assert timeline.count("tracking_updated") <= racers - 1
 
 
-@pytest.mark.parametrize("decision", ["APPROVE", "REJECT"])
-@pytest.mark.parametrize("racers", RACER_COUNTS)
-async def test_imports_racing_a_cancellation_decision(
-    client: httpx.AsyncClient, db: Database, tenant: Tenant, racers: int, decision: str
-) -> None:
+async def open_request(client: httpx.AsyncClient, tenant: Tenant) -> tuple[dict[str, Any], str]:
+    """An order of one supplier order with a PENDING cancellation request: what was imported, the request."""
     initial = single_supplier_variant(tenant, 100, "WAIT_SELLER_SEND_GOODS")
     [created] = (await import_one(client, tenant, initial))["orders"]
     so_gid = created["supplierOrders"][0]["id"]
     variables = {"input": {"supplierOrderId": so_gid, "reason": "DUPLICATE_ORDER"}}
     opened = (await graphql(client, tenant.merchant_token, CREATE, variables))["cancellationRequestCreate"]
     assert opened["userErrors"] == []
-    request_gid = opened["cancellationRequest"]["id"]
-    # While the request is open the store still reports the AliExpress order as IN_CANCEL.
-    variants = [single_supplier_variant(tenant, index, "IN_CANCEL") for index in range(racers - 1)]
+    return initial, opened["cancellationRequest"]["id"]
+
+
+# What the store reports for the AliExpress order: the request's own IN_CANCEL, or a stale status.
+@pytest.mark.parametrize("reported", ["IN_CANCEL", "WAIT_SELLER_SEND_GOODS"])
+@pytest.mark.parametrize("decision", ["APPROVE", "REJECT"])
+@pytest.mark.parametrize("racers", RACER_COUNTS)
+async def test_imports_racing_a_cancellation_decision(
+    client: httpx.AsyncClient, db: Database, tenant: Tenant, racers: int, decision: str, reported: str
+) -> None:
+    initial, request_gid = await open_request(client, tenant)
+    variants = [single_supplier_variant(tenant, index, reported) for index in range(racers - 1)]
 
     async def decide() -> list[dict[str, Any]]:
         variables = {"input": {"id": request_gid, "decision": decision, "message": "done"}}
@@ -324,8 +330,10 @@ async def test_imports_racing_a_cancellation_decision(
     assert decided == []
     accepted = [data for data, result in zip(variants, imports, strict=True) if not result["userErrors"]]
     refused = [error for result in imports for error in result["userErrors"]]
-    # An import that comes after the decision no longer matches the supplier order, and is told so.
+    # An import whose status no longer fits the supplier order (before or after the decision) is told so.
     assert {(error["code"], error["field"][-1]) for error in refused} <= {("INVALID_STATE", "status")}
+    if decision == "APPROVE" and reported != "IN_CANCEL":
+        assert accepted == []  # neither an open request nor a cancelled trade is overwritten
     found = await stored(db, tenant)
     assert_is_variant(found, sent_by_note([initial, *accepted], found.order.note))
     [supplier_order] = found.supplier_orders
@@ -394,3 +402,25 @@ async def test_supplier_orders_of_one_order_finishing_together_close_it_once(
     assert types.count("supplier_order_status_changed") == racers
     assert types.count("order_closed") == 1
     assert types[-1] == "order_closed"
+
+
+async def test_a_stale_import_after_an_approval_does_not_reopen_the_trade(
+    client: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    _, request_gid = await open_request(client, tenant)
+    variables = {"input": {"id": request_gid, "decision": "APPROVE"}}
+    approved = await graphql(client, tenant.supplier_tokens[0], DECIDE, variables)
+    assert approved["cancellationRequestDecide"]["userErrors"] == []
+
+    stale = await import_one(client, tenant, single_supplier_variant(tenant, 1, "WAIT_SELLER_SEND_GOODS"))
+    assert [(error["code"], error["field"]) for error in stale["userErrors"]] == [
+        ("INVALID_STATE", ["orders", "0", "supplierOrders", "0", "status"])
+    ]
+    finished = single_supplier_variant(tenant, 2, "FINISH")
+    assert (await import_one(client, tenant, finished))["userErrors"] == []
+
+    found = await stored(db, tenant)
+    assert_is_variant(found, finished)
+    [supplier_order] = found.supplier_orders
+    assert (supplier_order.status, supplier_order.end_reason) == ("FINISH", "cancel_order_close_trade")
+    assert found.order.status == "CANCELLED"
