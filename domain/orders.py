@@ -35,6 +35,8 @@ MAX_ORDERS_PER_IMPORT = 100
 MAX_LINES_PER_ORDER = 250
 MAX_QUANTITY = 10_000
 MAX_TAGS = 40
+# Rows per multi-row INSERT, well under the bound-parameter limits of both databases.
+INSERT_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -346,25 +348,29 @@ async def _insert_new_supplier_orders(
             )
     if not rows:
         return
+    # Sorted, so that two imports claiming several of the same AliExpress orders queue in one direction.
     rows.sort(key=lambda row: str(row["aliexpress_order_id"]))
-    statement = (
-        _insert(session)(SupplierOrder)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[SupplierOrder.shop_id, SupplierOrder.aliexpress_order_id])
-        .returning(SupplierOrder.id, SupplierOrder.aliexpress_order_id)
-    )
-    inserted: dict[int, str] = {pk: ali_id for pk, ali_id in (await session.execute(statement)).all()}
-    for ali_id in set(path_of) - set(inserted.values()):
+    by_order = {order.id: order for order in locked.values()}
+    claimed: set[str] = set()
+    for start in range(0, len(rows), INSERT_BATCH):
+        statement = (
+            _insert(session)(SupplierOrder)
+            .values(rows[start : start + INSERT_BATCH])
+            .on_conflict_do_nothing(index_elements=[SupplierOrder.shop_id, SupplierOrder.aliexpress_order_id])
+            .returning(SupplierOrder.id, SupplierOrder.aliexpress_order_id)
+        )
+        inserted = {pk: ali_id for pk, ali_id in (await session.execute(statement)).all()}
+        claimed.update(inserted.values())
+        fresh = await session.scalars(
+            select(SupplierOrder)
+            .where(SupplierOrder.id.in_(inserted))
+            .options(selectinload(SupplierOrder.packages))
+        )
+        for supplier_order in fresh.all():
+            by_order[supplier_order.order_id].supplier_orders.append(supplier_order)
+    for ali_id in sorted(set(path_of) - claimed):
         check.fail(path_of[ali_id], "already belongs to another order", ErrorCode.ALREADY_EXISTS)
     check.raise_if_any()
-    fresh = await session.scalars(
-        select(SupplierOrder)
-        .where(SupplierOrder.id.in_(inserted))
-        .options(selectinload(SupplierOrder.packages))
-    )
-    by_order = {order.id: order for order in locked.values()}
-    for supplier_order in fresh.all():
-        by_order[supplier_order.order_id].supplier_orders.append(supplier_order)
 
 
 async def _write_order(
