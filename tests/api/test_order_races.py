@@ -424,3 +424,44 @@ async def test_a_stale_import_after_an_approval_does_not_reopen_the_trade(
     [supplier_order] = found.supplier_orders
     assert (supplier_order.status, supplier_order.end_reason) == ("FINISH", "cancel_order_close_trade")
     assert found.order.status == "CANCELLED"
+
+
+@pytest.mark.parametrize("racers", RACER_COUNTS)
+async def test_imports_racing_a_cancellation_request(
+    client: httpx.AsyncClient, db: Database, tenant: Tenant, racers: int
+) -> None:
+    """The request puts the supplier order in IN_CANCEL; no import that read it before may put it back."""
+    initial = single_supplier_variant(tenant, 100, "WAIT_SELLER_SEND_GOODS")
+    [created] = (await import_one(client, tenant, initial))["orders"]
+    so_gid = created["supplierOrders"][0]["id"]
+    variants = [
+        single_supplier_variant(tenant, index, "WAIT_SELLER_SEND_GOODS") for index in range(racers - 1)
+    ]
+
+    async def request() -> list[dict[str, Any]]:
+        variables = {"input": {"supplierOrderId": so_gid, "reason": "DUPLICATE_ORDER"}}
+        payload = await graphql(client, tenant.merchant_token, CREATE, variables)
+        errors: list[dict[str, Any]] = payload["cancellationRequestCreate"]["userErrors"]
+        return errors
+
+    middle = (racers - 1) // 2
+    racing = [import_one(client, tenant, data) for data in variants]
+    results: list[Any] = await asyncio.gather(*racing[:middle], request(), *racing[middle:])
+    assert results[middle] == []  # the request itself
+    imports = results[:middle] + results[middle + 1 :]
+    accepted = [data for data, result in zip(variants, imports, strict=True) if not result["userErrors"]]
+    refused = [error for result in imports for error in result["userErrors"]]
+    assert {(error["code"], error["field"][-1]) for error in refused} <= {("INVALID_STATE", "status")}
+    found = await stored(db, tenant)
+    assert_is_variant(found, sent_by_note([initial, *accepted], found.order.note))
+    [supplier_order] = found.supplier_orders
+    assert supplier_order.status == "IN_CANCEL"
+    async with db.read() as session:
+        requests = (
+            await session.execute(
+                select(CancellationRequest.status, CancellationRequest.open_key).where(
+                    CancellationRequest.supplier_order_id == supplier_order.id
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in requests] == [("PENDING", supplier_order.id)]
