@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AccessToken, ActorKind, Supplier, TokenKind
@@ -90,8 +90,15 @@ async def authenticate(session: AsyncSession, raw: str) -> Actor | None:
 
 
 async def revoke_token(session: AsyncSession, token_id: int) -> bool:
-    token = await session.get(AccessToken, token_id)
-    if token is None or token.revoked_at is not None:
-        return False
-    token.revoked_at = utcnow()
-    return True
+    """Revoke an active token; False when there is none, or it was revoked already.
+
+    One conditional UPDATE decides, so of two concurrent revocations exactly one reports it, and the first
+    revocation time is the one kept.
+    """
+    result = await session.execute(
+        update(AccessToken)
+        .where(AccessToken.id == token_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
