@@ -223,7 +223,7 @@ async def packages_by_supplier_order(
         .order_by(Package.supplier_order_id, Package.id)
     )
     found: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
-    for supplier_order_id, tracking_number, carrier in (await session.execute(statement)).tuples():
+    for supplier_order_id, tracking_number, carrier in (await session.execute(statement)).all():
         found[supplier_order_id].append((tracking_number, carrier))
     return found
 
@@ -235,7 +235,7 @@ async def open_cancellations_by_supplier_order(
     statement = select(CancellationRequest.supplier_order_id, CancellationRequest.status).where(
         CancellationRequest.order_id.in_(order_ids), CancellationRequest.open_key.is_not(None)
     )
-    return {so_id: status.value for so_id, status in (await session.execute(statement)).tuples()}
+    return {so_id: status.value for so_id, status in (await session.execute(statement)).all()}
 
 
 async def dispute_status_by_supplier_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
@@ -729,7 +729,7 @@ async def _update_fenced(database: Database, export_id: int, attempt: int, **val
 
 
 def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         path.unlink()
 
 
