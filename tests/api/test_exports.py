@@ -193,13 +193,15 @@ async def test_export_is_mailed_with_link_and_file_and_the_link_downloads_it(
     assert body is not None and url in body.get_content()
     [attachment] = list(message.iter_attachments())
     attached = attachment.get_payload(decode=True)
-    assert attachment.get_filename().endswith(".csv") and attachment.get_content_type() == "text/csv"
+    filename = attachment.get_filename()
+    assert isinstance(attached, bytes) and filename is not None
+    assert filename.endswith(".csv") and attachment.get_content_type() == "text/csv"
     assert [row["Name"] for row in csv_rows(attached)] == ["#1001", "#1001"]
 
     response = await env.client.get(local(url))
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
-    assert response.headers["content-disposition"] == f'attachment; filename="{attachment.get_filename()}"'
+    assert response.headers["content-disposition"] == f'attachment; filename="{filename}"'
     assert response.content == attached and int(shown["fileSize"]) == len(attached)
 
     listed = await env.api.data(tenant.merchant_token, LIST, {"status": "SUCCEEDED"})
