@@ -57,7 +57,7 @@ class Settings:
     export_link_days: int = 7
     export_dir_override: str = ""
     # Orders read per batch while exporting: memory is bounded by one batch, whatever the export's size.
-    export_batch_orders: int = 500
+    export_batch_orders: int = 1000
     smtp_from: str = "Dropdesk <dropdesk@localhost>"
 
     @property
@@ -126,7 +126,7 @@ def load_settings() -> Settings:
         export_attachment_max_bytes=_env_int("EXPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024),
         export_link_days=_env_int("EXPORT_LINK_DAYS", 7),
         export_dir_override=_env("EXPORT_DIR", ""),
-        export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 500),
+        export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 1000),
         smtp_from=_env("SMTP_FROM", "Dropdesk <dropdesk@localhost>"),
     )
 

@@ -62,7 +62,7 @@ NOTIFY_KIND = "exports.notify"
 EXPIRE_KIND = "exports.expire"
 BUILD_ATTEMPTS = 3
 MAX_IDS = 10_000
-DEFAULT_BATCH_ORDERS = 500
+DEFAULT_BATCH_ORDERS = 1000
 ERROR_LIMIT = 2000
 JOB_DIED = "the export stopped on every attempt without finishing (its worker was lost)"
 
@@ -415,19 +415,18 @@ def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
                 )
             )
             continue
+        # Lines of one supplier order share its columns: built once per supplier order, not per line.
+        parts: dict[int, tuple[Any, ...]] = {}
         for line, state in zip(lines, line_states, strict=True):
-            fulfilling = by_id.get(line.supplier_order_id or 0)
-            rows.append(
-                (
-                    *head,
-                    line.quantity,
-                    _line_name(line),
-                    line.unit_price,
-                    line.sku,
-                    state,
-                    *customer,
-                    *_supplier_part(batch, [fulfilling] if fulfilling else [], cost, margin, return_status),
+            key = line.supplier_order_id or 0
+            part = parts.get(key)
+            if part is None:
+                fulfilling = by_id.get(key)
+                part = parts[key] = _supplier_part(
+                    batch, [fulfilling] if fulfilling else [], cost, margin, return_status
                 )
+            rows.append(
+                (*head, line.quantity, _line_name(line), line.unit_price, line.sku, state, *customer, *part)
             )
     return rows
 

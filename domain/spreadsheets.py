@@ -10,9 +10,8 @@ from __future__ import annotations
 import csv
 import enum
 from collections.abc import Iterable, Sequence
-from copy import copy
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -27,7 +26,6 @@ from domain.money import CURRENCY_EXPONENTS, quantize
 
 # A cell beginning with one of these is read as a formula (or, for tab and carriage return, hides one).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-CSV_DATETIME = "%Y-%m-%d %H:%M:%S %z"
 XLSX_DATETIME = "yyyy-mm-dd hh:mm:ss"
 
 # Symbols Excel shows in front of the amount; other currencies show their ISO code after it.
@@ -56,6 +54,22 @@ class SummaryLine:
     currency: str
     orders: int
     total: Decimal
+
+
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+_MINOR_UNIT_STEPS: dict[str, Decimal] = {}
+
+
+def _step(currency: str) -> Decimal:
+    step = _MINOR_UNIT_STEPS[currency] = quantize(Decimal(0), currency)
+    return step
+
+
+def _csv_time(value: datetime) -> str:
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # str() of a UTC datetime starts "YYYY-MM-DD HH:MM:SS", several times faster than strftime.
+    return f"{str(value)[:19]} +0000"
 
 
 def neutralise(text: str) -> str:
@@ -87,28 +101,34 @@ class CsvWriter:
     def __init__(self, path: Path, columns: Sequence[Column], currency_index: int) -> None:
         self._file: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
         self._writer = csv.writer(self._file, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-        self._kinds = [column.kind for column in columns]
+        self._texts = [i for i, column in enumerate(columns) if column.kind is Kind.TEXT]
+        self._moneys = [i for i, column in enumerate(columns) if column.kind is Kind.MONEY]
+        self._dates = [i for i, column in enumerate(columns) if column.kind is Kind.DATETIME]
         self._currency_index = currency_index
         self._writer.writerow([neutralise(column.name) for column in columns])
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
-        kinds = self._kinds
+        # The hot loop of every CSV export: column positions are grouped by kind once, so each row costs a
+        # list copy and a few index lookups (the csv module writes None as an empty field by itself).
+        texts, moneys, dates = self._texts, self._moneys, self._dates
         currency_index = self._currency_index
+        steps = _MINOR_UNIT_STEPS
         out = []
         for row in rows:
-            currency = row[currency_index]
-            cells: list[Any] = []
-            for kind, value in zip(kinds, row, strict=True):
-                if value is None:
-                    cells.append("")
-                elif kind is Kind.TEXT:
-                    cells.append(neutralise(value))
-                elif kind is Kind.MONEY:
-                    cells.append(quantize(value, currency))
-                elif kind is Kind.DATETIME:
-                    cells.append(value.astimezone(UTC).strftime(CSV_DATETIME))
-                else:
-                    cells.append(value)
+            cells = list(row)
+            for index in texts:
+                value = cells[index]
+                if value and value[0] in _FORMULA_FIRST:
+                    cells[index] = "'" + value
+            step = steps.get(cells[currency_index]) or _step(cells[currency_index])
+            for index in moneys:
+                value = cells[index]
+                if value is not None:
+                    cells[index] = value.quantize(step)
+            for index in dates:
+                value = cells[index]
+                if value is not None:
+                    cells[index] = _csv_time(value)
             out.append(cells)
         self._writer.writerows(out)
 
@@ -127,10 +147,12 @@ class XlsxWriter:
         self._workbook = Workbook(write_only=True)
         self._sheet = self._workbook.create_sheet("Orders")
         self._columns = list(columns)
-        self._kinds = [column.kind for column in columns]
+        self._texts = [i for i, column in enumerate(columns) if column.kind is Kind.TEXT]
+        self._moneys = [i for i, column in enumerate(columns) if column.kind is Kind.MONEY]
+        self._dates = [i for i, column in enumerate(columns) if column.kind is Kind.DATETIME]
         self._currency_index = currency_index
         self._rows = 1
-        # One styled template cell per currency (and one for dates); each value cell copies its style,
+        # One styled template cell per currency (and one for dates); each value cell takes its style array,
         # which costs far less than looking the number format up again for every cell.
         self._money_styles: dict[str, Any] = {}
         date_template = WriteOnlyCell(self._sheet, None)
@@ -159,32 +181,35 @@ class XlsxWriter:
 
     def _cell(self, value: Any, style: Any) -> WriteOnlyCell:
         cell = WriteOnlyCell(self._sheet, value)
-        cell._style = copy(style)
+        # Shared, not copied: a write-only cell is serialised once and never changed afterwards.
+        cell._style = style
         return cell
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
-        kinds = self._kinds
+        texts, moneys, dates = self._texts, self._moneys, self._dates
         append = self._sheet.append
         currency_index = self._currency_index
         date_style = self._date_style
+        cell = self._cell
         count = 0
         for row in rows:
-            money_style = None
-            cells: list[Any] = []
-            for kind, value in zip(kinds, row, strict=True):
-                if value is None:
-                    cells.append(None)
-                elif kind is Kind.TEXT:
-                    cells.append(neutralise(value))
-                elif kind is Kind.MONEY:
-                    if money_style is None:
-                        money_style = self._money_style(row[currency_index])
-                    cells.append(self._cell(value, money_style))
-                elif kind is Kind.DATETIME:
-                    # Excel has no time zones: times are written in UTC, as the header says.
-                    cells.append(self._cell(value.astimezone(UTC).replace(tzinfo=None), date_style))
-                else:
-                    cells.append(value)
+            cells = list(row)
+            for index in texts:
+                value = cells[index]
+                if value and value[0] in _FORMULA_FIRST:
+                    cells[index] = "'" + value
+            money_style = self._money_styles.get(cells[currency_index]) or self._money_style(
+                cells[currency_index]
+            )
+            for index in moneys:
+                value = cells[index]
+                if value is not None:
+                    cells[index] = cell(value, money_style)
+            for index in dates:
+                value = cells[index]
+                if value is not None:
+                    # Excel has no time zones: times are written in UTC, as the README says.
+                    cells[index] = cell(value.astimezone(UTC).replace(tzinfo=None), date_style)
             append(cells)
             count += 1
         self._rows += count

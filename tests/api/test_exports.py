@@ -25,6 +25,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from api.app import create_app
@@ -476,3 +477,76 @@ async def test_export_of_a_killed_worker_starts_over_and_finishes_once(
     async with env.db.read() as session:
         job = await session.get(Job, done.job_id)
     assert job is not None and (job.attempts, job.last_error) == (2, LEASE_EXPIRED)
+
+
+# --- races, figures that follow money, the command line ------------------------------------------------------
+
+
+async def test_concurrent_export_requests_each_get_their_export_and_job(
+    env_factory: Any, tenant: Tenant
+) -> None:
+    env: Env = await env_factory()
+    await env.api.import_orders(tenant, order_input(tenant, "#1001"))
+    payloads = await asyncio.gather(
+        *(env.export(tenant.merchant_token, format="CSV", query=f"total:>{n}") for n in range(8))
+    )
+    assert all(payload["userErrors"] == [] for payload in payloads)
+    async with env.db.read() as session:
+        rows = list((await session.execute(select(Export.id, Export.job_id, Export.query))).all())
+        jobs = list(
+            (await session.execute(select(Job.id, Job.key).where(Job.kind == exports.BUILD_KIND))).all()
+        )
+    assert len(rows) == len({row.id for row in rows}) == 8
+    assert sorted(row.query for row in rows) == sorted(f"total:>{n}" for n in range(8))
+    assert {job.key for job in jobs} == {f"{exports.BUILD_KIND}:{row.id}" for row in rows}
+    assert {job.id for job in jobs} == {row.job_id for row in rows}
+
+
+MARGINS = "{ orders(first: 10) { nodes { number supplierCost { amount } margin { amount } } } }"
+
+
+async def test_export_figures_match_what_graphql_shows_after_a_cancellation(
+    env_factory: Any, tenant: Tenant
+) -> None:
+    env: Env = await env_factory()
+    cancelled = order_input(tenant, "#1002")
+    cancelled["supplierOrders"][0].update(status="FINISH", endReason="cancel_order_close_trade")
+    await env.api.import_orders(tenant, order_input(tenant, "#1001"), cancelled)
+    gid = (await env.export(tenant.merchant_token, layout="ORDER"))["export"]["id"]
+    await env.worker().drain()
+    shown = await env.show(tenant.merchant_token, gid)
+    assert shown is not None
+    rows = csv_rows((await env.client.get(local(shown["downloadUrl"]))).content)
+    exported = {row["Name"]: (row["Supplier Cost"], row["Margin"]) for row in rows}
+    graphql = {
+        node["number"]: (node["supplierCost"]["amount"], node["margin"]["amount"])
+        for node in (await env.api.data(tenant.merchant_token, MARGINS))["orders"]["nodes"]
+    }
+    assert exported == graphql
+    assert exported["#1002"] == ("8.00", "41.99")  # the cancelled supplier order costs nothing
+
+
+async def test_cli_export_writes_the_file_with_a_progress_bar(
+    env_factory: Any, tenant: Tenant, tmp_path: Path
+) -> None:
+    env: Env = await env_factory()
+    await env.api.import_orders(tenant, order_input(tenant, "#1001"), order_input(tenant, "#1002"))
+    out = tmp_path / "orders.xlsx"
+    process_env = {key: value for key, value in os.environ.items() if not key.startswith("DROPDESK_")}
+    process_env.update(DROPDESK_DATABASE_URL=env.db.url, DROPDESK_DATA_DIR=str(tmp_path))
+    command = [sys.executable, "-m", "api.cli", "export", "--shop", str(tenant.shop_id), "--format", "xlsx"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], env=process_env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    done = await asyncio.to_thread(run, "--query", "number:1002", "--layout", "order", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "1/1 rows" in done.stderr and "rows/s" in done.stderr and "done" in done.stderr
+    assert "wrote 1 rows" in done.stdout
+    sheet = load_workbook(out)["Orders"]
+    assert [cell.value for cell in sheet[2]][:2] == ["#1002", "ana@example.com"]
+    bad = await asyncio.to_thread(run, "--query", "total:>>", "--out", str(tmp_path / "bad.xlsx"))
+    assert bad.returncode == 2 and "invalid search query" in bad.stderr
+    assert not (tmp_path / "bad.xlsx").exists()

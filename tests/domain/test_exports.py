@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import zipfile
@@ -522,3 +523,23 @@ async def test_expiry_deletes_the_file_and_fails_exports_whose_job_died(
     failed = await stored(db, stranded.id)
     assert (failed.status, failed.error) == (ExportStatus.FAILED, exports.JOB_DIED)
     assert [event.node_id for event in announced] == [stranded.id]
+
+
+async def test_two_attempts_racing_on_one_export_leave_one_finished_file(
+    db: Database, tenant: Tenant, settings: Settings
+) -> None:
+    await add_orders(db, tenant, *(order(tenant, f"#{1001 + n}") for n in range(6)))
+    export = await create(db, merchant(tenant))
+    async with db.read() as session:
+        job = await session.get(Job, export.job_id)
+    assert job is not None
+    context = JobContext(database=db, settings=replace(settings, export_batch_orders=1), worker_name="race")
+    await asyncio.gather(
+        exports.build_export(context, replace_attempts(job, 1)),
+        exports.build_export(context, replace_attempts(job, 2)),
+    )
+    done = await stored(db, export.id)
+    assert done.status is ExportStatus.SUCCEEDED and done.row_count == 12
+    assert sorted(path.name for path in settings.export_dir.iterdir()) == [done.file_name]
+    assert done.file_name == f"export-{export.id}-{done.attempt}.csv"
+    assert len(read_csv(settings.export_dir / done.file_name)) == 12
