@@ -10,7 +10,8 @@ from a list already in memory, as a program that loaded everything first would.
         --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench_exports
 
 Targets: peak memory at 100,000 rows within 30 MB of that at 10,000; XLSX end to end at least 0.8 of the
-openpyxl figure; CSV end to end at least 50,000 rows per second.
+openpyxl figure; CSV end to end at least 50,000 rows per second. Rates are given by the wall clock and per
+CPU second of the process: on a shared machine the second says more about the code.
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ async def prepare(url: str) -> tuple[int, dict[int, str]]:
             seeded = int((await session.execute(select(func.count()).select_from(Order))).scalar_one())
         if seeded < SEED_ORDERS:
             started = time.perf_counter()
-            await seed_demo(database, orders=SEED_ORDERS, secret_key="bench", now=NOW)
+            result = await seed_demo(database, orders=SEED_ORDERS, secret_key="bench", now=NOW)
+            if not result.created:
+                raise SystemExit(
+                    f"{url} holds {seeded:,} orders, fewer than {SEED_ORDERS:,}: use an empty database"
+                )
             print(
                 f"  seeded {SEED_ORDERS:,} orders in {time.perf_counter() - started:.0f} s", file=sys.stderr
             )
@@ -111,7 +116,7 @@ async def prepare(url: str) -> tuple[int, dict[int, str]]:
 async def child_export(url: str, shop_id: int, fmt: str, query: str, out: Path) -> dict[str, Any]:
     database = Database(url)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = await exports.export_to_file(
             database,
             shop_id=shop_id,
@@ -121,10 +126,16 @@ async def child_export(url: str, shop_id: int, fmt: str, query: str, out: Path) 
             path=out,
             now=NOW,
         )
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await database.dispose()
-    return {"rows": result.rows, "seconds": seconds, "peak_mb": peak_rss_mb(), "bytes": result.size}
+    return {
+        "rows": result.rows,
+        "seconds": seconds,
+        "cpu": cpu,
+        "peak_mb": peak_rss_mb(),
+        "bytes": result.size,
+    }
 
 
 async def child_openpyxl(url: str, shop_id: int, query: str, out: Path) -> dict[str, Any]:
@@ -143,15 +154,21 @@ async def child_openpyxl(url: str, shop_id: int, query: str, out: Path) -> dict[
         for row in rows
     ]
     gc.collect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Orders")
     sheet.append([column.name for column in exports.columns_for(ExportLayout.LINE_ITEM)])
     for row in rows:
         sheet.append(row)
     workbook.save(out)
-    seconds = time.perf_counter() - started
-    return {"rows": len(rows), "seconds": seconds, "peak_mb": peak_rss_mb(), "bytes": out.stat().st_size}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "rows": len(rows),
+        "seconds": seconds,
+        "cpu": cpu,
+        "peak_mb": peak_rss_mb(),
+        "bytes": out.stat().st_size,
+    }
 
 
 def run_child(*args: str) -> dict[str, Any]:
@@ -188,7 +205,10 @@ def main() -> None:
         return
 
     urls = args.database or ["sqlite+aiosqlite:////tmp/dropdesk-bench-exports.sqlite3"]
-    header = f"{'database':<11} {'what':<34} {'rows':>8} {'seconds':>8} {'rows/s':>8} {'peak MB':>8}"
+    header = (
+        f"{'database':<11} {'what':<34} {'rows':>8} {'seconds':>8} {'rows/s':>8} {'CPU s':>7} {'rows/CPU s':>10} "
+        f"{'peak MB':>8}"
+    )
     lines = [header, "-" * len(header)]
     verdicts: list[str] = []
     for url in urls:
@@ -211,16 +231,18 @@ def main() -> None:
                     ("openpyxl", "openpyxl from memory (baseline)"),
                 ):
                     figure = figures[(kind, size)]
-                    rate = figure["rows"] / figure["seconds"]
                     lines.append(
                         f"{name:<11} {label:<34} {figure['rows']:>8,} {figure['seconds']:>8.2f} "
-                        f"{rate:>8,.0f} {figure['peak_mb']:>8.1f}"
+                        f"{figure['rows'] / figure['seconds']:>8,.0f} {figure['cpu']:>7.2f} "
+                        f"{figure['rows'] / figure['cpu']:>10,.0f} {figure['peak_mb']:>8.1f}"
                     )
                     print(lines[-1], file=sys.stderr, flush=True)
 
-        def rate(kind: str, size: int, figures: dict[tuple[str, int], dict[str, Any]] = figures) -> float:
+        def rate(
+            kind: str, size: int, clock: str, figures: dict[tuple[str, int], dict[str, Any]] = figures
+        ) -> float:
             figure = figures[(kind, size)]
-            return float(figure["rows"] / figure["seconds"])
+            return float(figure["rows"] / figure[clock])
 
         big, small = SIZES[-1], SIZES[0]
         for fmt in ("CSV", "XLSX"):
@@ -230,10 +252,12 @@ def main() -> None:
             )
         verdicts.append(
             f"{name} XLSX end to end / openpyxl from memory at {big:,} rows: "
-            f"{rate('XLSX', big) / rate('openpyxl', big):.2f} (target ≥ 0.8)"
+            f"{rate('XLSX', big, 'seconds') / rate('openpyxl', big, 'seconds'):.2f} by the wall clock, "
+            f"{rate('XLSX', big, 'cpu') / rate('openpyxl', big, 'cpu'):.2f} by CPU time (target ≥ 0.8)"
         )
         verdicts.append(
-            f"{name} CSV end to end at {big:,} rows: {rate('CSV', big):,.0f} rows/s (target ≥ 50,000)"
+            f"{name} CSV end to end at {big:,} rows: {rate('CSV', big, 'seconds'):,.0f} rows/s by the wall "
+            f"clock, {rate('CSV', big, 'cpu'):,.0f} rows per CPU second (target ≥ 50,000)"
         )
     print("\n".join(lines))
     print()
