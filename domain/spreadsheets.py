@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
@@ -75,6 +76,23 @@ def _csv_time(value: datetime) -> str:
 def neutralise(text: str) -> str:
     """The text as a spreadsheet shows it, never as a formula it would run."""
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+EXCEL_EPOCH = datetime(1899, 12, 30, tzinfo=UTC)
+SECONDS_PER_DAY = 86_400
+
+
+def _short_repr(cell: Cell) -> str:
+    return "<StyledCell>"
+
+
+def _cell_class(style_id: int) -> type[Cell]:
+    """A cell class with its style id fixed: openpyxl would otherwise look the style up again for each cell.
+
+    Its repr is short because the write-only sheet formats one (in an error it then catches) for every
+    styled cell it is given; the default repr computes the cell's coordinate.
+    """
+    return type("StyledCell", (Cell,), {"__slots__": (), "style_id": style_id, "__repr__": _short_repr})
 
 
 def currency_format(currency: str) -> str:
@@ -157,7 +175,7 @@ class XlsxWriter:
         self._money_styles: dict[str, Any] = {}
         date_template = WriteOnlyCell(self._sheet, None)
         date_template.number_format = XLSX_DATETIME
-        self._date_style = date_template._style
+        self._date_style = (_cell_class(date_template.style_id), date_template._style)
         sheet = self._sheet
         # Widths and the frozen header must be set before the first row is streamed out.
         for index, column in enumerate(columns, start=1):
@@ -176,13 +194,14 @@ class XlsxWriter:
         if style is None:
             template = WriteOnlyCell(self._sheet, None)
             template.number_format = currency_format(currency)
-            style = self._money_styles[currency] = template._style
+            style = self._money_styles[currency] = (_cell_class(template.style_id), template._style)
         return style
 
-    def _cell(self, value: Any, style: Any) -> WriteOnlyCell:
-        cell = WriteOnlyCell(self._sheet, value)
+    def _cell(self, value: Any, style: tuple[type[Cell], Any]) -> Cell:
+        cell_class, style_array = style
+        cell = cell_class(self._sheet, row=1, column=1, value=value)
         # Shared, not copied: a write-only cell is serialised once and never changed afterwards.
-        cell._style = style
+        cell._style = style_array
         return cell
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
@@ -208,8 +227,8 @@ class XlsxWriter:
             for index in dates:
                 value = cells[index]
                 if value is not None:
-                    # Excel has no time zones: times are written in UTC, as the README says.
-                    cells[index] = cell(value.astimezone(UTC).replace(tzinfo=None), date_style)
+                    # Excel has no time zones: a time is its UTC serial day number, shown with a date format.
+                    cells[index] = cell((value - EXCEL_EPOCH).total_seconds() / SECONDS_PER_DAY, date_style)
             append(cells)
             count += 1
         self._rows += count
