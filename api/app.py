@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
+from api.exports import download_export
 from api.graphiql import graphiql_page, graphiql_routes
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 receive_supplier_webhook,
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             ),
+            Route("/exports/{export_id}/download", download_export, methods=["GET", "HEAD"]),
             *graphiql_routes(),
         ],
         lifespan=lifespan,

@@ -300,9 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke.add_argument("id", type=int)
     token_revoke.set_defaults(func=cmd_token_revoke)
 
+    from api.cli_exports import add_export_command
     from api.cli_jobs import add_worker_commands
 
     add_worker_commands(commands)
+    add_export_command(commands)
     return parser
 
 

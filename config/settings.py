@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 def _env(name: str, default: str) -> str:
@@ -51,9 +52,58 @@ class Settings:
     # How long a supplier has to decide on a cancellation request before it is approved for them.
     cancellation_response_hours: int = 48
 
+    # Exports: files bigger than this go by link only; links (and the files behind them) last this long.
+    export_attachment_max_bytes: int = 5 * 1024 * 1024
+    export_link_days: int = 7
+    export_dir_override: str = ""
+    # Orders read per batch while exporting: memory is bounded by one batch, whatever the export's size.
+    export_batch_orders: int = 1000
+    smtp_from: str = "Dropdesk <dropdesk@localhost>"
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def export_dir(self) -> Path:
+        return Path(self.export_dir_override) if self.export_dir_override else self.data_dir / "exports"
+
+    @property
+    def smtp(self) -> SmtpSettings | None:
+        """The parsed ``smtp_url``; None when no mail server is configured."""
+        return parse_smtp_url(self.smtp_url, self.smtp_from) if self.smtp_url.strip() else None
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    # smtps:// wraps the connection in TLS from the start; ?starttls=1 upgrades a plain one.
+    use_tls: bool = False
+    starttls: bool = False
+    timeout: float = 30.0
+
+
+def parse_smtp_url(url: str, sender: str) -> SmtpSettings:
+    """``smtp://[user[:password]@]host[:port][?starttls=1]`` or ``smtps://...`` (port 465 by default)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ValueError(f"DROPDESK_SMTP_URL must look like smtp://host:port, not {url!r}")
+    options = {key.lower(): values[-1].lower() for key, values in parse_qs(parts.query).items()}
+    use_tls = parts.scheme == "smtps"
+    return SmtpSettings(
+        host=parts.hostname,
+        port=parts.port or (465 if use_tls else 25),
+        sender=sender,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=use_tls,
+        starttls=options.get("starttls", "0") in {"1", "true", "yes", "on"},
+        timeout=float(options.get("timeout", "30")),
+    )
 
 
 def load_settings() -> Settings:
@@ -64,7 +114,7 @@ def load_settings() -> Settings:
         database_url=_env("DATABASE_URL", default_db),
         secret_key=secret,
         public_url=_env("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-        smtp_url=_env("SMTP_URL", "smtp://127.0.0.1:25"),
+        smtp_url=_env("SMTP_URL", ""),
         data_dir=data_dir,
         log_level=_env("LOG_LEVEL", "INFO"),
         run_worker_in_server=_env_bool("RUN_WORKER_IN_SERVER", True),
@@ -73,6 +123,11 @@ def load_settings() -> Settings:
         max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000),
         demo_seed_orders=_env_int("DEMO_SEED_ORDERS", 200),
         cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48),
+        export_attachment_max_bytes=_env_int("EXPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024),
+        export_link_days=_env_int("EXPORT_LINK_DAYS", 7),
+        export_dir_override=_env("EXPORT_DIR", ""),
+        export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 1000),
+        smtp_from=_env("SMTP_FROM", "Dropdesk <dropdesk@localhost>"),
     )
 
 

@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 from db.models import (
     CancellationMessage,
     CancellationRequest,
+    Export,
     Order,
     OrderEvent,
     OrderLine,
@@ -54,6 +55,7 @@ class Loaders:
         self.events_by_order = self._by_parent(OrderEvent, OrderEvent.order_id, OrderEvent.id)
         self.suppliers_by_shop = self._by_parent(Supplier, Supplier.shop_id, Supplier.id)
         self.cancellation_request = self._by_id(CancellationRequest)
+        self.export = self._by_id(Export)
         self.cancellation_requests_by_order = self._by_parent(
             CancellationRequest, CancellationRequest.order_id, CancellationRequest.id
         )
@@ -76,6 +78,7 @@ class Loaders:
             "Package": self.package,
             "OrderEvent": self.order_event,
             "CancellationRequest": self.cancellation_request,
+            "Export": self.export,
         }
         return loaders.get(type_name)
 

@@ -12,8 +12,15 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from db import models
+from domain import exports as export_cases
+from domain.actors import Scope
 from domain.money import CURRENCY_EXPONENTS, quantize
-from domain.supplier_orders import can_open_dispute, can_request_cancellation
+from domain.supplier_orders import (
+    can_open_dispute,
+    can_request_cancellation,
+    order_margin,
+    supplier_cost,
+)
 from schema.context import context_of, require_merchant_data
 from schema.ids import to_global_id
 
@@ -30,6 +37,13 @@ ActorKind = strawberry.enum(models.ActorKind, name="ActorKind")
 CancellationRequestStatus = strawberry.enum(models.CancellationStatus, name="CancellationRequestStatus")
 CancellationReason = strawberry.enum(models.CancellationReason, name="CancellationReason")
 CancellationMessageAuthor = strawberry.enum(models.MessageAuthor, name="CancellationMessageAuthor")
+ExportFormat = strawberry.enum(models.ExportFormat, name="ExportFormat")
+ExportLayout = strawberry.enum(
+    models.ExportLayout,
+    name="ExportLayout",
+    description="LINE_ITEM: one row per order line with the order's fields repeated; ORDER: one row per order.",
+)
+ExportStatus = strawberry.enum(models.ExportStatus, name="ExportStatus")
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -355,14 +369,11 @@ class Order(Node):
 
     @strawberry.field(description="Total less supplier cost.")
     async def margin(self, info: Info) -> Money:
-        return Money.of(self.model.total - await self._supplier_cost(info), self.model.currency)
+        return Money.of(order_margin(self.model.total, await self._supplier_cost(info)), self.model.currency)
 
     async def _supplier_cost(self, info: Info) -> Decimal:
         rows = await context_of(info).loaders.supplier_orders_by_order.load(self.model.id)
-        return sum(
-            (row.cost for row in rows if row.end_reason != "cancel_order_close_trade"),
-            Decimal(0),
-        )
+        return supplier_cost((row.cost, row.end_reason) for row in rows)
 
     @strawberry.field
     async def lines(self, info: Info) -> list[OrderLine]:
@@ -461,6 +472,59 @@ class CancellationRequest(Node):
         )
 
 
+@strawberry.type(description="How far an export got, in rows of its file.")
+class ExportProgress:
+    done: int
+    total: int | None = strawberry.field(description="Null until the export has counted its rows.")
+
+
+@strawberry.type(description="A CSV or Excel file of orders, built in the background and sent by email.")
+class Export(Node):
+    model: strawberry.Private[models.Export]
+    format: ExportFormat  # type: ignore[valid-type]
+    layout: ExportLayout  # type: ignore[valid-type]
+    status: ExportStatus  # type: ignore[valid-type]
+    row_count: int | None
+    file_size: int | None = strawberry.field(description="Bytes.")
+    error: str | None = strawberry.field(description="Why the export failed, or why an attempt is retried.")
+    query: str | None
+    email: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime | None = strawberry.field(
+        description="When the download link lapses and the file is deleted."
+    )
+
+    @strawberry.field
+    def progress(self) -> ExportProgress:
+        return ExportProgress(done=self.model.rows_done, total=self.model.rows_total)
+
+    @strawberry.field(description="Signed link to the file while the export has one; no token needed.")
+    def download_url(self, info: Info) -> str | None:
+        context = context_of(info)
+        if not context.actor.is_admin and not context.actor.has_scope(Scope.WRITE_EXPORTS):
+            return None
+        return export_cases.download_url(context.settings, self.model)
+
+    @classmethod
+    def of(cls, model: models.Export) -> Export:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("Export", model.id)),
+            format=model.format,
+            layout=model.layout,
+            status=model.status,
+            row_count=model.row_count,
+            file_size=model.file_size,
+            error=model.error,
+            query=model.query,
+            email=model.email,
+            created_at=model.created_at,
+            finished_at=model.finished_at,
+            expires_at=model.expires_at,
+        )
+
+
 NODE_TYPES: dict[str, Any] = {
     "Order": Order,
     "SupplierOrder": SupplierOrder,
@@ -470,4 +534,5 @@ NODE_TYPES: dict[str, Any] = {
     "Package": Package,
     "OrderEvent": OrderEvent,
     "CancellationRequest": CancellationRequest,
+    "Export": Export,
 }

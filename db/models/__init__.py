@@ -9,6 +9,7 @@ from db.models.cancellations import (
     CancellationStatus,
     MessageAuthor,
 )
+from db.models.exports import Export, ExportFormat, ExportLayout, ExportStatus
 from db.models.orders import (
     FinancialStatus,
     Order,
@@ -32,6 +33,10 @@ __all__ = [
     "CancellationReason",
     "CancellationRequest",
     "CancellationStatus",
+    "Export",
+    "ExportFormat",
+    "ExportLayout",
+    "ExportStatus",
     "FinancialStatus",
     "InboundWebhook",
     "MessageAuthor",

@@ -1,0 +1,268 @@
+"""How fast order exports stream from the database, and whether their memory stays flat.
+
+For each database given, seeds the demo data once (enough orders for the largest size), then exports about
+10,000 and 100,000 line-item rows of the first demo shop to CSV and XLSX, end to end from the database (the
+code path of the export job and ``dropdesk export``), each in a fresh process so that its peak resident memory
+is its own. The baseline, measured in the same run on the same rows: openpyxl (write-only) writing those rows
+from a list already in memory, as a program that loaded everything first would.
+
+    .venv/bin/python -m bench.exports --database sqlite+aiosqlite:////tmp/bench-exports.sqlite3 \\
+        --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench_exports
+
+Targets: peak memory at 100,000 rows within 30 MB of that at 10,000; XLSX end to end at least 0.8 of the
+openpyxl figure; CSV end to end at least 50,000 rows per second. Rates are given by the wall clock and per
+CPU second of the process: on a shared machine the second says more about the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from db.engine import Database
+from db.migrate import upgrade
+from db.models import ExportFormat, ExportLayout, Order, OrderLine
+from demo.generator import seed_demo
+from domain import exports
+
+SIZES = (10_000, 100_000)
+# The first demo shop gets 60% of the orders, two lines each on average: 100,000 of its lines need ~84,000.
+SEED_ORDERS = 84_000
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory. VmHWM, not getrusage: ru_maxrss survives fork and exec, so a
+    child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (this benchmark measures memory on Linux)")
+
+
+async def _ensure_database(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        exists = await conn.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
+        )
+        if not exists:
+            await conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    await admin.dispose()
+
+
+async def prepare(url: str) -> tuple[int, dict[int, str]]:
+    """Seed if needed; the first shop's id and, per size, a query selecting about that many line rows."""
+    await _ensure_database(url)
+    database = Database(url)
+    try:
+        await upgrade(database.engine)
+        async with database.read() as session:
+            seeded = int((await session.execute(select(func.count()).select_from(Order))).scalar_one())
+        if seeded < SEED_ORDERS:
+            started = time.perf_counter()
+            result = await seed_demo(database, orders=SEED_ORDERS, secret_key="bench", now=NOW)
+            if not result.created:
+                raise SystemExit(
+                    f"{url} holds {seeded:,} orders, fewer than {SEED_ORDERS:,}: use an empty database"
+                )
+            print(
+                f"  seeded {SEED_ORDERS:,} orders in {time.perf_counter() - started:.0f} s", file=sys.stderr
+            )
+            if database.is_sqlite:
+                async with database.write() as session:
+                    await session.execute(text("ANALYZE"))
+        async with database.read() as session:
+            shop_id = int((await session.execute(select(func.min(Order.shop_id)))).scalar_one())
+            lines = (
+                select(Order.number_value, func.count(OrderLine.id).label("lines"))
+                .join(OrderLine, OrderLine.order_id == Order.id)
+                .where(Order.shop_id == shop_id)
+                .group_by(Order.number_value)
+                .order_by(Order.number_value)
+            )
+            cutoffs: dict[int, str] = {}
+            running = 0
+            for number_value, count in (await session.execute(lines)).all():
+                running += count
+                for size in SIZES:
+                    if size not in cutoffs and running >= size:
+                        cutoffs[size] = f"number:<={number_value}"
+        return shop_id, cutoffs
+    finally:
+        await database.dispose()
+
+
+# --- the measured processes -----------------------------------------------------------------------------------
+
+
+async def child_export(url: str, shop_id: int, fmt: str, query: str, out: Path) -> dict[str, Any]:
+    database = Database(url)
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = await exports.export_to_file(
+            database,
+            shop_id=shop_id,
+            format=ExportFormat(fmt),
+            layout=ExportLayout.LINE_ITEM,
+            query=query,
+            path=out,
+            now=NOW,
+        )
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        await database.dispose()
+    return {
+        "rows": result.rows,
+        "seconds": seconds,
+        "cpu": cpu,
+        "peak_mb": peak_rss_mb(),
+        "bytes": result.size,
+    }
+
+
+async def child_openpyxl(url: str, shop_id: int, query: str, out: Path) -> dict[str, Any]:
+    """openpyxl alone: the same rows, loaded into a list first (not timed), then written and saved (timed)."""
+    database = Database(url)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        clause = exports.scope_clause(shop_id, query, None, NOW)
+        async for batch in exports.order_batches(database, clause):
+            rows.extend(exports.batch_rows(batch, ExportLayout.LINE_ITEM))
+    finally:
+        await database.dispose()
+    # Excel has no time zones; openpyxl refuses aware datetimes.
+    rows = [
+        tuple(value.replace(tzinfo=None) if isinstance(value, datetime) else value for value in row)
+        for row in rows
+    ]
+    gc.collect()
+    started, cpu = time.perf_counter(), time.process_time()
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Orders")
+    sheet.append([column.name for column in exports.columns_for(ExportLayout.LINE_ITEM)])
+    for row in rows:
+        sheet.append(row)
+    workbook.save(out)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "rows": len(rows),
+        "seconds": seconds,
+        "cpu": cpu,
+        "peak_mb": peak_rss_mb(),
+        "bytes": out.stat().st_size,
+    }
+
+
+def run_child(*args: str) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.exports", "--child", *args], check=True, capture_output=True, text=True
+    ).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+
+
+def describe(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--database", action="append", help="database URL (repeatable); default SQLite in /tmp"
+    )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, url, shop, *rest = args.child
+        if kind == "export":
+            fmt, query, out = rest
+            result = asyncio.run(child_export(url, int(shop), fmt, query, Path(out)))
+        else:
+            query, out = rest
+            result = asyncio.run(child_openpyxl(url, int(shop), query, Path(out)))
+        print(json.dumps(result))
+        return
+
+    urls = args.database or ["sqlite+aiosqlite:////tmp/dropdesk-bench-exports.sqlite3"]
+    header = (
+        f"{'database':<11} {'what':<34} {'rows':>8} {'seconds':>8} {'rows/s':>8} {'CPU s':>7} {'rows/CPU s':>10} "
+        f"{'peak MB':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    verdicts: list[str] = []
+    for url in urls:
+        name = describe(url)
+        print(f"{name}: preparing", file=sys.stderr, flush=True)
+        shop_id, cutoffs = asyncio.run(prepare(url))
+        figures: dict[tuple[str, int], dict[str, Any]] = {}
+        with tempfile.TemporaryDirectory(prefix="dropdesk-bench-") as tmp:
+            for size in SIZES:
+                query = cutoffs[size]
+                for fmt in ("CSV", "XLSX"):
+                    out = Path(tmp) / f"orders-{size}.{fmt.lower()}"
+                    figures[(fmt, size)] = run_child("export", url, str(shop_id), fmt, query, str(out))
+                figures[("openpyxl", size)] = run_child(
+                    "openpyxl", url, str(shop_id), query, str(Path(tmp) / f"baseline-{size}.xlsx")
+                )
+                for kind, label in (
+                    ("CSV", "CSV, end to end from the database"),
+                    ("XLSX", "XLSX, end to end from the database"),
+                    ("openpyxl", "openpyxl from memory (baseline)"),
+                ):
+                    figure = figures[(kind, size)]
+                    lines.append(
+                        f"{name:<11} {label:<34} {figure['rows']:>8,} {figure['seconds']:>8.2f} "
+                        f"{figure['rows'] / figure['seconds']:>8,.0f} {figure['cpu']:>7.2f} "
+                        f"{figure['rows'] / figure['cpu']:>10,.0f} {figure['peak_mb']:>8.1f}"
+                    )
+                    print(lines[-1], file=sys.stderr, flush=True)
+
+        def rate(
+            kind: str, size: int, clock: str, figures: dict[tuple[str, int], dict[str, Any]] = figures
+        ) -> float:
+            figure = figures[(kind, size)]
+            return float(figure["rows"] / figure[clock])
+
+        big, small = SIZES[-1], SIZES[0]
+        for fmt in ("CSV", "XLSX"):
+            growth = figures[(fmt, big)]["peak_mb"] - figures[(fmt, small)]["peak_mb"]
+            verdicts.append(
+                f"{name} {fmt}: peak memory at {big:,} rows is {growth:+.1f} MB over {small:,} rows (target ≤ 30)"
+            )
+        verdicts.append(
+            f"{name} XLSX end to end / openpyxl from memory at {big:,} rows: "
+            f"{rate('XLSX', big, 'seconds') / rate('openpyxl', big, 'seconds'):.2f} by the wall clock, "
+            f"{rate('XLSX', big, 'cpu') / rate('openpyxl', big, 'cpu'):.2f} by CPU time (target ≥ 0.8)"
+        )
+        verdicts.append(
+            f"{name} CSV end to end at {big:,} rows: {rate('CSV', big, 'seconds'):,.0f} rows/s by the wall "
+            f"clock, {rate('CSV', big, 'cpu'):,.0f} rows per CPU second (target ≥ 50,000)"
+        )
+    print("\n".join(lines))
+    print()
+    print("\n".join(verdicts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,969 @@
+"""Order exports: a merchant asks for a CSV or Excel file of orders; a background job builds it and mails it.
+
+The job streams orders from the database in keyset batches (never the whole result in memory) into one
+spreadsheet writer, and records its progress after each batch. Delivery is at least once: when a worker dies,
+the job engine runs the job again after its lease, and the new attempt takes the export over and starts from
+the first row into a file of its own; the earlier attempt, should it still be running, can no longer write to
+the export (every update is fenced by the attempt number).
+
+Statuses: PENDING → RUNNING → SUCCEEDED | FAILED; SUCCEEDED → EXPIRED when its link lapses and the file is
+deleted. A failed attempt that will be retried puts the export back to PENDING with the error; the last one
+marks it FAILED. ``exports.notify`` mails the outcome, ``exports.expire`` (hourly) deletes lapsed files and
+fails exports whose job died without finishing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.settings import Settings
+from db.engine import Database
+from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
+from db.models import (
+    CancellationRequest,
+    Export,
+    ExportFormat,
+    ExportLayout,
+    ExportStatus,
+    FinancialStatus,
+    Order,
+    OrderLine,
+    Package,
+    Supplier,
+    SupplierOrder,
+    SupplierOrderStatus,
+)
+from db.search import SearchSyntaxError, order_filter
+from db.types import utcnow
+from domain.access import require_scope, visible
+from domain.actors import Actor, Scope
+from domain.errors import DomainError, ErrorCode
+from domain.links import signed_url
+from domain.mail import send_mail
+from domain.spreadsheets import Column, Kind, SummaryLine, open_writer
+from domain.supplier_orders import order_margin, supplier_cost
+from domain.topics import Topic, announce
+from domain.validation import Checker
+
+BUILD_KIND = "exports.build"
+NOTIFY_KIND = "exports.notify"
+EXPIRE_KIND = "exports.expire"
+BUILD_ATTEMPTS = 3
+MAX_IDS = 10_000
+DEFAULT_BATCH_ORDERS = 1000
+ERROR_LIMIT = 2000
+JOB_DIED = "the export stopped on every attempt without finishing (its worker was lost)"
+
+CONTENT_TYPES = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+EXTENSIONS = {ExportFormat.CSV: "csv", ExportFormat.XLSX: "xlsx"}
+FINISHED = frozenset({ExportStatus.SUCCEEDED, ExportStatus.FAILED, ExportStatus.EXPIRED})
+
+S = SupplierOrderStatus
+FULFILLED = frozenset({S.WAIT_BUYER_ACCEPT_GOODS, S.FUND_PROCESSING, S.IN_ISSUE})
+DELIVERED_END_REASONS = frozenset({"buyer_accept_goods", "buyer_accept_goods_timeout"})
+
+
+# --- columns ----------------------------------------------------------------------------------------------
+
+TEXT, INT, MONEY, DATE = Kind.TEXT, Kind.INTEGER, Kind.MONEY, Kind.DATETIME
+
+# Shopify's order export columns that apply here, then the supplier side. Order fields repeat on every
+# line's row; Supplier Cost and Margin are the whole order's.
+ORDER_COLUMNS = (
+    Column("Name", TEXT, 10),
+    Column("Email", TEXT, 28),
+    Column("Financial Status", TEXT, 18),
+    Column("Paid at", DATE, 20),
+    Column("Fulfillment Status", TEXT, 18),
+    Column("Currency", TEXT, 9),
+    Column("Subtotal", MONEY, 12),
+    Column("Shipping", MONEY, 11),
+    Column("Total", MONEY, 12),
+    Column("Refunded Amount", MONEY, 12),
+    Column("Created at", DATE, 20),
+    Column("Cancelled at", DATE, 20),
+)
+LINE_COLUMNS = (
+    Column("Lineitem quantity", INT, 9),
+    Column("Lineitem name", TEXT, 36),
+    Column("Lineitem price", MONEY, 12),
+    Column("Lineitem sku", TEXT, 16),
+    Column("Lineitem fulfillment status", TEXT, 18),
+)
+CUSTOMER_COLUMNS = (
+    Column("Billing Name", TEXT, 22),
+    Column("Shipping Name", TEXT, 22),
+    Column("Shipping Address1", TEXT, 28),
+    Column("Shipping Address2", TEXT, 16),
+    Column("Shipping City", TEXT, 16),
+    Column("Shipping Zip", TEXT, 10),
+    Column("Shipping Province", TEXT, 14),
+    Column("Shipping Country", TEXT, 9),
+    Column("Shipping Phone", TEXT, 16),
+    Column("Phone", TEXT, 16),
+    Column("Notes", TEXT, 30),
+    Column("Tags", TEXT, 20),
+    Column("Id", INT, 10),
+)
+SUPPLIER_COLUMNS = (
+    Column("Supplier", TEXT, 24),
+    Column("AliExpress Order Id", TEXT, 20),
+    Column("AliExpress Status", TEXT, 26),
+    Column("End Reason", TEXT, 24),
+    Column("Tracking Numbers", TEXT, 22),
+    Column("Carrier", TEXT, 14),
+    Column("Supplier Cost", MONEY, 12),
+    Column("Margin", MONEY, 12),
+    Column("Open Cancellation Request", TEXT, 16),
+    Column("Dispute Status", TEXT, 16),
+    Column("Return Status", TEXT, 14),
+)
+CURRENCY_INDEX = 5
+
+
+def columns_for(layout: ExportLayout) -> tuple[Column, ...]:
+    """The columns of a layout; in the ORDER layout line values are joined into text, one per line."""
+    lines: tuple[Column, ...] = LINE_COLUMNS
+    if layout is ExportLayout.ORDER:
+        lines = tuple(Column(column.name, Kind.TEXT, column.width) for column in LINE_COLUMNS)
+    return (*ORDER_COLUMNS, *lines, *CUSTOMER_COLUMNS, *SUPPLIER_COLUMNS)
+
+
+# --- per-batch lookups: each takes one batch's order ids and returns a dict -------------------------------
+
+
+@dataclass(frozen=True)
+class LineRow:
+    title: str
+    variant_title: str | None
+    sku: str | None
+    quantity: int
+    unit_price: Decimal
+    supplier_order_id: int | None
+
+
+@dataclass(frozen=True)
+class SupplierOrderRow:
+    id: int
+    aliexpress_order_id: str
+    status: SupplierOrderStatus
+    end_reason: str | None
+    cost: Decimal
+    supplier_name: str
+
+
+async def lines_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, list[LineRow]]:
+    statement = (
+        select(
+            OrderLine.order_id,
+            OrderLine.title,
+            OrderLine.variant_title,
+            OrderLine.sku,
+            OrderLine.quantity,
+            OrderLine.unit_price,
+            OrderLine.supplier_order_id,
+        )
+        .where(OrderLine.order_id.in_(order_ids))
+        .order_by(OrderLine.order_id, OrderLine.position, OrderLine.id)
+    )
+    found: dict[int, list[LineRow]] = defaultdict(list)
+    row: Any
+    for row in (await session.execute(statement)).all():
+        found[row[0]].append(LineRow(*row[1:]))
+    return found
+
+
+async def supplier_orders_by_order(
+    session: AsyncSession, order_ids: Sequence[int]
+) -> dict[int, list[SupplierOrderRow]]:
+    statement = (
+        select(
+            SupplierOrder.order_id,
+            SupplierOrder.id,
+            SupplierOrder.aliexpress_order_id,
+            SupplierOrder.status,
+            SupplierOrder.end_reason,
+            SupplierOrder.cost,
+            Supplier.name,
+        )
+        .join(Supplier, Supplier.id == SupplierOrder.supplier_id)
+        .where(SupplierOrder.order_id.in_(order_ids))
+        .order_by(SupplierOrder.order_id, SupplierOrder.id)
+    )
+    found: dict[int, list[SupplierOrderRow]] = defaultdict(list)
+    row: Any
+    for row in (await session.execute(statement)).all():
+        found[row[0]].append(SupplierOrderRow(*row[1:]))
+    return found
+
+
+async def packages_by_supplier_order(
+    session: AsyncSession, order_ids: Sequence[int]
+) -> dict[int, list[tuple[str, str | None]]]:
+    """(tracking number, carrier) per supplier order id."""
+    statement = (
+        select(Package.supplier_order_id, Package.tracking_number, Package.carrier)
+        .join(SupplierOrder, SupplierOrder.id == Package.supplier_order_id)
+        .where(SupplierOrder.order_id.in_(order_ids))
+        .order_by(Package.supplier_order_id, Package.id)
+    )
+    found: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
+    for supplier_order_id, tracking_number, carrier in (await session.execute(statement)).all():
+        found[supplier_order_id].append((tracking_number, carrier))
+    return found
+
+
+async def open_cancellations_by_supplier_order(
+    session: AsyncSession, order_ids: Sequence[int]
+) -> dict[int, str]:
+    """The status of the open cancellation request (PENDING or INFO_REQUESTED) per supplier order id."""
+    statement = select(CancellationRequest.supplier_order_id, CancellationRequest.status).where(
+        CancellationRequest.order_id.in_(order_ids), CancellationRequest.open_key.is_not(None)
+    )
+    return {so_id: status.value for so_id, status in (await session.execute(statement)).all()}
+
+
+async def dispute_status_by_supplier_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
+    """The latest dispute's status per supplier order id."""
+    return {}  # disputes have no table on this branch yet: the lead wires the lookup at merge
+
+
+async def return_status_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
+    """The latest customer return's status per order id."""
+    return {}  # returns have no table on this branch yet: the lead wires the lookup at merge
+
+
+async def refunded_amount_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, Decimal]:
+    """What was refunded to the customer per order id, in the order's currency."""
+    return {}  # customer refunds have no table on this branch yet: the lead wires the lookup at merge
+
+
+# --- row assembly ------------------------------------------------------------------------------------------
+
+ORDER_FIELDS = (
+    Order.id,
+    Order.number,
+    Order.customer_email,
+    Order.financial_status,
+    Order.currency,
+    Order.subtotal,
+    Order.shipping,
+    Order.total,
+    Order.created_at,
+    Order.cancelled_at,
+    Order.customer_name,
+    Order.customer_phone,
+    Order.shipping_address,
+    Order.note,
+    Order.tags,
+    Order.status,
+)
+
+
+def _line_fulfillment(supplier_order: SupplierOrderRow | None) -> str:
+    if supplier_order is None:
+        return "unfulfilled"
+    if supplier_order.status in FULFILLED or (
+        supplier_order.status is S.FINISH and supplier_order.end_reason in DELIVERED_END_REASONS
+    ):
+        return "fulfilled"
+    if supplier_order.status is S.SELLER_PART_SEND_GOODS:
+        return "partial"
+    return "unfulfilled"
+
+
+def _order_fulfillment(states: list[str]) -> str:
+    if states and all(state == "fulfilled" for state in states):
+        return "fulfilled"
+    if any(state != "unfulfilled" for state in states):
+        return "partial"
+    return "unfulfilled"
+
+
+def _line_name(line: LineRow) -> str:
+    return f"{line.title} - {line.variant_title}" if line.variant_title else line.title
+
+
+def _joined(values: Sequence[str | None]) -> str | None:
+    present = [value for value in dict.fromkeys(values) if value]
+    return "; ".join(present) if present else None
+
+
+@dataclass
+class Batch:
+    """One batch of orders with everything its rows need, looked up with one statement per table."""
+
+    orders: list[Any]
+    lines: dict[int, list[LineRow]]
+    supplier_orders: dict[int, list[SupplierOrderRow]]
+    packages: dict[int, list[tuple[str, str | None]]]
+    cancellations: dict[int, str]
+    disputes: dict[int, str]
+    returns: dict[int, str]
+    refunds: dict[int, Decimal]
+
+
+async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
+    ids = [order.id for order in orders]
+    return Batch(
+        orders=orders,
+        lines=await lines_by_order(session, ids),
+        supplier_orders=await supplier_orders_by_order(session, ids),
+        packages=await packages_by_supplier_order(session, ids),
+        cancellations=await open_cancellations_by_supplier_order(session, ids),
+        disputes=await dispute_status_by_supplier_order(session, ids),
+        returns=await return_status_by_order(session, ids),
+        refunds=await refunded_amount_by_order(session, ids),
+    )
+
+
+def _supplier_part(
+    batch: Batch,
+    chosen: Sequence[SupplierOrderRow],
+    cost: Decimal,
+    margin: Decimal,
+    return_status: str | None,
+) -> tuple[Any, ...]:
+    packages = [package for so in chosen for package in batch.packages.get(so.id, [])]
+    return (
+        _joined([so.supplier_name for so in chosen]),
+        _joined([so.aliexpress_order_id for so in chosen]),
+        _joined([so.status.value for so in chosen]),
+        _joined([so.end_reason for so in chosen]),
+        _joined([number for number, _ in packages]),
+        _joined([carrier for _, carrier in packages]),
+        cost,
+        margin,
+        _joined([batch.cancellations.get(so.id) for so in chosen]),
+        _joined([batch.disputes.get(so.id) for so in chosen]),
+        return_status,
+    )
+
+
+def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for order in batch.orders:
+        supplier_orders = batch.supplier_orders.get(order.id, [])
+        by_id = {so.id: so for so in supplier_orders}
+        lines = batch.lines.get(order.id, [])
+        line_states = [_line_fulfillment(by_id.get(line.supplier_order_id or 0)) for line in lines]
+        refunded = batch.refunds.get(order.id)
+        cost = supplier_cost((so.cost, so.end_reason) for so in supplier_orders)
+        margin = order_margin(order.total, cost, refunded or Decimal(0))
+        voided = order.financial_status is FinancialStatus.VOIDED
+        address = order.shipping_address or {}
+        head = (
+            order.number,
+            order.customer_email,
+            order.financial_status.value.lower(),
+            None if voided else order.created_at,
+            _order_fulfillment(line_states),
+            order.currency,
+            order.subtotal,
+            order.shipping,
+            order.total,
+            refunded,
+            order.created_at,
+            order.cancelled_at,
+        )
+        customer = (
+            order.customer_name or None,
+            address.get("name"),
+            address.get("address1"),
+            address.get("address2"),
+            address.get("city"),
+            address.get("zip"),
+            address.get("province"),
+            address.get("country_code"),
+            address.get("phone"),
+            order.customer_phone,
+            order.note,
+            ", ".join(tag for tag in order.tags.split(",") if tag) or None,
+            order.id,
+        )
+        return_status = batch.returns.get(order.id)
+
+        if layout is ExportLayout.ORDER:
+            line_part = (
+                "; ".join(str(line.quantity) for line in lines) or None,
+                "; ".join(_line_name(line) for line in lines) or None,
+                "; ".join(str(line.unit_price) for line in lines) or None,
+                "; ".join(line.sku or "" for line in lines) or None,
+                "; ".join(line_states) or None,
+            )
+            rows.append(
+                (
+                    *head,
+                    *line_part,
+                    *customer,
+                    *_supplier_part(batch, supplier_orders, cost, margin, return_status),
+                )
+            )
+            continue
+        # Lines of one supplier order share its columns: built once per supplier order, not per line.
+        parts: dict[int, tuple[Any, ...]] = {}
+        for line, state in zip(lines, line_states, strict=True):
+            key = line.supplier_order_id or 0
+            part = parts.get(key)
+            if part is None:
+                fulfilling = by_id.get(key)
+                part = parts[key] = _supplier_part(
+                    batch, [fulfilling] if fulfilling else [], cost, margin, return_status
+                )
+            rows.append(
+                (*head, line.quantity, _line_name(line), line.unit_price, line.sku, state, *customer, *part)
+            )
+    return rows
+
+
+# --- scope of an export ------------------------------------------------------------------------------------
+
+
+def scope_clause(shop_id: int, query: str | None, order_ids: Sequence[int] | None, now: datetime) -> Any:
+    """The orders of the shop an export covers; relative dates in the query are read at ``now``."""
+    clause: ColumnElement[bool] = Order.shop_id == shop_id
+    if query:
+        clause = and_(clause, order_filter(query, now=now))
+    if order_ids is not None:
+        clause = and_(clause, Order.id.in_(order_ids))
+    return clause
+
+
+async def count_rows(session: AsyncSession, clause: Any, layout: ExportLayout) -> int:
+    if layout is ExportLayout.ORDER:
+        statement = select(func.count()).select_from(Order).where(clause)
+    else:
+        statement = (
+            select(func.count())
+            .select_from(OrderLine)
+            .where(OrderLine.order_id.in_(select(Order.id).where(clause)))
+        )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def order_batches(
+    database: Database, clause: Any, batch_orders: int = DEFAULT_BATCH_ORDERS
+) -> AsyncIterator[Batch]:
+    """Orders oldest first in keyset batches on (created_at, id); each batch in its own short read."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        statement = select(*ORDER_FIELDS).where(clause)
+        if after is not None:
+            created, last_id = after
+            statement = statement.where(
+                or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id))
+            )
+        statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
+        async with database.read() as session:
+            orders = list((await session.execute(statement)).all())
+            if not orders:
+                return
+            batch = await load_batch(session, orders)
+        yield batch
+        if len(orders) < batch_orders:
+            return
+        after = (orders[-1].created_at, orders[-1].id)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    rows: int
+    size: int
+    summary: list[SummaryLine]
+
+
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+async def write_orders_file(
+    database: Database,
+    *,
+    clause: Any,
+    format: ExportFormat,
+    layout: ExportLayout,
+    path: Path,
+    total: int,
+    progress: Progress | None = None,
+    batch_orders: int = DEFAULT_BATCH_ORDERS,
+) -> FileResult:
+    """Stream the orders matching ``clause`` into ``path``; ``progress(done, total)`` runs after each batch."""
+    writer = open_writer(format.value, path, columns_for(layout), CURRENCY_INDEX)
+    by_status: dict[tuple[str, str], list[Any]] = {}
+    done = 0
+    try:
+        async for batch in order_batches(database, clause, batch_orders):
+            rows = batch_rows(batch, layout)
+            writer.write_rows(rows)
+            for order in batch.orders:
+                tally = by_status.setdefault((order.status.value, order.currency), [0, Decimal(0)])
+                tally[0] += 1
+                tally[1] += order.total
+            done += len(rows)
+            if progress is not None:
+                await progress(done, max(total, done))
+        summary = [
+            SummaryLine(status=status, currency=currency, orders=orders, total=amount)
+            for (status, currency), (orders, amount) in sorted(by_status.items())
+        ]
+        writer.finish(summary)
+    except BaseException:
+        writer.abort()
+        raise
+    return FileResult(rows=done, size=path.stat().st_size, summary=summary)
+
+
+# --- use cases ---------------------------------------------------------------------------------------------
+
+
+async def export_to_file(
+    database: Database,
+    *,
+    shop_id: int,
+    format: ExportFormat,
+    layout: ExportLayout,
+    query: str | None,
+    path: Path,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    batch_orders: int = DEFAULT_BATCH_ORDERS,
+) -> FileResult:
+    """Write the file an export would, straight away (the command line's export); a bad query raises
+    DomainError before anything is written."""
+    now = now or utcnow()
+    try:
+        clause = scope_clause(shop_id, query, None, now)
+    except SearchSyntaxError as error:
+        raise DomainError.single(ErrorCode.INVALID, f"invalid search query: {error}", "query") from None
+    async with database.read() as session:
+        total = await count_rows(session, clause, layout)
+    if progress is not None:
+        await progress(0, total)
+    return await write_orders_file(
+        database,
+        clause=clause,
+        format=format,
+        layout=layout,
+        path=path,
+        total=total,
+        progress=progress,
+        batch_orders=batch_orders,
+    )
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    format: ExportFormat = ExportFormat.CSV
+    layout: ExportLayout = ExportLayout.LINE_ITEM
+    query: str | None = None
+    order_ids: Sequence[int] | None = None
+    email: str | None = None
+
+
+def _bad_text(value: str) -> bool:
+    """NUL and lone surrogates cannot be stored by the database drivers."""
+    return "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)
+
+
+async def create_export(
+    session: AsyncSession, actor: Actor, request: ExportRequest, *, now: datetime | None = None
+) -> Export:
+    """Record an export and enqueue the job that builds it; a query that does not parse is refused here."""
+    require_scope(actor, Scope.WRITE_EXPORTS)
+    assert actor.shop_id is not None
+    now = now or utcnow()
+    check = Checker()
+    query = request.query.strip() if request.query else None
+    if query is not None and _bad_text(query):
+        check.fail(("query",), "query contains characters that are not allowed (NUL or lone surrogates)")
+    elif query is not None:
+        try:
+            order_filter(query, now=now)
+        except SearchSyntaxError as error:
+            check.fail(("query",), f"invalid search query: {error}")
+    email = request.email.strip() if request.email else None
+    if email is not None and _bad_text(email):
+        check.fail(("email",), "email contains characters that are not allowed (NUL or lone surrogates)")
+    else:
+        check.email(("email",), email)
+    ids = list(dict.fromkeys(request.order_ids)) if request.order_ids is not None else None
+    if ids is not None and not ids:
+        check.fail(("ids",), "give at least one order id, or leave ids out to export every order")
+    if ids is not None and len(ids) > MAX_IDS:
+        check.fail(("ids",), f"at most {MAX_IDS} ids; use a query for more", ErrorCode.TOO_MANY)
+    check.raise_if_any()
+    if ids:
+        found = set(
+            (
+                await session.execute(select(Order.id).where(visible(Order, actor), Order.id.in_(ids)))
+            ).scalars()
+        )
+        missing = [index for index, pk in enumerate(ids) if pk not in found]
+        if missing:
+            raise DomainError.single(ErrorCode.NOT_FOUND, "order not found", "ids", str(missing[0]))
+    export = Export(
+        shop_id=actor.shop_id,
+        format=request.format,
+        layout=request.layout,
+        status=ExportStatus.PENDING,
+        query=query,
+        order_ids=ids,
+        email=email,
+        requested_by=actor.name,
+        attempt=0,
+        rows_done=0,
+        created_at=now,
+    )
+    session.add(export)
+    await session.flush()
+    job = await enqueue(
+        session,
+        BUILD_KIND,
+        {"exportId": export.id},
+        key=f"{BUILD_KIND}:{export.id}",
+        shop_id=export.shop_id,
+        max_attempts=BUILD_ATTEMPTS,
+    )
+    assert job is not None
+    export.job_id = job.id
+    return export
+
+
+async def get_export(session: AsyncSession, actor: Actor, export_id: int) -> Export | None:
+    return (
+        await session.execute(select(Export).where(Export.id == export_id, visible(Export, actor)))
+    ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    status: ExportStatus
+    done: int
+    total: int | None
+
+
+async def export_progress(session: AsyncSession, actor: Actor, export_id: int) -> ExportProgress | None:
+    """Where an export stands, for a subscription that polls it; None when the actor may not see it."""
+    row = (
+        await session.execute(
+            select(Export.status, Export.rows_done, Export.rows_total).where(
+                Export.id == export_id, visible(Export, actor)
+            )
+        )
+    ).one_or_none()
+    return ExportProgress(status=row[0], done=row[1], total=row[2]) if row else None
+
+
+def download_path(export_id: int) -> str:
+    return f"/exports/{export_id}/download"
+
+
+def download_url(settings: Settings, export: Export) -> str | None:
+    """The signed link to the file while it is there; it lapses with the export."""
+    if export.status is not ExportStatus.SUCCEEDED or export.expires_at is None:
+        return None
+    return signed_url(settings.public_url, settings.secret_key, download_path(export.id), export.expires_at)
+
+
+def download_name(export: Export) -> str:
+    stamp = export.created_at.strftime("%Y%m%d-%H%M%S")
+    return f"orders-{stamp}-{export.id}.{EXTENSIONS[export.format]}"
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    filename: str
+    content_type: str
+
+
+async def find_download(session: AsyncSession, settings: Settings, export_id: int) -> Download | None:
+    """The file behind a (signature-checked) link; None when the export has no file (anymore)."""
+    export = await session.get(Export, export_id)
+    if export is None or export.status is not ExportStatus.SUCCEEDED or not export.file_name:
+        return None
+    path = settings.export_dir / export.file_name
+    if not path.is_file():
+        return None
+    return Download(path=path, filename=download_name(export), content_type=CONTENT_TYPES[export.format])
+
+
+async def is_expired(session: AsyncSession, export_id: int) -> bool:
+    return (await session.scalar(select(Export.status).where(Export.id == export_id))) is ExportStatus.EXPIRED
+
+
+# --- the build job -----------------------------------------------------------------------------------------
+
+
+class Superseded(Exception):
+    """A newer attempt took the export over (this attempt's lease ran out); this one stops quietly."""
+
+
+def _fenced(export_id: int, attempt: int) -> tuple[Any, ...]:
+    return (Export.id == export_id, Export.attempt == attempt, Export.status == ExportStatus.RUNNING)
+
+
+async def _update_fenced(database: Database, export_id: int, attempt: int, **values: Any) -> None:
+    async with database.write() as session:
+        result = await session.execute(
+            update(Export).where(*_fenced(export_id, attempt)).values(**values),
+            execution_options={"synchronize_session": False},
+        )
+    if getattr(result, "rowcount", 1) == 0:
+        raise Superseded()
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        path.unlink()
+
+
+async def _finish(
+    session: AsyncSession, export: Export, status: ExportStatus, now: datetime, **values: Any
+) -> None:
+    for name, value in values.items():
+        setattr(export, name, value)
+    export.status = status
+    export.finished_at = now
+    await announce(
+        session,
+        Actor.system(export.shop_id),
+        Topic.EXPORTS_FINISHED,
+        shop_id=export.shop_id,
+        node_type="Export",
+        node_id=export.id,
+        now=now,
+    )
+    if export.email:
+        await enqueue(
+            session,
+            NOTIFY_KIND,
+            {"exportId": export.id},
+            key=f"{NOTIFY_KIND}:{export.id}",
+            shop_id=export.shop_id,
+        )
+
+
+async def _take_over(ctx: JobContext, job: Job, export_id: int) -> Export | None:
+    """Claim the export for this attempt, from the first row, whatever an earlier attempt left."""
+    now = ctx.clock()
+    async with ctx.database.write() as session:
+        export = await session.get(Export, export_id, with_for_update=True, populate_existing=True)
+        if export is None or export.status in FINISHED or export.attempt > job.attempts:
+            return None
+        export.status = ExportStatus.RUNNING
+        export.attempt = job.attempts
+        export.rows_done = 0
+        export.rows_total = None
+        export.error = None
+        export.started_at = now
+        export.file_name = None
+    return export
+
+
+@handler(BUILD_KIND)
+async def build_export(ctx: JobContext, job: Job) -> None:
+    export = await _take_over(ctx, job, int(job.payload["exportId"]))
+    if export is None:
+        return
+    settings = ctx.settings
+    directory = settings.export_dir
+    name = f"export-{export.id}-{export.attempt}.{EXTENSIONS[export.format]}"
+    part = directory / f"{name}.part"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob(f"export-{export.id}-*.part"):
+            _remove(leftover)  # an earlier attempt's unfinished file
+        clause = scope_clause(export.shop_id, export.query, export.order_ids, export.created_at)
+        async with ctx.database.read() as session:
+            total = await count_rows(session, clause, export.layout)
+        await _update_fenced(ctx.database, export.id, export.attempt, rows_total=total)
+        last_write = time.monotonic()
+
+        async def progress(done: int, total: int) -> None:
+            nonlocal last_write
+            # A write per batch, at most a few per second: enough for a progress bar, cheap for the database.
+            if done < total and time.monotonic() - last_write < 0.2:
+                return
+            last_write = time.monotonic()
+            await _update_fenced(ctx.database, export.id, export.attempt, rows_done=done, rows_total=total)
+
+        result = await write_orders_file(
+            ctx.database,
+            clause=clause,
+            format=export.format,
+            layout=export.layout,
+            path=part,
+            total=total,
+            progress=progress,
+            batch_orders=settings.export_batch_orders,
+        )
+        part.replace(directory / name)
+    except Superseded:
+        _remove(part)
+        return
+    except Exception as error:
+        _remove(part)
+        await _record_failure(ctx, job, export, error)
+        if job.attempts < job.max_attempts:
+            raise
+        return
+    now = ctx.clock()
+    async with ctx.database.write() as session:
+        owned = await session.get(Export, export.id, with_for_update=True, populate_existing=True)
+        if owned is None or owned.attempt != export.attempt or owned.status is not ExportStatus.RUNNING:
+            _remove(directory / name)
+            return
+        await _finish(
+            session,
+            owned,
+            ExportStatus.SUCCEEDED,
+            now,
+            rows_done=result.rows,
+            rows_total=result.rows,
+            row_count=result.rows,
+            file_size=result.size,
+            file_name=name,
+            expires_at=now + timedelta(days=settings.export_link_days),
+        )
+
+
+async def _record_failure(ctx: JobContext, job: Job, export: Export, error: Exception) -> None:
+    """A retry puts the export back to PENDING with the error; the last attempt marks it FAILED."""
+    message = f"{type(error).__name__}: {error}"[:ERROR_LIMIT]
+    now = ctx.clock()
+    async with ctx.database.write() as session:
+        owned = await session.get(Export, export.id, with_for_update=True, populate_existing=True)
+        if owned is None or owned.attempt != export.attempt or owned.status is not ExportStatus.RUNNING:
+            return
+        if job.attempts < job.max_attempts:
+            owned.status = ExportStatus.PENDING
+            owned.error = f"attempt {job.attempts} of {job.max_attempts} failed, retrying: {message}"
+            return
+        await _finish(session, owned, ExportStatus.FAILED, now, error=message)
+
+
+# --- mail ---------------------------------------------------------------------------------------------------
+
+
+def export_message(settings: Settings, export: Export) -> EmailMessage:
+    """The mail telling the requester how the export ended: the link (and the file when small), or why not."""
+    assert export.email is not None
+    message = EmailMessage()
+    message["To"] = export.email
+    what = f"{export.format.value} export of orders (#{export.id})"
+    if export.status is ExportStatus.SUCCEEDED:
+        url = download_url(settings, export)
+        assert export.expires_at is not None and export.file_size is not None
+        message["Subject"] = f"Your {what} is ready"
+        attach = export.file_size <= settings.export_attachment_max_bytes
+        lines = [
+            f"Your {what} is ready: {export.row_count} rows.",
+            "",
+            f"Download it here (the link works until {export.expires_at:%Y-%m-%d %H:%M} UTC):",
+            f"{url}",
+            "",
+            "The file is attached."
+            if attach
+            else f"The file ({export.file_size:,} bytes) is too large to attach; use the link.",
+        ]
+        message.set_content("\n".join(lines))
+        if attach and export.file_name:
+            data = (settings.export_dir / export.file_name).read_bytes()
+            maintype, _, subtype = CONTENT_TYPES[export.format].split(";")[0].partition("/")
+            message.add_attachment(data, maintype=maintype, subtype=subtype, filename=download_name(export))
+        return message
+    message["Subject"] = f"Your {what} failed"
+    message.set_content(
+        "\n".join(
+            [
+                f"Your {what} could not be built.",
+                "",
+                f"What failed: {export.error or 'unknown error'}",
+                "",
+                "Nothing was charged or changed; you can ask for the export again.",
+            ]
+        )
+    )
+    return message
+
+
+@handler(NOTIFY_KIND)
+async def notify_export(ctx: JobContext, job: Job) -> None:
+    smtp = ctx.settings.smtp
+    async with ctx.database.read() as session:
+        export = await session.get(Export, int(job.payload["exportId"]))
+    if (
+        smtp is None
+        or export is None
+        or not export.email
+        or export.emailed_at is not None
+        or export.status not in (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
+    ):
+        return
+    await send_mail(smtp, export_message(ctx.settings, export))
+    async with ctx.database.write() as session:
+        await session.execute(
+            update(Export).where(Export.id == export.id).values(emailed_at=ctx.clock()),
+            execution_options={"synchronize_session": False},
+        )
+
+
+# --- expiry -------------------------------------------------------------------------------------------------
+
+EXPIRE_BATCH = 200
+
+
+@handler(EXPIRE_KIND)
+async def expire_exports(ctx: JobContext, job: Job) -> None:
+    """Delete files whose link lapsed (the export becomes EXPIRED) and fail exports whose job died."""
+    now = ctx.clock()
+    while True:
+        async with ctx.database.write() as session:
+            lapsed = list(
+                (
+                    await session.execute(
+                        select(Export)
+                        .where(Export.status == ExportStatus.SUCCEEDED, Export.expires_at <= now)
+                        .order_by(Export.id)
+                        .limit(EXPIRE_BATCH)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+            )
+            for export in lapsed:
+                if export.file_name:
+                    _remove(ctx.settings.export_dir / export.file_name)
+                export.status = ExportStatus.EXPIRED
+                export.file_name = None
+        if len(lapsed) < EXPIRE_BATCH:
+            break
+    async with ctx.database.write() as session:
+        dead_job = select(Job.id).where(Job.id == Export.job_id, Job.status == JobStatus.DEAD).exists()
+        stranded = (
+            await session.execute(
+                select(Export)
+                .where(Export.status.in_([ExportStatus.PENDING, ExportStatus.RUNNING]), dead_job)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+        for export in stranded:
+            await _finish(session, export, ExportStatus.FAILED, now, error=export.error or JOB_DIED)
+
+
+# Often enough that an export whose job died shows FAILED soon after; deleting lapsed files is cheap.
+register_schedule("exports.expire", timedelta(minutes=15), EXPIRE_KIND)
