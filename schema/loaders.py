@@ -25,6 +25,7 @@ from db.models import (
 )
 from domain.access import visible
 from domain.actors import Actor
+from domain.figures import OrderFigures, order_figures
 
 # Lends the request's one session; sibling resolvers take turns with it.
 SessionLender = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -66,6 +67,8 @@ class Loaders:
             CancellationMessage, CancellationMessage.request_id, CancellationMessage.id
         )
 
+        self.order_figures = self._figures()
+
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
         loaders: dict[str, DataLoader[int, Any]] = {
             "Order": self.order,
@@ -105,5 +108,15 @@ class Loaders:
                 for row in (await session.execute(statement)).scalars():
                     groups[getattr(row, parent_key.key)].append(row)
             return [groups.get(key, []) for key in keys]
+
+        return DataLoader(load_fn=load)
+
+    def _figures(self) -> DataLoader[int, OrderFigures | None]:
+        """Money figures of orders the actor may read, all of one request level in one statement."""
+
+        async def load(ids: list[int]) -> Sequence[OrderFigures | None]:
+            async with self._reading() as session:
+                figures = await order_figures(session, ids, only=visible(Order, self._actor))
+            return [figures.get(key) for key in ids]
 
         return DataLoader(load_fn=load)

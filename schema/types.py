@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from db import models
+from domain.figures import OrderFigures
 from domain.money import CURRENCY_EXPONENTS, quantize
 from domain.supplier_orders import can_open_dispute, can_request_cancellation
 from schema.context import context_of, require_merchant_data
@@ -344,25 +345,32 @@ class Order(Node):
     def total(self) -> Money:
         return Money.of(self.model.total, self.model.currency)
 
-    @strawberry.field(description="What can still be refunded to the customer.")
-    def refundable_amount(self) -> Money:
-        voided = self.model.financial_status is models.FinancialStatus.VOIDED
-        return Money.of(Decimal(0) if voided else self.model.total, self.model.currency)
+    @strawberry.field(
+        description="What can still be refunded to the customer: the total less refunds (0 when voided)."
+    )
+    async def refundable_amount(self, info: Info) -> Money:
+        return Money.of((await self._figures(info)).refundable, self.model.currency)
 
-    @strawberry.field(description="What the supplier orders cost, less those cancelled.")
+    @strawberry.field(
+        description="What was paid for the supplier orders (those closed unpaid cost nothing); supplier "
+        "refunds are not deducted here."
+    )
     async def supplier_cost(self, info: Info) -> Money:
-        return Money.of(await self._supplier_cost(info), self.model.currency)
+        require_merchant_data(info)
+        return Money.of((await self._figures(info)).supplier_cost, self.model.currency)
 
-    @strawberry.field(description="Total less supplier cost.")
+    @strawberry.field(
+        description="Total less refunds, less what is still owed to the customer (refundDue), less supplier "
+        "cost net of supplier refunds."
+    )
     async def margin(self, info: Info) -> Money:
-        return Money.of(self.model.total - await self._supplier_cost(info), self.model.currency)
+        require_merchant_data(info)
+        return Money.of((await self._figures(info)).margin, self.model.currency)
 
-    async def _supplier_cost(self, info: Info) -> Decimal:
-        rows = await context_of(info).loaders.supplier_orders_by_order.load(self.model.id)
-        return sum(
-            (row.cost for row in rows if row.end_reason != "cancel_order_close_trade"),
-            Decimal(0),
-        )
+    async def _figures(self, info: Info) -> OrderFigures:
+        figures = await context_of(info).loaders.order_figures.load(self.model.id)
+        assert figures is not None
+        return figures
 
     @strawberry.field
     async def lines(self, info: Info) -> list[OrderLine]:
