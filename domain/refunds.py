@@ -124,6 +124,10 @@ async def create_refund(
     computed = sum((ol.unit_price * quantity for ol, quantity in refund_lines), Decimal(0))
     if amount is None and not lines and returned is not None:
         refund_lines, computed = await _from_return(session, returned, order_lines, refunded_units)
+        if not refund_lines:
+            raise DomainError.single(
+                ErrorCode.INVALID, "the items of this return are refunded already", "returnId"
+            )
     if amount is None and not refund_lines:
         raise DomainError.single(
             ErrorCode.REQUIRED, "give an amount, lines, or a return to refund the items of", "amount"
@@ -204,13 +208,19 @@ async def create_refund(
     return refund
 
 
-async def _refunded_quantities(session: AsyncSession, order_id: int) -> dict[int, int]:
-    rows = await session.execute(
+async def _refunded_quantities(
+    session: AsyncSession, order_id: int, return_id: int | None = None
+) -> dict[int, int]:
+    """Units of each order line refunded so far (by refunds of one return, when given)."""
+    statement = (
         select(RefundLine.order_line_id, func.sum(RefundLine.quantity))
         .join(Refund, Refund.id == RefundLine.refund_id)
         .where(Refund.order_id == order_id)
         .group_by(RefundLine.order_line_id)
     )
+    if return_id is not None:
+        statement = statement.where(Refund.return_id == return_id)
+    rows = await session.execute(statement)
     return {line_id: int(total or 0) for line_id, total in rows}
 
 
@@ -225,6 +235,7 @@ async def _from_return(
         await session.scalars(select(ReturnLine).where(ReturnLine.return_id == returned.id))
     ).all()
     anything_arrived = any(line.received_quantity for line in return_lines)
+    for_this_return = await _refunded_quantities(session, returned.order_id, returned.id)
     fee = Decimal(0)
     if returned.policy_id is not None:
         policy = await session.get(ShopPolicy, returned.policy_id)
@@ -234,6 +245,7 @@ async def _from_return(
     for line in return_lines:
         order_line = order_lines[line.order_line_id]
         units = line.received_quantity if anything_arrived else line.quantity
+        units -= for_this_return.get(order_line.id, 0)
         units = min(units, order_line.quantity - refunded_units.get(order_line.id, 0))
         if units <= 0:
             continue

@@ -19,7 +19,14 @@ from db.models import (
     OrderEvent,
     OrderLine,
     Package,
+    Refund,
+    RefundLine,
+    Return,
+    ReturnedStock,
+    ReturnLine,
+    ReturnReceipt,
     Shop,
+    ShopPolicy,
     Supplier,
     SupplierOrder,
 )
@@ -68,6 +75,20 @@ class Loaders:
         )
 
         self.order_figures = self._figures()
+        self.return_ = self._by_id(Return)
+        self.return_line = self._by_id(ReturnLine)
+        self.returns_by_order = self._by_parent(Return, Return.order_id, Return.id)
+        self.return_lines_by_return = self._by_parent(ReturnLine, ReturnLine.return_id, ReturnLine.id)
+        self.return_receipts_by_return = self._by_parent(
+            ReturnReceipt, ReturnReceipt.return_id, ReturnReceipt.id
+        )
+        self.refund = self._by_id(Refund)
+        self.refunds_by_order = self._by_parent(Refund, Refund.order_id, Refund.id)
+        self.refunds_by_return = self._by_parent(Refund, Refund.return_id, Refund.id)
+        self.refund_lines_by_refund = self._by_parent(RefundLine, RefundLine.refund_id, RefundLine.id)
+        self.shop_policy = self._by_id(ShopPolicy)
+        self.policies_by_shop = self._by_parent(ShopPolicy, ShopPolicy.shop_id, ShopPolicy.id)
+        self.returned_stock = self._by_id(ReturnedStock)
 
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
         loaders: dict[str, DataLoader[int, Any]] = {
@@ -79,6 +100,11 @@ class Loaders:
             "Package": self.package,
             "OrderEvent": self.order_event,
             "CancellationRequest": self.cancellation_request,
+            "Return": self.return_,
+            "ReturnLine": self.return_line,
+            "Refund": self.refund,
+            "ShopPolicy": self.shop_policy,
+            "ReturnedStockItem": self.returned_stock,
         }
         return loaders.get(type_name)
 

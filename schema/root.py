@@ -12,11 +12,19 @@ from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.extensions import MaskUnexpectedErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
+from schema.policies import PoliciesMutation, PoliciesQuery
+from schema.refunds import RefundsMutation
+from schema.returns import ReturnsMutation, ReturnsQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery))
-Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation))
+Query = merge_types(
+    "Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, ReturnsQuery, PoliciesQuery)
+)
+Mutation = merge_types(
+    "Mutation",
+    (OrdersMutation, CancellationsMutation, JobsMutation, ReturnsMutation, RefundsMutation, PoliciesMutation),
+)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
