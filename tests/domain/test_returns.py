@@ -17,6 +17,7 @@ from db.models import (
     FinancialStatus,
     Order,
     OrderEvent,
+    OrderLine,
     Refund,
     Return,
     ReturnDeclineReason,
@@ -405,7 +406,6 @@ async def test_approval_needs_a_return_address(db: Database, tenant: Tenant) -> 
 async def test_line_of_cancelled_supplier_order_cannot_be_returned(db: Database, tenant: Tenant) -> None:
     await set_policy(db, tenant)
     scene = await make_scene(db, tenant, SupplierOrderStatus.PLACE_ORDER_SUCCESS)
-    from db.models import CancellationReason
 
     line = await scene.get(OrderLine, scene.tee_line)
     assert isinstance(line, OrderLine) and line.supplier_order_id is not None
