@@ -266,6 +266,8 @@ async def test_declines_cancels_and_status_filter(api: Api, tenant: Tenant) -> N
         return result
 
     first, second = await request(case_line), await request(charger_line)
+    open_count = '{ ordersCount(query: "has:open_return") }'
+    assert (await api.data(token, open_count))["ordersCount"] == 1
     too_long = await mutate(
         api, token, DECLINE, "returnDecline", {"id": first, "reason": "OTHER", "note": "x" * 501}
     )
@@ -280,6 +282,7 @@ async def test_declines_cancels_and_status_filter(api: Api, tenant: Tenant) -> N
     ) == ("DECLINED", "FINAL_SALE", "final")
     canceled = await mutate(api, token, CANCEL, "returnCancel", {"id": second})
     assert canceled["return"]["status"] == "CANCELED"
+    assert (await api.data(token, open_count))["ordersCount"] == 0
     again = await mutate(api, token, APPROVE, "returnApprove", {"id": second})
     assert again["return"] is None and again["userErrors"][0]["code"] == "INVALID_TRANSITION"
 
