@@ -953,6 +953,7 @@ RETURN_NOTES = (
 RESTOCKING_FEE = Decimal(10)
 MERCHANT_FAULT = frozenset(ReturnReason) - CHANGE_OF_MIND
 HOUR_DELTA = timedelta(hours=1)
+CANDIDATE_ORDERS = 600
 
 
 def _step(start: datetime, now: datetime, index: int) -> datetime:
@@ -983,8 +984,10 @@ async def _seed_after_sales(
             shop_id = shop_ids[profile.name]
             shop_rng = random.Random(rng.getrandbits(64))
             policies = await _seed_policies(session, shop_id, now)
-            used = await _seed_returns(session, shop_id, profile.name, policies, shop_rng, now)
-            await _seed_refunds(session, shop_id, profile.name, used, shop_rng, now)
+            delivered = await _delivered_orders(session, shop_id)
+            used = await _seed_returns(session, shop_id, profile.name, delivered, policies, shop_rng, now)
+            remaining = [row for row in delivered if row[0] not in used]
+            await _seed_refunds(session, shop_id, profile.name, remaining, shop_rng, now)
 
 
 async def _seed_cancelled_trade_refunds(session: AsyncSession, shop_ids: list[int]) -> None:
@@ -1046,7 +1049,13 @@ async def _seed_policies(session: AsyncSession, shop_id: int, now: datetime) -> 
 
 
 async def _delivered_orders(session: AsyncSession, shop_id: int) -> list[tuple[int, datetime]]:
-    """Closed, paid orders whose every supplier order was delivered, with the last delivery, oldest first."""
+    """Closed, paid orders whose every supplier order was delivered, with the last delivery, oldest first.
+
+    Only the shop's latest orders are looked at, so the cost does not grow with the number seeded.
+    """
+    latest = (
+        select(Order.id).where(Order.shop_id == shop_id).order_by(Order.id.desc()).limit(CANDIDATE_ORDERS)
+    )
     other = aliased(SupplierOrder)
     undelivered = (
         select(other.id)
@@ -1060,6 +1069,7 @@ async def _delivered_orders(session: AsyncSession, shop_id: int) -> list[tuple[i
         select(Order.id, func.max(SupplierOrder.finished_at))
         .join(SupplierOrder, SupplierOrder.order_id == Order.id)
         .where(
+            Order.id.in_(latest),
             Order.shop_id == shop_id,
             Order.status == OrderStatus.CLOSED,
             Order.financial_status == FinancialStatus.PAID,
@@ -1067,7 +1077,6 @@ async def _delivered_orders(session: AsyncSession, shop_id: int) -> list[tuple[i
         )
         .group_by(Order.id)
         .order_by(Order.id)
-        .limit(400)
     )
     return [(order_id, delivered) for order_id, delivered in rows if delivered is not None]
 
@@ -1076,34 +1085,36 @@ async def _seed_returns(
     session: AsyncSession,
     shop_id: int,
     shop_name: str,
+    delivered: list[tuple[int, datetime]],
     policies: tuple[ShopPolicy, ShopPolicy],
     rng: random.Random,
     now: datetime,
 ) -> set[int]:
     """One return per entry of RETURN_PLAN (as many as there are delivered orders); returns the orders used."""
-    delivered = await _delivered_orders(session, shop_id)
     old = [row for row in delivered if row[1] < now - timedelta(days=40)]
     recent = [row for row in delivered if row not in old[:1]]
     pool = rng.sample(recent, len(recent))
     used: set[int] = set()
-    stock: dict[tuple[str, StockCondition], tuple[str, int]] = {}
-    staff = _staff_name(shop_name)
+    plan: list[tuple[str, int, datetime]] = []
     for state in RETURN_PLAN:
         if state == "LATE":
             choice = old[0] if old and old[0][0] not in used else None
         else:
             choice = next((row for row in pool if row[0] not in used), None)
-        if choice is None:
-            continue
-        order_id, delivered_at = choice
-        used.add(order_id)
-        order = await session.get(Order, order_id)
-        assert order is not None
-        lines = (
-            await session.scalars(
-                select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.position)
-            )
-        ).all()
+        if choice is not None:
+            used.add(choice[0])
+            plan.append((state, *choice))
+    # Every order and line the plan touches, in two statements.
+    orders = {order.id: order for order in await session.scalars(select(Order).where(Order.id.in_(used)))}
+    lines_of: dict[int, list[OrderLine]] = {order_id: [] for order_id in used}
+    for order_line in await session.scalars(
+        select(OrderLine).where(OrderLine.order_id.in_(used)).order_by(OrderLine.order_id, OrderLine.position)
+    ):
+        lines_of[order_line.order_id].append(order_line)
+    stock: dict[tuple[str, StockCondition], tuple[str, int]] = {}
+    staff = _staff_name(shop_name)
+    for state, order_id, delivered_at in plan:
+        order, lines = orders[order_id], lines_of[order_id]
         start = (
             now - timedelta(days=1)
             if state == "LATE"
@@ -1113,7 +1124,7 @@ async def _seed_returns(
         window = policy.return_window_days or 0
         reason = (
             ReturnReason.DEFECTIVE
-            if state == "CLOSED" and used and rng.random() < 0.5
+            if state == "CLOSED" and rng.random() < 0.5
             else rng.choice(list(ReturnReason))
         )
         picked = lines[: 2 if state == "PARTIAL" else 1]
@@ -1301,11 +1312,15 @@ async def _seed_returns(
 
 
 async def _seed_refunds(
-    session: AsyncSession, shop_id: int, shop_name: str, used: set[int], rng: random.Random, now: datetime
+    session: AsyncSession,
+    shop_id: int,
+    shop_name: str,
+    delivered: list[tuple[int, datetime]],
+    rng: random.Random,
+    now: datetime,
 ) -> None:
     """A goodwill partial refund, a full refund, and a cancelled order whose customer is still owed."""
     staff = _staff_name(shop_name)
-    delivered = [row for row in await _delivered_orders(session, shop_id) if row[0] not in used]
     chosen = rng.sample(delivered, min(2, len(delivered)))
     for index, (order_id, delivered_at) in enumerate(chosen):
         order = await session.get(Order, order_id)
