@@ -442,6 +442,16 @@ class Order(Node):
     async def refund_due(self, info: Info) -> Money:
         return Money.of((await self._figures(info)).refund_due, self.model.currency)
 
+    @strawberry.field(description="What the customer was refunded in all.")
+    async def total_refunded(self, info: Info) -> Money:
+        return Money.of((await self._figures(info)).refunded, self.model.currency)
+
+    @strawberry.field(
+        description="What suppliers gave back for this order's supplier orders (cancellations, disputes)."
+    )
+    async def supplier_refunds(self, info: Info) -> Money:
+        return Money.of((await self._figures(info)).supplier_refunds, self.model.currency)
+
 
 @strawberry.type(description="One message in a cancellation request's thread.")
 class CancellationMessage:

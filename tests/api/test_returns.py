@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.factories import Api, Tenant, order_input
 
 POLICIES_UPDATE = """
@@ -83,8 +85,8 @@ ORDER_MONEY = """
 query($id: ID!) {
   order(id: $id) {
     financialStatus status
-    total { amount } refundableAmount { amount } refundDue { amount }
-    supplierCost { amount } margin { amount }
+    total { amount } refundableAmount { amount } refundDue { amount } totalRefunded { amount }
+    supplierCost { amount } supplierRefunds { amount } margin { amount }
     refunds { amount { amount } }
     returns { id status }
     events { type }
@@ -443,31 +445,54 @@ async def test_refund_with_dispute_id_and_financial_status(api: Api, tenant: Ten
     assert nothing["userErrors"][0]["code"] == "EXCEEDS_REFUNDABLE_AMOUNT"
 
 
-async def test_fully_cancelled_order_shows_refund_due_until_refunded(api: Api, tenant: Tenant) -> None:
+DECIDE = """
+mutation($input: CancellationRequestDecideInput!) {
+  cancellationRequestDecide(input: $input) { userErrors { code } }
+}
+"""
+CANCEL_SUPPLIER_ORDER = """
+mutation($input: CancellationRequestCreateInput!) {
+  cancellationRequestCreate(input: $input) { cancellationRequest { id status } userErrors { code } }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("supplier_status", "cost"),
+    [("PLACE_ORDER_SUCCESS", "0.00"), ("WAIT_SELLER_SEND_GOODS", "17.10")],
+    ids=["unpaid, cancelled at once", "paid, approved by the suppliers"],
+)
+async def test_fully_cancelled_order_shows_refund_due_until_refunded(
+    api: Api, tenant: Tenant, supplier_status: str, cost: str
+) -> None:
     token = tenant.merchant_token
-    [order] = await api.import_orders(
-        tenant, order_input(tenant, "#3009", supplier_status="PLACE_ORDER_SUCCESS")
-    )
-    for supplier_order in order["supplierOrders"]:
-        created = await api.data(
-            token,
-            "mutation($input: CancellationRequestCreateInput!) { cancellationRequestCreate(input: $input) { userErrors { code } } }",
-            {"input": {"supplierOrderId": supplier_order["id"], "reason": "CUSTOMER_CANCELLED"}},
-        )
-        assert created["cancellationRequestCreate"]["userErrors"] == []
+    [order] = await api.import_orders(tenant, order_input(tenant, "#3009", supplier_status=supplier_status))
+    for index, supplier_order in enumerate(order["supplierOrders"]):
+        variables = {"input": {"supplierOrderId": supplier_order["id"], "reason": "CUSTOMER_CANCELLED"}}
+        created = (await api.data(token, CANCEL_SUPPLIER_ORDER, variables))["cancellationRequestCreate"]
+        assert created["userErrors"] == []
+        if created["cancellationRequest"]["status"] == "PENDING":
+            variables = {"input": {"id": created["cancellationRequest"]["id"], "decision": "APPROVE"}}
+            decided = await api.data(tenant.supplier_tokens[index], DECIDE, variables)
+            assert decided["cancellationRequestDecide"]["userErrors"] == []
     money = (await api.data(token, ORDER_MONEY, {"id": order["id"]}))["order"]
     assert money["status"] == "CANCELLED" and money["financialStatus"] == "PAID"
-    assert (money["refundDue"], money["margin"], money["supplierCost"]) == (
+    # Supplier cost and supplier refunds cancel out; the customer is owed the total, so there is no margin.
+    assert (money["supplierCost"], money["supplierRefunds"]) == ({"amount": cost}, {"amount": cost})
+    assert (money["refundDue"], money["margin"], money["refundableAmount"]) == (
         {"amount": "49.99"},
         {"amount": "0.00"},
-        {"amount": "0.00"},
+        {"amount": "49.99"},
     )
+    too_much = await mutate(api, token, REFUND, "refundCreate", {"orderId": order["id"], "amount": "50.00"})
+    assert too_much["userErrors"][0]["code"] == "EXCEEDS_REFUNDABLE_AMOUNT"
     paid = await mutate(api, token, REFUND, "refundCreate", {"orderId": order["id"], "amount": "49.99"})
     assert paid["userErrors"] == []
     money = (await api.data(token, ORDER_MONEY, {"id": order["id"]}))["order"]
-    assert (money["refundDue"], money["margin"], money["financialStatus"]) == (
+    assert (money["refundDue"], money["margin"], money["totalRefunded"], money["financialStatus"]) == (
         {"amount": "0.00"},
         {"amount": "0.00"},
+        {"amount": "49.99"},
         "REFUNDED",
     )
 
