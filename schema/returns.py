@@ -11,10 +11,11 @@ from domain import returns as return_cases
 from domain.access import visible
 from domain.actors import Scope
 from domain.errors import ErrorCode
+from domain.validation import unsafe_text
 from schema.context import context_of, require_scope
 from schema.errors import UserError, run_use_case, user_error
 from schema.ids import parse_id
-from schema.pagination import Connection, PageRequest, int_sort, keyset_page, str_sort
+from schema.pagination import Connection, PageRequest, bad_input, int_sort, keyset_page, str_sort
 from schema.types import (
     Return,
     ReturnDeclineReason,
@@ -71,6 +72,9 @@ class ReturnsQuery:
             visible(models.ReturnedStock, actor), models.ReturnedStock.quantity > 0
         )
         if sku is not None:
+            problem = unsafe_text(sku)
+            if problem is not None:
+                raise bad_input(f"sku {problem}")
             statement = statement.where(models.ReturnedStock.sku == sku.strip())
         return await keyset_page(
             context_of(info),

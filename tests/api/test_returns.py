@@ -412,6 +412,10 @@ async def test_bad_input_is_a_user_error_naming_the_field(api: Api, tenant: Tena
             input,
             payload,
         )
+    body = await api.gql(token, STOCK, {"sku": "A\u0000B"})
+    assert (
+        body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "sku" in body["errors"][0]["message"]
+    )
     money = (await api.data(token, ORDER_MONEY, {"id": order_id}))["order"]
     assert money["refunds"] == [] and money["returns"] == [] and money["financialStatus"] == "PAID"
 
