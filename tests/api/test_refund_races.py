@@ -14,10 +14,19 @@ import pytest
 from sqlalchemy import func, select
 
 from db.engine import Database
-from db.models import FinancialStatus, Order, OrderEvent, Refund, ReturnedStock, ReturnLine
+from db.models import FinancialStatus, Order, OrderEvent, Refund, ReturnedStock, ReturnLine, ShopPolicy
 from schema.ids import parse_id
 from tests.api import test_cancellation_races as races
-from tests.api.test_returns import APPROVE, RECEIVE, REFUND, REQUEST, STOCK_USE, set_policies, shipped_order
+from tests.api.test_returns import (
+    APPROVE,
+    POLICIES_UPDATE,
+    RECEIVE,
+    REFUND,
+    REQUEST,
+    STOCK_USE,
+    set_policies,
+    shipped_order,
+)
 from tests.factories import Api, Tenant
 
 RACERS = 10
@@ -164,3 +173,17 @@ async def test_concurrent_stock_use_takes_each_unit_once(
     async with db.read() as session:
         rows = list(await session.scalars(select(ReturnedStock).where(ReturnedStock.sku == "CASE-#3001")))
     assert [(row.condition.value, row.quantity) for row in rows] == [("NEW", 0)]
+
+
+async def test_concurrent_policy_updates_each_get_their_own_version(
+    client: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    body = {"input": {"refundPolicy": {"body": "Refunds within 5 days."}}}
+    payloads = await asyncio.gather(
+        *(graphql(client, tenant.merchant_token, POLICIES_UPDATE, body) for _ in range(RACERS))
+    )
+    assert all(payload["shopPoliciesUpdate"]["userErrors"] == [] for payload in payloads)
+    async with db.read() as session:
+        rows = list(await session.scalars(select(ShopPolicy).where(ShopPolicy.shop_id == tenant.shop_id)))
+    assert sorted(row.version for row in rows) == list(range(1, RACERS + 1))
+    assert [row.version for row in rows if row.superseded_at is None] == [RACERS]
