@@ -44,7 +44,6 @@ from sqlalchemy import (
     SQLColumnExpression,
     String,
     and_,
-    false,
     func,
     literal,
     not_,
@@ -60,6 +59,8 @@ from db.models import (
     OrderLine,
     OrderStatus,
     Package,
+    Return,
+    ReturnStatus,
     Supplier,
     SupplierOrder,
     SupplierOrderStatus,
@@ -361,11 +362,19 @@ def _open_cancellation_exists() -> ColumnElement[bool]:
     )
 
 
+def _open_return_exists() -> ColumnElement[bool]:
+    # A return is open until it is closed, declined or canceled.
+    return (
+        select(Return.id).where(Return.order_id == Order.id, Return.status.in_(OPEN_RETURN_STATUSES)).exists()
+    )
+
+
+OPEN_RETURN_STATUSES = (ReturnStatus.REQUESTED, ReturnStatus.APPROVED, ReturnStatus.RECEIVED)
+
 HAS_FILTERS: dict[str, Callable[[], ColumnElement[bool]]] = {
     "open_cancellation": _open_cancellation_exists,
     "open_dispute": lambda: _supplier_status_exists(SupplierOrderStatus.IN_ISSUE),
-    # Returns do not exist yet, so none is open.
-    "open_return": false,
+    "open_return": _open_return_exists,
 }
 """``has:`` values; a subdomain with its own table points its entry at that table."""
 

@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, func, insert, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from db.engine import Database
 from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
@@ -41,10 +42,25 @@ from db.models import (
     OrderLine,
     OrderStatus,
     Package,
+    PolicyKind,
+    Refund,
+    RefundLine,
+    Return,
+    ReturnDeclineReason,
+    ReturnDisposition,
+    ReturnedStock,
+    ReturnLine,
+    ReturnReason,
+    ReturnReceipt,
+    ReturnShippingPayer,
+    ReturnStatus,
     Shop,
+    ShopPolicy,
+    StockCondition,
     Supplier,
     SupplierOrder,
     SupplierOrderStatus,
+    SupplierRefund,
     TokenKind,
 )
 from db.types import utcnow
@@ -80,6 +96,9 @@ from demo.catalogue import (
 )
 from domain.actors import Scope
 from domain.cancellations import AUTO_APPROVE_KIND
+from domain.money import quantize
+from domain.policies import draft_policy
+from domain.refunds import CHANGE_OF_MIND
 from domain.tokens import derive_token, issue_token
 
 S = SupplierOrderStatus
@@ -907,6 +926,446 @@ async def _create_shops(
     return shops, suppliers
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Returns, returned stock, refunds and shop policies, written on orders already seeded.
+
+# What each shop's returns end up as; LATE is a request made after the return window.
+RETURN_PLAN = (
+    "REQUESTED",
+    "REQUESTED",
+    "LATE",
+    "APPROVED",
+    "PARTIAL",
+    "RECEIVED",
+    "CLOSED",
+    "CLOSED",
+    "DECLINED",
+    "CANCELED",
+)
+ACCEPTED_END_REASONS = ("buyer_accept_goods", "buyer_accept_goods_timeout")
+RETURN_NOTES = (
+    "Customer says the fit runs small.",
+    "Arrived scratched, photos in the email thread.",
+    "Gift the recipient did not want.",
+    None,
+    None,
+)
+RESTOCKING_FEE = Decimal(10)
+MERCHANT_FAULT = frozenset(ReturnReason) - CHANGE_OF_MIND
+HOUR_DELTA = timedelta(hours=1)
+CANDIDATE_ORDERS = 600
+
+
+def _step(start: datetime, now: datetime, index: int) -> datetime:
+    """The time of the index-th step of a return begun at ``start``: a day apart, never after ``now``."""
+    return min(start + timedelta(days=index), now - timedelta(minutes=10 - index))
+
+
+def _demo_event(order: Order, when: datetime, type_: str, message: str, **data: Any) -> OrderEvent:
+    return OrderEvent(
+        shop_id=order.shop_id,
+        order_id=order.id,
+        type=type_,
+        actor_kind=ActorKind.SYSTEM,
+        actor_name=ACTOR_NAME,
+        message=message,
+        data=data,
+        created_at=when,
+    )
+
+
+async def _seed_after_sales(
+    database: Database, shop_ids: dict[str, int], rng: random.Random, now: datetime
+) -> None:
+    """Policies, returns in every status with their stock, and refunds, for each demo shop."""
+    async with database.write() as session:
+        await _seed_cancelled_trade_refunds(session, list(shop_ids.values()))
+        for profile in DEMO_SHOPS:
+            shop_id = shop_ids[profile.name]
+            shop_rng = random.Random(rng.getrandbits(64))
+            policies = await _seed_policies(session, shop_id, now)
+            delivered = await _delivered_orders(session, shop_id)
+            used = await _seed_returns(session, shop_id, profile.name, delivered, policies, shop_rng, now)
+            remaining = [row for row in delivered if row[0] not in used]
+            await _seed_refunds(session, shop_id, profile.name, remaining, shop_rng, now)
+
+
+async def _seed_cancelled_trade_refunds(session: AsyncSession, shop_ids: list[int]) -> None:
+    """The supplier refund of every paid supplier order the demo shows as cancelled, as approval records it."""
+    paid_and_cancelled = select(
+        SupplierOrder.shop_id,
+        SupplierOrder.id,
+        SupplierOrder.cost,
+        SupplierOrder.currency,
+        literal("cancelled_trade"),
+        SupplierOrder.id,
+        SupplierOrder.finished_at,
+    ).where(
+        SupplierOrder.shop_id.in_(shop_ids),
+        SupplierOrder.end_reason == "cancel_order_close_trade",
+        SupplierOrder.paid_at.is_not(None),
+    )
+    columns = ["shop_id", "supplier_order_id", "amount", "currency", "source", "source_id", "created_at"]
+    await session.execute(insert(SupplierRefund).from_select(columns, paid_and_cancelled))
+
+
+async def _seed_policies(session: AsyncSession, shop_id: int, now: datetime) -> tuple[ShopPolicy, ShopPolicy]:
+    """A first return policy (14 days, no fee), the one in force now (30 days, 10% fee), one refund policy."""
+    shop = await session.get(Shop, shop_id)
+    assert shop is not None
+    suppliers = (await session.scalars(select(Supplier).where(Supplier.shop_id == shop_id))).all()
+    opened = now - HISTORY - timedelta(days=10)
+    changed = now - timedelta(days=45)
+    versions = []
+    for version, (window, fee, start, end) in enumerate(
+        ((14, Decimal(0), opened, changed), (30, RESTOCKING_FEE, changed, None)), start=1
+    ):
+        policy = ShopPolicy(
+            shop_id=shop_id,
+            kind=PolicyKind.RETURN,
+            version=version,
+            body="",
+            return_window_days=window,
+            restocking_fee_percent=fee,
+            return_shipping_paid_by=ReturnShippingPayer.CUSTOMER,
+            return_address=shop.return_address,
+            created_by=_staff_name(shop.name),
+            effective_at=start,
+            superseded_at=end,
+        )
+        policy.body = draft_policy(PolicyKind.RETURN, shop, suppliers, policy)
+        versions.append(policy)
+    refund_policy = ShopPolicy(
+        shop_id=shop_id,
+        kind=PolicyKind.REFUND,
+        version=1,
+        body=draft_policy(PolicyKind.REFUND, shop, suppliers, versions[-1]),
+        created_by=_staff_name(shop.name),
+        effective_at=opened,
+    )
+    session.add_all([*versions, refund_policy])
+    await session.flush()
+    return versions[0], versions[1]
+
+
+async def _delivered_orders(session: AsyncSession, shop_id: int) -> list[tuple[int, datetime]]:
+    """Closed, paid orders whose every supplier order was delivered, with the last delivery, oldest first.
+
+    Only the shop's latest orders are looked at, so the cost does not grow with the number seeded.
+    """
+    latest = (
+        select(Order.id).where(Order.shop_id == shop_id).order_by(Order.id.desc()).limit(CANDIDATE_ORDERS)
+    )
+    other = aliased(SupplierOrder)
+    undelivered = (
+        select(other.id)
+        .where(
+            other.order_id == Order.id,
+            or_(other.end_reason.is_(None), other.end_reason.not_in(ACCEPTED_END_REASONS)),
+        )
+        .exists()
+    )
+    rows = await session.execute(
+        select(Order.id, func.max(SupplierOrder.finished_at))
+        .join(SupplierOrder, SupplierOrder.order_id == Order.id)
+        .where(
+            Order.id.in_(latest),
+            Order.shop_id == shop_id,
+            Order.status == OrderStatus.CLOSED,
+            Order.financial_status == FinancialStatus.PAID,
+            ~undelivered,
+        )
+        .group_by(Order.id)
+        .order_by(Order.id)
+    )
+    return [(order_id, delivered) for order_id, delivered in rows if delivered is not None]
+
+
+async def _seed_returns(
+    session: AsyncSession,
+    shop_id: int,
+    shop_name: str,
+    delivered: list[tuple[int, datetime]],
+    policies: tuple[ShopPolicy, ShopPolicy],
+    rng: random.Random,
+    now: datetime,
+) -> set[int]:
+    """One return per entry of RETURN_PLAN (as many as there are delivered orders); returns the orders used."""
+    old = [row for row in delivered if row[1] < now - timedelta(days=40)]
+    recent = [row for row in delivered if row not in old[:1]]
+    pool = rng.sample(recent, len(recent))
+    used: set[int] = set()
+    plan: list[tuple[str, int, datetime]] = []
+    for state in RETURN_PLAN:
+        if state == "LATE":
+            choice = old[0] if old and old[0][0] not in used else None
+        else:
+            choice = next((row for row in pool if row[0] not in used), None)
+        if choice is not None:
+            used.add(choice[0])
+            plan.append((state, *choice))
+    # Every order and line the plan touches, in two statements.
+    orders = {order.id: order for order in await session.scalars(select(Order).where(Order.id.in_(used)))}
+    lines_of: dict[int, list[OrderLine]] = {order_id: [] for order_id in used}
+    for order_line in await session.scalars(
+        select(OrderLine).where(OrderLine.order_id.in_(used)).order_by(OrderLine.order_id, OrderLine.position)
+    ):
+        lines_of[order_line.order_id].append(order_line)
+    stock: dict[tuple[str, StockCondition], tuple[str, int]] = {}
+    staff = _staff_name(shop_name)
+    for state, order_id, delivered_at in plan:
+        order, lines = orders[order_id], lines_of[order_id]
+        start = (
+            now - timedelta(days=1)
+            if state == "LATE"
+            else min(delivered_at + timedelta(days=2), now - HOUR_DELTA)
+        )
+        policy = policies[1] if start >= policies[1].effective_at else policies[0]
+        window = policy.return_window_days or 0
+        reason = (
+            ReturnReason.DEFECTIVE
+            if state == "CLOSED" and rng.random() < 0.5
+            else rng.choice(list(ReturnReason))
+        )
+        picked = lines[: 2 if state == "PARTIAL" else 1]
+        row = Return(
+            shop_id=shop_id,
+            order_id=order_id,
+            status=ReturnStatus.REQUESTED,
+            note=rng.choice(RETURN_NOTES),
+            outside_return_window=start > delivered_at + timedelta(days=window),
+            policy_id=policy.id,
+            requested_by=staff,
+            created_at=start,
+            updated_at=start,
+        )
+        session.add(row)
+        await session.flush()
+        return_lines = [
+            ReturnLine(
+                shop_id=shop_id,
+                return_id=row.id,
+                order_line_id=line.id,
+                quantity=min(line.quantity, 2),
+                reason=reason,
+                note=None,
+            )
+            for line in picked
+        ]
+        session.add_all(return_lines)
+        await session.flush()
+        units = sum(line.quantity for line in return_lines)
+        events = [
+            _demo_event(
+                order,
+                start,
+                "return_requested",
+                f"Return of {units} item{'s' if units != 1 else ''} requested"
+                + (f" after the {window}-day return window" if row.outside_return_window else ""),
+                status="REQUESTED",
+                units=units,
+                outsideReturnWindow=row.outside_return_window,
+            )
+        ]
+        last = start
+        if state == "DECLINED":
+            last = _step(start, now, 1)
+            row.status, row.declined_at = ReturnStatus.DECLINED, last
+            row.decline_reason, row.decline_note = (
+                ReturnDeclineReason.FINAL_SALE,
+                "Clearance items are final sale.",
+            )
+            events.append(
+                _demo_event(order, last, "return_declined", "Return declined (FINAL_SALE)", status="DECLINED")
+            )
+        elif state == "CANCELED":
+            last = _step(start, now, 1)
+            row.status, row.canceled_at = ReturnStatus.CANCELED, last
+            events.append(_demo_event(order, last, "return_canceled", "Return canceled", status="CANCELED"))
+        elif state in ("APPROVED", "PARTIAL", "RECEIVED", "CLOSED"):
+            last = _step(start, now, 1)
+            row.status, row.approved_at, row.return_address = (
+                ReturnStatus.APPROVED,
+                last,
+                policy.return_address,
+            )
+            events.append(_demo_event(order, last, "return_approved", "Return approved", status="APPROVED"))
+        if state in ("PARTIAL", "RECEIVED", "CLOSED"):
+            last = _step(start, now, 4)
+            disposition = (
+                ReturnDisposition.DISCARD
+                if reason is ReturnReason.DEFECTIVE
+                else rng.choice((ReturnDisposition.RESTOCK, ReturnDisposition.RESELL))
+            )
+            arriving = return_lines[:1] if state == "PARTIAL" else return_lines
+            received = 0
+            for line in arriving:
+                quantity = 1 if state == "PARTIAL" else line.quantity
+                line.received_quantity = quantity
+                received += quantity
+                session.add(
+                    ReturnReceipt(
+                        shop_id=shop_id,
+                        return_id=row.id,
+                        return_line_id=line.id,
+                        quantity=quantity,
+                        disposition=disposition,
+                        received_by=staff,
+                        created_at=last,
+                    )
+                )
+                condition = {
+                    ReturnDisposition.RESTOCK: StockCondition.NEW,
+                    ReturnDisposition.RESELL: StockCondition.USED,
+                }.get(disposition)
+                if condition is not None:
+                    order_line = next(ol for ol in picked if ol.id == line.order_line_id)
+                    sku = (order_line.sku or order_line.title)[:100]
+                    title, held = stock.get((sku, condition), (order_line.title, 0))
+                    stock[(sku, condition)] = (title, held + quantity)
+            complete = all(line.received_quantity == line.quantity for line in return_lines)
+            if complete:
+                row.status, row.received_at = ReturnStatus.RECEIVED, last
+            events.append(
+                _demo_event(
+                    order,
+                    last,
+                    "return_received" if complete else "return_partially_received",
+                    f"{received} returned item{'s' if received != 1 else ''} received"
+                    + ("; everything has arrived" if complete else "; more expected"),
+                    status=row.status.value,
+                    units=received,
+                )
+            )
+        if state in ("RECEIVED", "CLOSED"):
+            value = sum(
+                (
+                    next(ol for ol in picked if ol.id == line.order_line_id).unit_price
+                    * line.received_quantity
+                    for line in return_lines
+                ),
+                Decimal(0),
+            )
+            fee = (
+                (policy.restocking_fee_percent or Decimal(0)) if reason not in MERCHANT_FAULT else Decimal(0)
+            )
+            amount = quantize(value - value * fee / 100, order.currency)
+            last = _step(start, now, 5)
+            refund = Refund(
+                shop_id=shop_id,
+                order_id=order_id,
+                amount=amount,
+                currency=order.currency,
+                note="Refund for the returned items",
+                return_id=row.id,
+                created_by=staff,
+                created_at=last,
+            )
+            session.add(refund)
+            await session.flush()
+            session.add_all(
+                RefundLine(
+                    shop_id=shop_id,
+                    refund_id=refund.id,
+                    order_line_id=line.order_line_id,
+                    quantity=line.received_quantity,
+                    amount=next(ol for ol in picked if ol.id == line.order_line_id).unit_price
+                    * line.received_quantity,
+                )
+                for line in return_lines
+            )
+            order.financial_status = (
+                FinancialStatus.PARTIALLY_REFUNDED if amount < order.total else FinancialStatus.REFUNDED
+            )
+            events.append(
+                _demo_event(
+                    order,
+                    last,
+                    "refund_created",
+                    f"Refund of {amount} {order.currency} to the customer",
+                    amount=str(amount),
+                    currency=order.currency,
+                    financialStatus=order.financial_status.value,
+                )
+            )
+        if state == "CLOSED":
+            last = _step(start, now, 6)
+            row.status, row.closed_at = ReturnStatus.CLOSED, last
+            events.append(_demo_event(order, last, "return_closed", "Return closed", status="CLOSED"))
+        row.updated_at = last
+        order.updated_at = max(order.updated_at, last)
+        session.add_all(events)
+    session.add_all(
+        ReturnedStock(
+            shop_id=shop_id,
+            sku=sku,
+            condition=condition,
+            title=title,
+            quantity=quantity,
+            created_at=now - timedelta(days=1),
+            updated_at=now - timedelta(days=1),
+        )
+        for (sku, condition), (title, quantity) in sorted(stock.items())
+    )
+    await session.flush()
+    return used
+
+
+async def _seed_refunds(
+    session: AsyncSession,
+    shop_id: int,
+    shop_name: str,
+    delivered: list[tuple[int, datetime]],
+    rng: random.Random,
+    now: datetime,
+) -> None:
+    """A goodwill partial refund, a full refund, and a cancelled order whose customer is still owed."""
+    staff = _staff_name(shop_name)
+    chosen = rng.sample(delivered, min(2, len(delivered)))
+    for index, (order_id, delivered_at) in enumerate(chosen):
+        order = await session.get(Order, order_id)
+        assert order is not None
+        full = index == 1
+        amount = order.total if full else quantize(order.total / 10, order.currency)
+        when = min(delivered_at + timedelta(days=3), now - timedelta(minutes=5))
+        session.add(
+            Refund(
+                shop_id=shop_id,
+                order_id=order_id,
+                amount=amount,
+                currency=order.currency,
+                note="Parcel lost in transit: refunded in full"
+                if full
+                else "Goodwill credit for a late delivery",
+                created_by=staff,
+                created_at=when,
+            )
+        )
+        order.financial_status = FinancialStatus.REFUNDED if full else FinancialStatus.PARTIALLY_REFUNDED
+        order.updated_at = max(order.updated_at, when)
+        session.add(
+            _demo_event(
+                order,
+                when,
+                "refund_created",
+                f"Refund of {amount} {order.currency} to the customer",
+                amount=str(amount),
+                currency=order.currency,
+                financialStatus=order.financial_status.value,
+            )
+        )
+    # A cancelled order whose payment had been captured: the customer is owed the total (refundDue).
+    captured = await session.scalar(
+        select(Order)
+        .where(Order.shop_id == shop_id, Order.status == OrderStatus.CANCELLED)
+        .order_by(Order.id)
+        .limit(1)
+    )
+    if captured is not None:
+        captured.financial_status = FinancialStatus.PAID
+    await session.flush()
+
+
 async def seed_demo(
     database: Database,
     *,
@@ -954,6 +1413,8 @@ async def seed_demo(
             done += len(batch)
             if progress is not None:
                 progress(done, orders)
+
+    await _seed_after_sales(database, shop_ids, rng, now)
 
     merchant, supplier_tokens, admin = _tokens(secret_key, list(shops), list(suppliers))
     return DemoSeed(

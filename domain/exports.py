@@ -41,6 +41,7 @@ from db.models import (
     Order,
     OrderLine,
     Package,
+    Return,
     Supplier,
     SupplierOrder,
     SupplierOrderStatus,
@@ -50,10 +51,10 @@ from db.types import utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
+from domain.figures import OrderFigures, order_figures
 from domain.links import signed_url
 from domain.mail import send_mail
 from domain.spreadsheets import Column, Kind, SummaryLine, open_writer
-from domain.supplier_orders import order_margin, supplier_cost
 from domain.topics import Topic, announce
 from domain.validation import Checker
 
@@ -245,12 +246,10 @@ async def dispute_status_by_supplier_order(session: AsyncSession, order_ids: Seq
 
 async def return_status_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
     """The latest customer return's status per order id."""
-    return {}  # returns have no table on this branch yet: the lead wires the lookup at merge
-
-
-async def refunded_amount_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, Decimal]:
-    """What was refunded to the customer per order id, in the order's currency."""
-    return {}  # customer refunds have no table on this branch yet: the lead wires the lookup at merge
+    rows = await session.execute(
+        select(Return.order_id, Return.status).where(Return.order_id.in_(order_ids)).order_by(Return.id)
+    )
+    return {order_id: status.value for order_id, status in rows}
 
 
 # --- row assembly ------------------------------------------------------------------------------------------
@@ -315,7 +314,7 @@ class Batch:
     cancellations: dict[int, str]
     disputes: dict[int, str]
     returns: dict[int, str]
-    refunds: dict[int, Decimal]
+    figures: dict[int, OrderFigures]
 
 
 async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
@@ -328,7 +327,7 @@ async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
         cancellations=await open_cancellations_by_supplier_order(session, ids),
         disputes=await dispute_status_by_supplier_order(session, ids),
         returns=await return_status_by_order(session, ids),
-        refunds=await refunded_amount_by_order(session, ids),
+        figures=await order_figures(session, ids),
     )
 
 
@@ -362,9 +361,8 @@ def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
         by_id = {so.id: so for so in supplier_orders}
         lines = batch.lines.get(order.id, [])
         line_states = [_line_fulfillment(by_id.get(line.supplier_order_id or 0)) for line in lines]
-        refunded = batch.refunds.get(order.id)
-        cost = supplier_cost((so.cost, so.end_reason) for so in supplier_orders)
-        margin = order_margin(order.total, cost, refunded or Decimal(0))
+        figures = batch.figures[order.id]
+        refunded, cost, margin = figures.refunded, figures.supplier_cost, figures.margin
         voided = order.financial_status is FinancialStatus.VOIDED
         address = order.shipping_address or {}
         head = (

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -81,16 +80,6 @@ DEFAULT_END_REASON = {
 MAX_PACKAGES = 20
 # A supplier order cancelled before it shipped costs nothing: its payment was voided or refunded.
 CANCELLED_TRADE = "cancel_order_close_trade"
-
-
-def supplier_cost(supplier_orders: Iterable[tuple[Decimal, str | None]]) -> Decimal:
-    """What a store order's supplier orders cost, given (cost, end reason) pairs, less those cancelled."""
-    return sum((cost for cost, end_reason in supplier_orders if end_reason != CANCELLED_TRADE), Decimal(0))
-
-
-def order_margin(total: Decimal, cost: Decimal, refunded: Decimal = Decimal(0)) -> Decimal:
-    """What the merchant keeps of a store order: its total, less refunds to the customer and supplier cost."""
-    return total - refunded - cost
 
 
 MAX_TRACKING_EVENTS = 200

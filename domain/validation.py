@@ -66,3 +66,25 @@ class Checker:
             self.fail(path, "amount is too large")
         elif currency is not None and is_currency(currency) and not has_valid_precision(value, currency):
             self.fail(path, f"amount has more decimals than {currency} allows")
+
+
+def unsafe_text(value: str | None) -> str | None:
+    """Why ``value`` cannot be stored as text (a NUL, a lone surrogate), or None when it can."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        return "must not contain lone surrogate characters"
+    return None
+
+
+def check_text(
+    check: Checker, path: Sequence[str | int], value: str | None, *, max_length: int, required: bool = False
+) -> None:
+    """``Checker.text`` plus the characters neither database can store."""
+    problem = unsafe_text(value)
+    if problem is not None:
+        check.fail(path, f"{path[-1]} {problem}")
+        return
+    check.text(path, value, max_length=max_length, required=required)

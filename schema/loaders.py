@@ -20,12 +20,20 @@ from db.models import (
     OrderEvent,
     OrderLine,
     Package,
+    Refund,
+    RefundLine,
+    Return,
+    ReturnedStock,
+    ReturnLine,
+    ReturnReceipt,
     Shop,
+    ShopPolicy,
     Supplier,
     SupplierOrder,
 )
 from domain.access import visible
 from domain.actors import Actor
+from domain.figures import OrderFigures, order_figures
 
 # Lends the request's one session; sibling resolvers take turns with it.
 SessionLender = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -68,6 +76,22 @@ class Loaders:
             CancellationMessage, CancellationMessage.request_id, CancellationMessage.id
         )
 
+        self.order_figures = self._figures()
+        self.return_ = self._by_id(Return)
+        self.return_line = self._by_id(ReturnLine)
+        self.returns_by_order = self._by_parent(Return, Return.order_id, Return.id)
+        self.return_lines_by_return = self._by_parent(ReturnLine, ReturnLine.return_id, ReturnLine.id)
+        self.return_receipts_by_return = self._by_parent(
+            ReturnReceipt, ReturnReceipt.return_id, ReturnReceipt.id
+        )
+        self.refund = self._by_id(Refund)
+        self.refunds_by_order = self._by_parent(Refund, Refund.order_id, Refund.id)
+        self.refunds_by_return = self._by_parent(Refund, Refund.return_id, Refund.id)
+        self.refund_lines_by_refund = self._by_parent(RefundLine, RefundLine.refund_id, RefundLine.id)
+        self.shop_policy = self._by_id(ShopPolicy)
+        self.policies_by_shop = self._by_parent(ShopPolicy, ShopPolicy.shop_id, ShopPolicy.id)
+        self.returned_stock = self._by_id(ReturnedStock)
+
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
         loaders: dict[str, DataLoader[int, Any]] = {
             "Order": self.order,
@@ -79,6 +103,11 @@ class Loaders:
             "OrderEvent": self.order_event,
             "CancellationRequest": self.cancellation_request,
             "Export": self.export,
+            "Return": self.return_,
+            "ReturnLine": self.return_line,
+            "Refund": self.refund,
+            "ShopPolicy": self.shop_policy,
+            "ReturnedStockItem": self.returned_stock,
         }
         return loaders.get(type_name)
 
@@ -108,5 +137,15 @@ class Loaders:
                 for row in (await session.execute(statement)).scalars():
                     groups[getattr(row, parent_key.key)].append(row)
             return [groups.get(key, []) for key in keys]
+
+        return DataLoader(load_fn=load)
+
+    def _figures(self) -> DataLoader[int, OrderFigures | None]:
+        """Money figures of orders the actor may read, all of one request level in one statement."""
+
+        async def load(ids: list[int]) -> Sequence[OrderFigures | None]:
+            async with self._reading() as session:
+                figures = await order_figures(session, ids, only=visible(Order, self._actor))
+            return [figures.get(key) for key in ids]
 
         return DataLoader(load_fn=load)

@@ -13,11 +13,28 @@ from schema.exports import ExportsMutation, ExportsQuery
 from schema.extensions import MaskUnexpectedErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
+from schema.policies import PoliciesMutation, PoliciesQuery
+from schema.refunds import RefundsMutation
+from schema.returns import ReturnsMutation, ReturnsQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, ExportsQuery))
-Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation, ExportsMutation))
+Query = merge_types(
+    "Query",
+    (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, ExportsQuery, ReturnsQuery, PoliciesQuery),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        OrdersMutation,
+        CancellationsMutation,
+        JobsMutation,
+        ExportsMutation,
+        ReturnsMutation,
+        RefundsMutation,
+        PoliciesMutation,
+    ),
+)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

@@ -14,13 +14,9 @@ from strawberry.types import Info
 from db import models
 from domain import exports as export_cases
 from domain.actors import Scope
+from domain.figures import OrderFigures
 from domain.money import CURRENCY_EXPONENTS, quantize
-from domain.supplier_orders import (
-    can_open_dispute,
-    can_request_cancellation,
-    order_margin,
-    supplier_cost,
-)
+from domain.supplier_orders import can_open_dispute, can_request_cancellation
 from schema.context import context_of, require_merchant_data
 from schema.ids import to_global_id
 
@@ -142,6 +138,21 @@ class Shop(Node):
             currency_code=CurrencyCode[model.currency],
             email=model.email,
         )
+
+    @strawberry.field(description="The refund and return policies in force, one of each kind at most.")
+    async def policies(self, info: Info) -> list[Annotated[ShopPolicy, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.policies_by_shop.load(self.model.id)
+        return [ShopPolicy.of(row) for row in rows if row.superseded_at is None]
+
+    @strawberry.field(description="Superseded policy versions, newest first.")
+    async def policy_history(
+        self,
+        info: Info,
+        kind: PolicyKind | None = None,  # type: ignore[valid-type]
+    ) -> list[Annotated[ShopPolicy, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.policies_by_shop.load(self.model.id)
+        old = [row for row in rows if row.superseded_at is not None and (kind is None or row.kind == kind)]
+        return [ShopPolicy.of(row) for row in sorted(old, key=lambda row: row.effective_at, reverse=True)]
 
 
 @strawberry.type
@@ -358,22 +369,32 @@ class Order(Node):
     def total(self) -> Money:
         return Money.of(self.model.total, self.model.currency)
 
-    @strawberry.field(description="What can still be refunded to the customer.")
-    def refundable_amount(self) -> Money:
-        voided = self.model.financial_status is models.FinancialStatus.VOIDED
-        return Money.of(Decimal(0) if voided else self.model.total, self.model.currency)
+    @strawberry.field(
+        description="What can still be refunded to the customer: the total less refunds (0 when voided)."
+    )
+    async def refundable_amount(self, info: Info) -> Money:
+        return Money.of((await self._figures(info)).refundable, self.model.currency)
 
-    @strawberry.field(description="What the supplier orders cost, less those cancelled.")
+    @strawberry.field(
+        description="What was paid for the supplier orders (those closed unpaid cost nothing); supplier "
+        "refunds are not deducted here."
+    )
     async def supplier_cost(self, info: Info) -> Money:
-        return Money.of(await self._supplier_cost(info), self.model.currency)
+        require_merchant_data(info)
+        return Money.of((await self._figures(info)).supplier_cost, self.model.currency)
 
-    @strawberry.field(description="Total less supplier cost.")
+    @strawberry.field(
+        description="Total less refunds, less what is still owed to the customer (refundDue), less supplier "
+        "cost net of supplier refunds."
+    )
     async def margin(self, info: Info) -> Money:
-        return Money.of(order_margin(self.model.total, await self._supplier_cost(info)), self.model.currency)
+        require_merchant_data(info)
+        return Money.of((await self._figures(info)).margin, self.model.currency)
 
-    async def _supplier_cost(self, info: Info) -> Decimal:
-        rows = await context_of(info).loaders.supplier_orders_by_order.load(self.model.id)
-        return supplier_cost((row.cost, row.end_reason) for row in rows)
+    async def _figures(self, info: Info) -> OrderFigures:
+        figures = await context_of(info).loaders.order_figures.load(self.model.id)
+        assert figures is not None
+        return figures
 
     @strawberry.field
     async def lines(self, info: Info) -> list[OrderLine]:
@@ -412,6 +433,33 @@ class Order(Node):
             tags=model.tag_list,
             note=model.note,
         )
+
+    @strawberry.field(description="Returns of this order's items, oldest first.")
+    async def returns(self, info: Info) -> list[Annotated[Return, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.returns_by_order.load(self.model.id)
+        return [Return.of(row) for row in rows]
+
+    @strawberry.field(description="Refunds given to the customer, oldest first.")
+    async def refunds(self, info: Info) -> list[Annotated[Refund, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.refunds_by_order.load(self.model.id)
+        return [Refund.of(row) for row in rows]
+
+    @strawberry.field(
+        description="What is still owed to the customer of an order cancelled because all its supplier "
+        "orders were cancelled; 0 once refunded, and for every other order."
+    )
+    async def refund_due(self, info: Info) -> Money:
+        return Money.of((await self._figures(info)).refund_due, self.model.currency)
+
+    @strawberry.field(description="What the customer was refunded in all.")
+    async def total_refunded(self, info: Info) -> Money:
+        return Money.of((await self._figures(info)).refunded, self.model.currency)
+
+    @strawberry.field(
+        description="What suppliers gave back for this order's supplier orders (cancellations, disputes)."
+    )
+    async def supplier_refunds(self, info: Info) -> Money:
+        return Money.of((await self._figures(info)).supplier_refunds, self.model.currency)
 
 
 @strawberry.type(description="One message in a cancellation request's thread.")
@@ -525,6 +573,247 @@ class Export(Node):
         )
 
 
+ReturnStatus = strawberry.enum(models.ReturnStatus, name="ReturnStatus")
+ReturnReason = strawberry.enum(models.ReturnReason, name="ReturnReason")
+ReturnDeclineReason = strawberry.enum(models.ReturnDeclineReason, name="ReturnDeclineReason")
+ReturnDisposition = strawberry.enum(
+    models.ReturnDisposition,
+    name="ReturnDisposition",
+    description="RESTOCK: back to stock as new; RESELL: sold again as used or open box; DISCARD: thrown away.",
+)
+ReturnedStockCondition = strawberry.enum(models.StockCondition, name="ReturnedStockCondition")
+PolicyKind = strawberry.enum(models.PolicyKind, name="PolicyKind")
+ReturnShippingPayer = strawberry.enum(models.ReturnShippingPayer, name="ReturnShippingPayer")
+
+
+@strawberry.type(description="One version of a shop's refund or return policy.")
+class ShopPolicy(Node):
+    model: strawberry.Private[models.ShopPolicy]
+    kind: PolicyKind  # type: ignore[valid-type]
+    version: int
+    body: str
+    effective_at: datetime = strawberry.field(description="When this version took effect.")
+    superseded_at: datetime | None = strawberry.field(description="When a newer version replaced it.")
+    return_window_days: int | None
+    restocking_fee_percent: Decimal | None
+    return_shipping_paid_by: ReturnShippingPayer | None  # type: ignore[valid-type]
+    created_by: str
+
+    @strawberry.field
+    def return_address(self) -> MailingAddress | None:
+        return MailingAddress.of(self.model.return_address)
+
+    @classmethod
+    def of(cls, model: models.ShopPolicy) -> ShopPolicy:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("ShopPolicy", model.id)),
+            kind=model.kind,
+            version=model.version,
+            body=model.body,
+            effective_at=model.effective_at,
+            superseded_at=model.superseded_at,
+            return_window_days=model.return_window_days,
+            restocking_fee_percent=model.restocking_fee_percent,
+            return_shipping_paid_by=model.return_shipping_paid_by,
+            created_by=model.created_by,
+        )
+
+
+@strawberry.type(description="Units of one order line in a return.")
+class ReturnLine(Node):
+    model: strawberry.Private[models.ReturnLine]
+    quantity: int
+    received_quantity: int
+    reason: ReturnReason  # type: ignore[valid-type]
+    note: str | None
+
+    @strawberry.field
+    async def order_line(self, info: Info) -> OrderLine | None:
+        row = await context_of(info).loaders.order_line.load(self.model.order_line_id)
+        return OrderLine.of(row) if row else None
+
+    @classmethod
+    def of(cls, model: models.ReturnLine) -> ReturnLine:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("ReturnLine", model.id)),
+            quantity=model.quantity,
+            received_quantity=model.received_quantity,
+            reason=model.reason,
+            note=model.note,
+        )
+
+
+@strawberry.type(description="Units of a return line that arrived, and what was done with them.")
+class ReturnReceipt:
+    return_line_id: strawberry.ID
+    quantity: int
+    disposition: ReturnDisposition  # type: ignore[valid-type]
+    received_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, model: models.ReturnReceipt) -> ReturnReceipt:
+        return cls(
+            return_line_id=strawberry.ID(to_global_id("ReturnLine", model.return_line_id)),
+            quantity=model.quantity,
+            disposition=model.disposition,
+            received_by=model.received_by,
+            created_at=model.created_at,
+        )
+
+
+@strawberry.type(description="A customer's return of items to the merchant's own address.")
+class Return(Node):
+    model: strawberry.Private[models.Return]
+    status: ReturnStatus  # type: ignore[valid-type]
+    note: str | None
+    outside_return_window: bool = strawberry.field(
+        description="Asked for after the return window of the policy in force had ended."
+    )
+    decline_reason: ReturnDeclineReason | None  # type: ignore[valid-type]
+    decline_note: str | None
+    requested_by: str
+    created_at: datetime
+    updated_at: datetime
+    approved_at: datetime | None
+    declined_at: datetime | None
+    received_at: datetime | None
+    closed_at: datetime | None
+    canceled_at: datetime | None
+
+    @strawberry.field(description="Where the customer sends the items; set when the return is approved.")
+    def return_address(self) -> MailingAddress | None:
+        return MailingAddress.of(self.model.return_address)
+
+    @strawberry.field(description="The return policy version in force when the return was asked for.")
+    async def policy(self, info: Info) -> ShopPolicy | None:
+        if self.model.policy_id is None:
+            return None
+        row = await context_of(info).loaders.shop_policy.load(self.model.policy_id)
+        return ShopPolicy.of(row) if row else None
+
+    @strawberry.field
+    async def order(self, info: Info) -> Order | None:
+        row = await context_of(info).loaders.order.load(self.model.order_id)
+        return Order.of(row) if row else None
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[ReturnLine]:
+        rows = await context_of(info).loaders.return_lines_by_return.load(self.model.id)
+        return [ReturnLine.of(row) for row in rows]
+
+    @strawberry.field(description="Receipts of items, oldest first.")
+    async def receipts(self, info: Info) -> list[ReturnReceipt]:
+        rows = await context_of(info).loaders.return_receipts_by_return.load(self.model.id)
+        return [ReturnReceipt.of(row) for row in rows]
+
+    @strawberry.field(description="Refunds that reference this return.")
+    async def refunds(self, info: Info) -> list[Annotated[Refund, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.refunds_by_return.load(self.model.id)
+        return [Refund.of(row) for row in rows]
+
+    @classmethod
+    def of(cls, model: models.Return) -> Return:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("Return", model.id)),
+            status=model.status,
+            note=model.note,
+            outside_return_window=model.outside_return_window,
+            decline_reason=model.decline_reason,
+            decline_note=model.decline_note,
+            requested_by=model.requested_by,
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+            approved_at=model.approved_at,
+            declined_at=model.declined_at,
+            received_at=model.received_at,
+            closed_at=model.closed_at,
+            canceled_at=model.canceled_at,
+        )
+
+
+@strawberry.type(description="Units of an order line that a refund pays back.")
+class RefundLine:
+    model: strawberry.Private[models.RefundLine]
+    currency: strawberry.Private[str]
+    quantity: int
+
+    @strawberry.field(description="Unit price times quantity.")
+    def amount(self) -> Money:
+        return Money.of(self.model.amount, self.currency)
+
+    @strawberry.field
+    async def order_line(self, info: Info) -> OrderLine | None:
+        row = await context_of(info).loaders.order_line.load(self.model.order_line_id)
+        return OrderLine.of(row, self.currency) if row else None
+
+
+@strawberry.type(description="Money given back to the customer of a store order.")
+class Refund(Node):
+    model: strawberry.Private[models.Refund]
+    note: str | None
+    created_by: str
+    created_at: datetime
+    dispute_id: strawberry.ID | None = strawberry.field(
+        description="The dispute this refund settles, if any."
+    )
+
+    @strawberry.field
+    def amount(self) -> Money:
+        return Money.of(self.model.amount, self.model.currency)
+
+    @strawberry.field
+    async def order(self, info: Info) -> Order | None:
+        row = await context_of(info).loaders.order.load(self.model.order_id)
+        return Order.of(row) if row else None
+
+    @strawberry.field(name="return", description="The return whose items this refund pays back, if any.")
+    async def return_(self, info: Info) -> Return | None:
+        if self.model.return_id is None:
+            return None
+        row = await context_of(info).loaders.return_.load(self.model.return_id)
+        return Return.of(row) if row else None
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[RefundLine]:
+        rows = await context_of(info).loaders.refund_lines_by_refund.load(self.model.id)
+        return [RefundLine(model=row, currency=self.model.currency, quantity=row.quantity) for row in rows]
+
+    @classmethod
+    def of(cls, model: models.Refund) -> Refund:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("Refund", model.id)),
+            note=model.note,
+            created_by=model.created_by,
+            created_at=model.created_at,
+            dispute_id=strawberry.ID(to_global_id("Dispute", model.dispute_id)) if model.dispute_id else None,
+        )
+
+
+@strawberry.type(description="Returned units of one SKU in one condition, available to sell again.")
+class ReturnedStockItem(Node):
+    sku: str
+    title: str
+    condition: ReturnedStockCondition  # type: ignore[valid-type]
+    quantity: int
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, model: models.ReturnedStock) -> ReturnedStockItem:
+        return cls(
+            id=strawberry.ID(to_global_id("ReturnedStockItem", model.id)),
+            sku=model.sku,
+            title=model.title,
+            condition=model.condition,
+            quantity=model.quantity,
+            updated_at=model.updated_at,
+        )
+
+
 NODE_TYPES: dict[str, Any] = {
     "Order": Order,
     "SupplierOrder": SupplierOrder,
@@ -535,4 +824,9 @@ NODE_TYPES: dict[str, Any] = {
     "OrderEvent": OrderEvent,
     "CancellationRequest": CancellationRequest,
     "Export": Export,
+    "Return": Return,
+    "ReturnLine": ReturnLine,
+    "Refund": Refund,
+    "ShopPolicy": ShopPolicy,
+    "ReturnedStockItem": ReturnedStockItem,
 }

@@ -21,6 +21,19 @@ from db.models.orders import (
     SupplierOrderStatus,
     SupplierRefund,
 )
+from db.models.policies import PolicyKind, ReturnShippingPayer, ShopPolicy
+from db.models.refunds import Refund, RefundLine
+from db.models.returns import (
+    Return,
+    ReturnDeclineReason,
+    ReturnDisposition,
+    ReturnedStock,
+    ReturnLine,
+    ReturnReason,
+    ReturnReceipt,
+    ReturnStatus,
+    StockCondition,
+)
 from db.models.shops import AccessToken, ActorKind, Shop, Supplier, TokenKind
 from db.models.webhooks import InboundWebhook
 
@@ -45,7 +58,21 @@ __all__ = [
     "OrderLine",
     "OrderStatus",
     "Package",
+    "PolicyKind",
+    "Refund",
+    "RefundLine",
+    "Return",
+    "ReturnDeclineReason",
+    "ReturnDisposition",
+    "ReturnLine",
+    "ReturnReason",
+    "ReturnReceipt",
+    "ReturnShippingPayer",
+    "ReturnStatus",
+    "ReturnedStock",
     "Shop",
+    "ShopPolicy",
+    "StockCondition",
     "Supplier",
     "SupplierOrder",
     "SupplierOrderStatus",

@@ -1,0 +1,278 @@
+"""Queries and mutations on customer returns and the returned stock they feed."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import select
+from strawberry.types import Info
+
+from db import models
+from domain import returns as return_cases
+from domain.access import visible
+from domain.actors import Scope
+from domain.errors import ErrorCode
+from domain.validation import unsafe_text
+from schema.context import context_of, require_scope
+from schema.errors import UserError, run_use_case, user_error
+from schema.ids import parse_id
+from schema.pagination import Connection, PageRequest, bad_input, int_sort, keyset_page, str_sort
+from schema.types import (
+    Return,
+    ReturnDeclineReason,
+    ReturnDisposition,
+    ReturnedStockCondition,
+    ReturnedStockItem,
+    ReturnReason,
+    ReturnStatus,
+)
+
+
+@strawberry.type
+class ReturnsQuery:
+    @strawberry.field(description="Returns of the shop's orders, oldest first unless reversed.")
+    async def returns(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        status: ReturnStatus | None = None,  # type: ignore[valid-type]
+        reverse: bool = False,
+    ) -> Connection[Return]:
+        actor = require_scope(info, Scope.READ_ORDERS)
+        statement = select(models.Return).where(visible(models.Return, actor))
+        if status is not None:
+            statement = statement.where(models.Return.status == status)
+        return await keyset_page(
+            context_of(info),
+            statement,
+            int_sort(models.Return.id),
+            models.Return.id,
+            PageRequest(first, after, last, before, reverse),
+            to_node=Return.of,
+        )
+
+    @strawberry.field(
+        description="Returned units that can be sold again (received for RESTOCK or RESELL), by SKU; "
+        "`sku` narrows to one SKU."
+    )
+    async def returned_stock(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        sku: str | None = None,
+        reverse: bool = False,
+    ) -> Connection[ReturnedStockItem]:
+        actor = require_scope(info, Scope.READ_ORDERS)
+        statement = select(models.ReturnedStock).where(
+            visible(models.ReturnedStock, actor), models.ReturnedStock.quantity > 0
+        )
+        if sku is not None:
+            problem = unsafe_text(sku)
+            if problem is not None:
+                raise bad_input(f"sku {problem}")
+            statement = statement.where(models.ReturnedStock.sku == sku.strip())
+        return await keyset_page(
+            context_of(info),
+            statement,
+            str_sort(models.ReturnedStock.sku),
+            models.ReturnedStock.id,
+            PageRequest(first, after, last, before, reverse),
+            to_node=ReturnedStockItem.of,
+        )
+
+
+@strawberry.input
+class ReturnLineInput:
+    order_line_id: strawberry.ID
+    quantity: int
+    reason: ReturnReason  # type: ignore[valid-type]
+    note: str | None = None
+
+
+@strawberry.input
+class ReturnRequestInput:
+    order_id: strawberry.ID
+    lines: list[ReturnLineInput]
+    note: str | None = None
+
+
+@strawberry.input
+class ReturnApproveInput:
+    id: strawberry.ID
+    note: str | None = None
+
+
+@strawberry.input
+class ReturnDeclineInput:
+    id: strawberry.ID
+    reason: ReturnDeclineReason  # type: ignore[valid-type]
+    note: str | None = strawberry.field(
+        default=None, description="At most 500 characters; needed with OTHER."
+    )
+
+
+@strawberry.input
+class ReturnReceiveLineInput:
+    return_line_id: strawberry.ID
+    quantity: int
+    disposition: ReturnDisposition  # type: ignore[valid-type]
+
+
+@strawberry.input
+class ReturnReceiveInput:
+    id: strawberry.ID
+    lines: list[ReturnReceiveLineInput]
+
+
+@strawberry.input
+class ReturnIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class ReturnedStockUseInput:
+    sku: str
+    quantity: int
+    order_id: strawberry.ID = strawberry.field(description="The order the units are used for.")
+    condition: ReturnedStockCondition | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Take units in this condition; by default NEW ones, else USED ones."
+    )
+
+
+@strawberry.type
+class ReturnPayload:
+    return_: Return | None = strawberry.field(name="return")
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ReturnedStockUsePayload:
+    returned_stock_item: ReturnedStockItem | None
+    user_errors: list[UserError]
+
+
+def _payload(row: models.Return | None, errors: list[UserError]) -> ReturnPayload:
+    return ReturnPayload(return_=Return.of(row) if row else None, user_errors=errors)
+
+
+def _not_found(field: str) -> ReturnPayload:
+    return ReturnPayload(return_=None, user_errors=user_error(ErrorCode.NOT_FOUND, "return not found", field))
+
+
+@strawberry.type
+class ReturnsMutation:
+    @strawberry.mutation(
+        description="Record a customer's return request; flagged when asked after the return window."
+    )
+    async def return_request(self, info: Info, input: ReturnRequestInput) -> ReturnPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        order_pk = parse_id(input.order_id, "Order")
+        if order_pk is None:
+            return ReturnPayload(
+                return_=None, user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "orderId")
+            )
+        lines = [
+            return_cases.ReturnLineInput(
+                # A malformed or foreign id must fail like a line of another order: -1 matches none.
+                order_line_id=parse_id(line.order_line_id, "OrderLine") or -1,
+                quantity=line.quantity,
+                reason=line.reason,
+                note=line.note,
+            )
+            for line in input.lines
+        ]
+        row, errors = await run_use_case(
+            info,
+            lambda session, actor: return_cases.request_return(session, actor, order_pk, lines, input.note),
+        )
+        return _payload(row, errors)
+
+    @strawberry.mutation(description="Approve a requested return; it then shows the shop's return address.")
+    async def return_approve(self, info: Info, input: ReturnApproveInput) -> ReturnPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        pk = parse_id(input.id, "Return")
+        if pk is None:
+            return _not_found("id")
+        row, errors = await run_use_case(
+            info, lambda session, actor: return_cases.approve_return(session, actor, pk, input.note)
+        )
+        return _payload(row, errors)
+
+    @strawberry.mutation(description="Decline a requested return.")
+    async def return_decline(self, info: Info, input: ReturnDeclineInput) -> ReturnPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        pk = parse_id(input.id, "Return")
+        if pk is None:
+            return _not_found("id")
+        row, errors = await run_use_case(
+            info,
+            lambda session, actor: return_cases.decline_return(session, actor, pk, input.reason, input.note),
+        )
+        return _payload(row, errors)
+
+    @strawberry.mutation(
+        description="Record items that arrived, each with its disposition; RECEIVED once everything is in."
+    )
+    async def return_receive(self, info: Info, input: ReturnReceiveInput) -> ReturnPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        pk = parse_id(input.id, "Return")
+        if pk is None:
+            return _not_found("id")
+        receipts = [
+            return_cases.ReceiptInput(
+                return_line_id=parse_id(line.return_line_id, "ReturnLine") or -1,
+                quantity=line.quantity,
+                disposition=line.disposition,
+            )
+            for line in input.lines
+        ]
+        row, errors = await run_use_case(
+            info, lambda session, actor: return_cases.receive_return(session, actor, pk, receipts)
+        )
+        return _payload(row, errors)
+
+    @strawberry.mutation(description="Close a return whose items arrived (all, or all that will).")
+    async def return_close(self, info: Info, input: ReturnIdInput) -> ReturnPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        pk = parse_id(input.id, "Return")
+        if pk is None:
+            return _not_found("id")
+        row, errors = await run_use_case(
+            info, lambda session, actor: return_cases.close_return(session, actor, pk)
+        )
+        return _payload(row, errors)
+
+    @strawberry.mutation(description="Cancel a return before any of its items arrived.")
+    async def return_cancel(self, info: Info, input: ReturnIdInput) -> ReturnPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        pk = parse_id(input.id, "Return")
+        if pk is None:
+            return _not_found("id")
+        row, errors = await run_use_case(
+            info, lambda session, actor: return_cases.cancel_return(session, actor, pk)
+        )
+        return _payload(row, errors)
+
+    @strawberry.mutation(description="Take returned units out of stock to fulfil an order.")
+    async def returned_stock_use(self, info: Info, input: ReturnedStockUseInput) -> ReturnedStockUsePayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        order_pk = parse_id(input.order_id, "Order")
+        if order_pk is None:
+            return ReturnedStockUsePayload(
+                returned_stock_item=None,
+                user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "orderId"),
+            )
+        row, errors = await run_use_case(
+            info,
+            lambda session, actor: return_cases.use_returned_stock(
+                session, actor, input.sku, input.quantity, order_pk, input.condition
+            ),
+        )
+        return ReturnedStockUsePayload(
+            returned_stock_item=ReturnedStockItem.of(row) if row else None, user_errors=errors
+        )
