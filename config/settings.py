@@ -126,8 +126,6 @@ def load_settings() -> Settings:
     data_dir = Path(_env("DATA_DIR", str(Path.cwd() / ".dropdesk")))
     default_db = f"sqlite+aiosqlite:///{data_dir / 'dropdesk.sqlite3'}"
     secret = os.environ.get("DROPDESK_SECRET_KEY")
-    if secret and len(secret) < 16:
-        raise SettingError("SECRET_KEY", "<hidden>", "expected at least 16 characters")
     if not secret:
         try:
             secret = _embedded_secret(data_dir)

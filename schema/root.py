@@ -14,8 +14,9 @@ from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
+from schema.viewer import ViewerQuery
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery))
+Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, ViewerQuery))
 Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation))
 
 
