@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+# Orders in the demo data of a first embedded run; the README's examples name ids from that data.
+DEFAULT_DEMO_SEED_ORDERS = 200
+
 
 class SettingError(ValueError):
     """A setting with a value the process cannot run with; its message is one line for the operator."""
@@ -113,7 +116,7 @@ class Settings:
     max_aliases: int = 30
     max_query_tokens: int = 2000
     page_size_max: int = 250
-    demo_seed_orders: int = 200
+    demo_seed_orders: int = DEFAULT_DEMO_SEED_ORDERS
     # How long a supplier has to decide on a cancellation request before it is approved for them.
     cancellation_response_hours: int = 48
 
@@ -144,7 +147,7 @@ def load_settings() -> Settings:
         max_query_depth=_env_int("MAX_QUERY_DEPTH", 12, minimum=1, maximum=100),
         max_aliases=_env_int("MAX_ALIASES", 30, minimum=1, maximum=1000),
         max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000, minimum=10, maximum=1_000_000),
-        demo_seed_orders=_env_int("DEMO_SEED_ORDERS", 200, minimum=0, maximum=1_000_000),
+        demo_seed_orders=_env_int("DEMO_SEED_ORDERS", DEFAULT_DEMO_SEED_ORDERS, minimum=0, maximum=1_000_000),
         cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48, minimum=1, maximum=24 * 90),
     )
 
