@@ -10,8 +10,10 @@ from strawberry.tools import merge_types
 from config.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.extensions import MaskUnexpectedErrors
+from schema.input_paths import InputPathsInErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
+from schema.scalars import SCALARS
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
 from schema.viewer import ViewerQuery
@@ -30,6 +32,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             MaskUnexpectedErrors,
+            InputPathsInErrors,
         ],
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
