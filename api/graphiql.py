@@ -225,6 +225,15 @@ html, body, #root {{ height: 100%; margin: 0; }}
       setToken(value);
     }};
     const forget = () => {{ storage.set(""); setDraft(""); setToken(""); }};
+    // A bearer token pasted into the header editor works like one given in the field.
+    const onEditHeaders = (text) => {{
+      let headers;
+      try {{ headers = JSON.parse(text); }} catch (e) {{ return; }}
+      const name = headers && typeof headers === "object"
+        ? Object.keys(headers).find((key) => key.toLowerCase() === "authorization") : undefined;
+      const match = name && typeof headers[name] === "string" && headers[name].match(/^Bearer\\s+(\\S+)$/i);
+      if (match && match[1] !== token) {{ storage.set(match[1]); setDraft(match[1]); setToken(match[1]); }}
+    }};
     const bar = h("form", {{ className: "dropdesk-token", onSubmit: use }},
       h("label", {{ htmlFor: "dropdesk-token" }}, "Token"),
       h("input", {{
@@ -242,6 +251,7 @@ html, body, #root {{ height: 100%; margin: 0; }}
       plugins: [GraphiQLPluginExplorer.explorerPlugin()],
       defaultQuery: config.defaultQuery,
       headerEditorEnabled: true,
+      onEditHeaders,
       inputValueDeprecation: true,
     }})));
   }}
