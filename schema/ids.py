@@ -49,7 +49,7 @@ def decode_id(value: str, expected_types: str | Collection[str]) -> tuple[str, i
     shape = (
         f"{PREFIX}{expected[0]}/<number>"
         if len(expected) == 1
-        else f"{PREFIX}<Type>/<number> of a Dropdesk object"
+        else f"{PREFIX}<Type>/<number> with Type one of {', '.join(expected)}"
     )
     parsed = from_global_id(value)
     if parsed is None:
