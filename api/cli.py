@@ -70,7 +70,7 @@ async def _prepare_embedded(database: Database, settings: Settings, demo: bool, 
         progress=_progress_bar("seeding demo data"),
     )
     _print_demo_tokens(result)
-    print(f"\nGraphiQL: {graphiql_url}  (add the header Authorization: Bearer <token>)\n")
+    print(f"\nGraphiQL: {graphiql_url}  (paste a token into its Token field)\n")
 
 
 def check_port(host: str, port: int) -> str | None:
