@@ -9,6 +9,8 @@ fresh demo database (seed 1, the default number of orders), exactly as a new use
     <!-- example: merchant 2 -->    the second demo shop's merchant token
     <!-- example: supplier 3 -->    the token of demo supplier 3 (gid://dropdesk/Supplier/3)
     <!-- example: admin -->         the platform admin token
+    <!-- example: supplier 1 variables={"id": "gid://dropdesk/SupplierOrder/138"} -->
+                                    a block that takes variables gets them from the comment (JSON)
 
 A block passes when its answer has no `errors`, no non-empty `userErrors` anywhere, and no root field that
 is null; every demo id it names (gid://dropdesk/<Type>/<n>) must be visible to its token beforehand, so that a
@@ -47,7 +49,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 SECRET_KEY = "readme-examples-secret-key"
 FENCE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
 DIRECTIVE = re.compile(r"^<!--\s*example:\s*(?P<spec>.*?)\s*-->$")
-TOKEN_SPEC = re.compile(r"^(?P<kind>merchant|supplier|admin)(?:\s+(?P<number>\d+))?$")
+TOKEN_SPEC = re.compile(
+    r"^(?P<kind>merchant|supplier|admin)(?:\s+(?P<number>\d+))?(?:\s+variables=(?P<variables>\{.*\}))?$"
+)
 GLOBAL_ID = re.compile(r"gid://dropdesk/[A-Za-z]+/\d+")
 
 
@@ -113,6 +117,9 @@ def test_blocks_and_their_tokens_are_read_from_the_comment_above() -> None:
             "```",
         ]
     )
+    assert variables_of('supplier 1 variables={"id": "gid://dropdesk/SupplierOrder/138"}') == {
+        "id": "gid://dropdesk/SupplierOrder/138"
+    }
     assert [(b.spec, b.code, b.line) for b in readme_blocks(text)] == [
         ("merchant", "{ a }", 2),
         ("supplier 3", "{ b }", 7),
@@ -144,6 +151,13 @@ def token_for(spec: str, demo: DemoSeed) -> str:
     names = {supplier_id: name for name, supplier_id in demo.supplier_ids.items()}
     assert number in names, f"the demo has no supplier {number}"
     return demo.supplier_tokens[names[number]]
+
+
+def variables_of(spec: str) -> dict[str, Any]:
+    match = TOKEN_SPEC.match(spec)
+    assert match is not None
+    variables: dict[str, Any] = json.loads(match["variables"]) if match["variables"] else {}
+    return variables
 
 
 def problems(value: Any, path: str = "") -> list[str]:
@@ -190,13 +204,14 @@ async def test_graphql_example_runs_as_written(db: Database, block: Block) -> No
         return
     demo = await fresh_demo(db)
     token = token_for(block.spec, demo)
+    variables = variables_of(block.spec)
     async with client_for(db) as client:
-        for global_id in sorted(set(GLOBAL_ID.findall(block.code))):
+        for global_id in sorted(set(GLOBAL_ID.findall(block.code + json.dumps(variables)))):
             seen = await post(client, token, "query($id: ID!) { node(id: $id) { id } }", {"id": global_id})
             assert seen.get("data", {}).get("node") == {"id": global_id}, (
                 f"{block}: {global_id} is not in the demo data or not visible to this token: {seen}"
             )
-        body = await post(client, token, block.code)
+        body = await post(client, token, block.code, variables)
     assert "errors" not in body, f"{block}: {body['errors']}"
     assert problems(body["data"]) == [], block
     empty = [field for field, value in body["data"].items() if value is None]
