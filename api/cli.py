@@ -348,6 +348,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dropdesk", description="Dropdesk back office for dropshipping merchants"
@@ -357,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="migrate, seed demo data on first run, and serve the API")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="TCP port to listen on (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
+    serve.add_argument("--workers", type=_at_least_one, default=1, help="API processes (default 1)")
     serve.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,

@@ -147,6 +147,8 @@ def test_serve_refuses_a_taken_or_invalid_port_before_printing_anything(tmp_path
     assert not (tmp_path / "dropdesk.sqlite3").exists(), "nothing happens before the port is known to be free"
     code, out, err = cli("serve", "--port", "99999")
     assert code == 2 and out == "" and "'99999' is not a port: use a number from 1 to 65535" in err
+    code, out, err = cli("serve", "--workers", "0")
+    assert code == 2 and out == "" and "'0' is not a whole number of at least 1" in err
     assert "cannot listen on host 'no-such-host.invalid'" in (check_port("no-such-host.invalid", 8000) or "")
     assert check_port("127.0.0.1", 0) == "port 0 is not valid: use a number from 1 to 65535"
 
