@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -25,7 +25,7 @@ from config.logs import request_id_var
 from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import current_revision, head_revision
-from domain.tokens import authenticate
+from domain.tokens import TokenExpired, authenticate
 from schema.context import Context
 from schema.root import build_schema
 
@@ -110,8 +110,12 @@ class GraphQLEndpoint:
                 scope, receive, send
             )
             return
-        async with self.database.read() as session:
-            actor = await authenticate(session, raw)
+        try:
+            async with self.database.read() as session:
+                actor = await authenticate(session, raw)
+        except TokenExpired as expired:
+            await unauthorized(str(expired))(scope, receive, send)
+            return
         if actor is None:
             await unauthorized("invalid or revoked token")(scope, receive, send)
             return
@@ -126,6 +130,11 @@ class GraphQLEndpoint:
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def home(request: Request) -> Response:
+    """The root leads to the GraphiQL explorer."""
+    return RedirectResponse("/graphql", status_code=302)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
@@ -163,6 +172,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app = Starlette(
         routes=[
+            Route("/", home),
             Route("/graphql", endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

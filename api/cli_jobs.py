@@ -31,10 +31,10 @@ def add_worker_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     actions = jobs.add_subparsers(dest="jobs_command", required=True)
     listing = actions.add_parser("list", help="list jobs, newest first, with their last error")
     listing.add_argument("--status", type=_status, default=None, help="queued, running, done or dead")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=int, default=50, help="most jobs shown (default 50)")
     listing.set_defaults(func=_list)
     requeue = actions.add_parser("requeue", help="give a dead job a fresh set of attempts")
-    requeue.add_argument("id", type=int)
+    requeue.add_argument("id", type=int, help="the job's number, as `jobs list` shows it")
     requeue.set_defaults(func=_requeue)
 
 

@@ -5,8 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from config.settings import Settings, get_settings
 from db.engine import Database
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database could not be reached or refused us; the message is one line, without the password."""
+
+
+def _reason(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    return text[:300]
 
 
 def run_with_database(main: Callable[[Database, Settings], Awaitable[int]]) -> int:
@@ -20,4 +33,8 @@ def run_with_database(main: Callable[[Database, Settings], Awaitable[int]]) -> i
         finally:
             await database.dispose()
 
-    return asyncio.run(wrapper())
+    try:
+        return asyncio.run(wrapper())
+    except (OSError, OperationalError, InterfaceError, DBAPIError) as error:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise DatabaseUnreachable(f"cannot use the database at {where}: {_reason(error)}") from error

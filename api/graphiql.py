@@ -125,14 +125,23 @@ def _asset_url(name: str) -> str:
 
 
 _DEFAULT_QUERY = """\
-# Paste a token (printed by `dropdesk serve`)
-# into Headers below, then press run.
+# Welcome to Dropdesk. Paste a token printed
+# by `dropdesk serve` into the Token field above:
+# the docs (book icon) and autocompletion load
+# with it. Run a query with Ctrl+Enter.
 {
-  shop {
+  viewer {
+    kind
     name
+    scopes
+    shop { name currencyCode }
+    supplier { id name }
   }
 }
 """
+
+# Where the page keeps the token between visits: this browser's storage, never the URL.
+TOKEN_STORAGE_KEY = "dropdesk.token"
 
 _PAGE = """\
 <!doctype html>
@@ -140,14 +149,24 @@ _PAGE = """\
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
 <title>Dropdesk GraphiQL</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="{graphiql_css}">
 <link rel="stylesheet" href="{explorer_css}">
-<style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
+<style>
+html, body, #root {{ height: 100%; margin: 0; }}
+#root {{ display: flex; flex-direction: column; }}
+#graphiql {{ flex: 1; min-height: 0; }}
+.dropdesk-token {{ display: flex; gap: 8px; align-items: center; padding: 6px 12px;
+  font: 14px system-ui, sans-serif; border-bottom: 1px solid #ddd; }}
+.dropdesk-token input {{ flex: 0 1 28em; padding: 4px 6px; font: 13px monospace; }}
+.dropdesk-token .status {{ color: #555; }}
+.dropdesk-token .status.error {{ color: #b00020; }}
+</style>
 </head>
 <body>
-<div id="graphiql">Loading GraphiQL&hellip;</div>
+<div id="root">Loading GraphiQL&hellip;</div>
 <script src="{react_js}"></script>
 <script src="{react_dom_js}"></script>
 <script src="{graphiql_js}"></script>
@@ -155,16 +174,89 @@ _PAGE = """\
 <script nonce="{nonce}">
 (function () {{
   const config = {config};
-  const root = ReactDOM.createRoot(document.getElementById("graphiql"));
-  root.render(React.createElement(GraphiQL, {{
-    fetcher: GraphiQL.createFetcher({{ url: config.endpoint }}),
-    plugins: [GraphiQLPluginExplorer.explorerPlugin()],
-    defaultQuery: config.defaultQuery,
-    defaultHeaders: config.defaultHeaders,
-    headerEditorEnabled: true,
-    defaultEditorToolsVisibility: "headers",
-    inputValueDeprecation: true,
-  }}));
+  const h = React.createElement;
+  const storage = {{
+    get() {{ try {{ return localStorage.getItem(config.storageKey) || ""; }} catch (e) {{ return ""; }} }},
+    set(value) {{
+      try {{ value ? localStorage.setItem(config.storageKey, value) : localStorage.removeItem(config.storageKey); }}
+      catch (e) {{ /* private mode: the token lasts until the page closes */ }}
+    }},
+  }};
+
+  // Who the token acts for, or why it was refused (the server's own message).
+  async function whoIs(token) {{
+    const response = await fetch(config.endpoint, {{
+      method: "POST",
+      headers: {{ "Content-Type": "application/json", "Authorization": "Bearer " + token }},
+      body: JSON.stringify({{ query: "{{ viewer {{ kind name shop {{ name }} supplier {{ name }} }} }}" }}),
+    }});
+    const body = await response.json().catch(() => ({{}}));
+    if (!response.ok || !body.data) {{
+      const message = body.errors && body.errors[0] ? body.errors[0].message : "HTTP " + response.status;
+      return {{ error: message }};
+    }}
+    const viewer = body.data.viewer;
+    const of = viewer.shop ? " of " + viewer.shop.name : viewer.supplier ? " for " + viewer.supplier.name : "";
+    return {{ text: viewer.kind.toLowerCase() + " token \u201c" + viewer.name + "\u201d" + of }};
+  }}
+
+  function App() {{
+    const [token, setToken] = React.useState(storage.get);
+    const [draft, setDraft] = React.useState(token);
+    const [status, setStatus] = React.useState({{ text: token ? "checking token\u2026" : "no token yet" }});
+    // A new fetcher makes GraphiQL fetch the schema again, now with the token.
+    const fetcher = React.useMemo(
+      () => token
+        ? GraphiQL.createFetcher({{ url: config.endpoint, headers: {{ Authorization: "Bearer " + token }} }})
+        : async () => ({{ errors: [{{ message: "No token yet: paste one into the Token field above." }}] }}),
+      [token],
+    );
+    React.useEffect(() => {{
+      if (!token) {{ setStatus({{ text: "no token yet" }}); return; }}
+      let current = true;
+      whoIs(token).then((result) => {{ if (current) setStatus(result); }},
+                        () => {{ if (current) setStatus({{ error: "the server did not answer" }}); }});
+      return () => {{ current = false; }};
+    }}, [token]);
+    const use = (event) => {{
+      event.preventDefault();
+      const value = draft.trim().replace(/^Bearer\\s+/i, "");
+      storage.set(value);
+      setToken(value);
+    }};
+    const forget = () => {{ storage.set(""); setDraft(""); setToken(""); }};
+    // A bearer token pasted into the header editor works like one given in the field.
+    const onEditHeaders = (text) => {{
+      let headers;
+      try {{ headers = JSON.parse(text); }} catch (e) {{ return; }}
+      const name = headers && typeof headers === "object"
+        ? Object.keys(headers).find((key) => key.toLowerCase() === "authorization") : undefined;
+      const match = name && typeof headers[name] === "string" && headers[name].match(/^Bearer\\s+(\\S+)$/i);
+      if (match && match[1] !== token) {{ storage.set(match[1]); setDraft(match[1]); setToken(match[1]); }}
+    }};
+    const bar = h("form", {{ className: "dropdesk-token", onSubmit: use }},
+      h("label", {{ htmlFor: "dropdesk-token" }}, "Token"),
+      h("input", {{
+        id: "dropdesk-token", type: "password", autoComplete: "off", spellCheck: false,
+        placeholder: "paste a token printed by dropdesk serve", value: draft,
+        onChange: (event) => setDraft(event.target.value),
+      }}),
+      h("button", {{ type: "submit" }}, "Use token"),
+      h("button", {{ type: "button", onClick: forget }}, "Forget"),
+      h("span", {{ id: "dropdesk-token-status", className: "status" + (status.error ? " error" : "") }},
+        status.error || status.text),
+    );
+    return h(React.Fragment, null, bar, h("div", {{ id: "graphiql" }}, h(GraphiQL, {{
+      fetcher,
+      plugins: [GraphiQLPluginExplorer.explorerPlugin()],
+      defaultQuery: config.defaultQuery,
+      headerEditorEnabled: true,
+      onEditHeaders,
+      inputValueDeprecation: true,
+    }})));
+  }}
+
+  ReactDOM.createRoot(document.getElementById("root")).render(h(App));
 }})();
 </script>
 </body>
@@ -210,7 +302,7 @@ def graphiql_page(endpoint: str = "/graphql") -> HTMLResponse:
     config = {
         "endpoint": endpoint,
         "defaultQuery": _DEFAULT_QUERY,
-        "defaultHeaders": json.dumps({"Authorization": "Bearer <paste a token>"}, indent=2),
+        "storageKey": TOKEN_STORAGE_KEY,
     }
     # "<" escaped so that no value can close the script element.
     config_js = json.dumps(config).replace("<", "\\u003c")

@@ -33,7 +33,7 @@ from domain import cancellations as cancellation_cases
 from domain import supplier_orders as supplier_order_cases
 from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode
-from schema.ids import parse_id, to_global_id
+from schema.ids import InvalidId, decode_id, to_global_id
 
 log = logging.getLogger("dropdesk.webhooks")
 
@@ -135,11 +135,11 @@ def _packages(data: dict[str, Any]) -> list[supplier_order_cases.PackageInput]:
 
 
 def _pk(data: dict[str, Any], type_name: str) -> int:
-    """The primary key in ``data.id``; an id of another type or shape names nothing (404, like GraphQL)."""
-    pk = parse_id(_text(data, "id", "data", required=True) or "", type_name)
-    if pk is None:
-        raise DomainError.single(ErrorCode.NOT_FOUND, f"{type_name} not found", "id")
-    return pk
+    """The primary key in ``data.id``; like GraphQL, an id of another type or shape is invalid (422)."""
+    try:
+        return decode_id(_text(data, "id", "data", required=True) or "", type_name)[1]
+    except InvalidId as error:
+        raise DomainError.single(ErrorCode.INVALID, str(error), "id") from None
 
 
 # --- event types --------------------------------------------------------------------------------------

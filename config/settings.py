@@ -9,18 +9,87 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+# Orders in the demo data of a first embedded run; the README's examples name ids from that data.
+DEFAULT_DEMO_SEED_ORDERS = 200
+
+
+class SettingError(ValueError):
+    """A setting with a value the process cannot run with; its message is one line for the operator."""
+
+    def __init__(self, name: str, value: str, allowed: str) -> None:
+        super().__init__(f"DROPDESK_{name}={value!r} is not valid: {allowed}")
+        self.variable = f"DROPDESK_{name}"
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"DROPDESK_{name}", default)
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
 def _env_bool(name: str, default: bool) -> bool:
-    raw = _env(name, "1" if default else "0").strip().lower()
-    return raw in {"1", "true", "yes", "on"}
+    raw = _env(name, "1" if default else "0")
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise SettingError(name, raw, "expected 1, true, yes, on or 0, false, no, off")
+    return value in _TRUE
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(_env(name, str(default)))
+def _env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = _env(name, str(default))
+    bounds = (
+        f"between {minimum} and {maximum}"
+        if minimum is not None and maximum is not None
+        else f"at least {minimum}"
+        if minimum is not None
+        else "any"
+    )
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingError(name, raw, f"expected a whole number ({bounds})") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise SettingError(name, raw, f"expected a whole number {bounds}")
+    return value
+
+
+_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql+psycopg")
+
+
+def _env_database_url(default: str) -> str:
+    raw = _env("DATABASE_URL", default)
+    scheme, separator, rest = raw.partition("://")
+    allowed = "expected " + ", ".join(f"{driver}://..." for driver in _DATABASE_DRIVERS)
+    if not separator or scheme not in _DATABASE_DRIVERS:
+        hint = " (add the driver: postgresql+asyncpg://...)" if scheme in ("postgresql", "postgres") else ""
+        raise SettingError("DATABASE_URL", raw, allowed + hint)
+    if scheme.startswith("postgresql") and not rest.split("/", 1)[0].rpartition("@")[2]:
+        raise SettingError(
+            "DATABASE_URL", raw, "a PostgreSQL URL needs a host: postgresql+asyncpg://user@host/db"
+        )
+    return raw
+
+
+def _env_url(name: str, default: str, schemes: tuple[str, ...]) -> str:
+    raw = _env(name, default)
+    scheme, separator, rest = raw.partition("://")
+    if not separator or scheme.lower() not in schemes or not rest.strip("/"):
+        raise SettingError(
+            name, raw, "expected a URL starting with " + " or ".join(f"{s}://" for s in schemes)
+        )
+    return raw
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _env_log_level() -> str:
+    raw = _env("LOG_LEVEL", "INFO")
+    if raw.strip().upper() not in _LOG_LEVELS:
+        raise SettingError("LOG_LEVEL", raw, "expected one of " + ", ".join(_LOG_LEVELS))
+    return raw.strip().upper()
 
 
 def _embedded_secret(data_dir: Path) -> str:
@@ -48,7 +117,7 @@ class Settings:
     max_aliases: int = 30
     max_query_tokens: int = 2000
     page_size_max: int = 250
-    demo_seed_orders: int = 200
+    demo_seed_orders: int = DEFAULT_DEMO_SEED_ORDERS
     # How long a supplier has to decide on a cancellation request before it is approved for them.
     cancellation_response_hours: int = 48
 
@@ -109,24 +178,32 @@ def parse_smtp_url(url: str, sender: str) -> SmtpSettings:
 def load_settings() -> Settings:
     data_dir = Path(_env("DATA_DIR", str(Path.cwd() / ".dropdesk")))
     default_db = f"sqlite+aiosqlite:///{data_dir / 'dropdesk.sqlite3'}"
-    secret = os.environ.get("DROPDESK_SECRET_KEY") or _embedded_secret(data_dir)
+    secret = os.environ.get("DROPDESK_SECRET_KEY")
+    if not secret:
+        try:
+            secret = _embedded_secret(data_dir)
+        except OSError as error:
+            raise SettingError(
+                "DATA_DIR", str(data_dir), f"the secret key cannot be kept there ({error.strerror})"
+            ) from None
     return Settings(
-        database_url=_env("DATABASE_URL", default_db),
+        database_url=_env_database_url(default_db),
         secret_key=secret,
-        public_url=_env("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-        smtp_url=_env("SMTP_URL", ""),
+        public_url=_env_url("PUBLIC_URL", "http://127.0.0.1:8000", ("http", "https")).rstrip("/"),
+        # Empty: no mail is sent (exports still succeed and show their link in GraphQL).
+        smtp_url=_env_url("SMTP_URL", "", ("smtp", "smtps")) if _env("SMTP_URL", "") else "",
         data_dir=data_dir,
-        log_level=_env("LOG_LEVEL", "INFO"),
+        log_level=_env_log_level(),
         run_worker_in_server=_env_bool("RUN_WORKER_IN_SERVER", True),
-        max_query_depth=_env_int("MAX_QUERY_DEPTH", 12),
-        max_aliases=_env_int("MAX_ALIASES", 30),
-        max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000),
-        demo_seed_orders=_env_int("DEMO_SEED_ORDERS", 200),
-        cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48),
-        export_attachment_max_bytes=_env_int("EXPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024),
-        export_link_days=_env_int("EXPORT_LINK_DAYS", 7),
+        max_query_depth=_env_int("MAX_QUERY_DEPTH", 12, minimum=1, maximum=100),
+        max_aliases=_env_int("MAX_ALIASES", 30, minimum=1, maximum=1000),
+        max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000, minimum=10, maximum=1_000_000),
+        demo_seed_orders=_env_int("DEMO_SEED_ORDERS", DEFAULT_DEMO_SEED_ORDERS, minimum=0, maximum=1_000_000),
+        cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48, minimum=1, maximum=24 * 90),
+        export_attachment_max_bytes=_env_int("EXPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=0),
+        export_link_days=_env_int("EXPORT_LINK_DAYS", 7, minimum=1, maximum=365),
         export_dir_override=_env("EXPORT_DIR", ""),
-        export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 1000),
+        export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 1000, minimum=1, maximum=100_000),
         smtp_from=_env("SMTP_FROM", "Dropdesk <dropdesk@localhost>"),
     )
 

@@ -12,6 +12,7 @@ import base64
 import bisect
 import functools
 import hashlib
+import hmac
 import random
 import re
 import unicodedata
@@ -133,6 +134,9 @@ class DemoSeed:
     admin_token: str
     created: bool
     orders: int = 0
+    # By supplier name: its id and its webhook secret, so that signed webhooks can be tried on demo data.
+    supplier_ids: dict[str, int] = field(default_factory=dict)
+    webhook_secrets: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -849,15 +853,17 @@ async def _existing(session: AsyncSession, secret_key: str) -> DemoSeed | None:
     if not shops:
         return None
     known = {supplier.name for profile in DEMO_SHOPS for supplier in profile.suppliers}
-    suppliers = (
-        await session.scalars(
-            select(Supplier.name)
+    suppliers = [
+        row
+        for row in await session.execute(
+            select(Supplier.id, Supplier.name, Supplier.webhook_secret)
             .where(Supplier.shop_id.in_([shop_id for shop_id, _ in shops]))
             .order_by(Supplier.id)
         )
-    ).all()
+        if row.name in known
+    ]
     merchant, supplier, admin = _tokens(
-        secret_key, [name for _, name in shops], [n for n in suppliers if n in known]
+        secret_key, [name for _, name in shops], [row.name for row in suppliers]
     )
     return DemoSeed(
         shop_ids={name: shop_id for shop_id, name in shops},
@@ -865,7 +871,20 @@ async def _existing(session: AsyncSession, secret_key: str) -> DemoSeed | None:
         supplier_tokens=supplier,
         admin_token=admin,
         created=False,
+        supplier_ids={row.name: row.id for row in suppliers},
+        webhook_secrets={row.name: row.webhook_secret for row in suppliers},
     )
+
+
+def _webhook_secret(secret_key: str, supplier: str, drawn: bytes) -> str:
+    """A demo supplier's webhook secret, derived from the installation's secret key like the demo tokens.
+
+    ``drawn`` is what the random generator yields at this point; it is drawn (and dropped) so that every
+    other demo value stays the same for a given seed.
+    """
+    del drawn
+    digest = hmac.new(secret_key.encode(), f"webhook-secret:{supplier}".encode(), hashlib.sha256).digest()
+    return "whsec_" + base64.b64encode(digest[:24]).decode()
 
 
 async def _create_shops(
@@ -895,7 +914,7 @@ async def _create_shops(
                 store_url=f"https://www.aliexpress.com/store/{supplier.store_id}",
                 accepts_returns=supplier.accepts_returns,
                 return_window_days=supplier.return_window_days,
-                webhook_secret="whsec_" + base64.b64encode(rng.randbytes(24)).decode(),
+                webhook_secret=_webhook_secret(secret_key, supplier.name, rng.randbytes(24)),
                 created_at=now - HISTORY - timedelta(days=5),
             )
     session.add_all(suppliers.values())
@@ -1424,4 +1443,6 @@ async def seed_demo(
         admin_token=admin,
         created=True,
         orders=orders,
+        supplier_ids=supplier_ids,
+        webhook_secrets={name: supplier.webhook_secret for name, supplier in suppliers.items()},
     )

@@ -35,6 +35,7 @@ from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
+from domain.money import format_money, quantize
 from domain.reactions import reacts_to
 from domain.supplier_orders import (
     SHIPPED,
@@ -489,9 +490,9 @@ async def _approve(
         request,
         supplier_order,
         "supplier_refund_recorded",
-        f"Supplier refund of {supplier_order.cost} {supplier_order.currency} recorded for AliExpress order "
-        f"{supplier_order.aliexpress_order_id}",
-        amount=str(supplier_order.cost),
+        f"Supplier refund of {format_money(supplier_order.cost, supplier_order.currency)} recorded for "
+        f"AliExpress order {supplier_order.aliexpress_order_id}",
+        amount=str(quantize(supplier_order.cost, supplier_order.currency)),
         currency=supplier_order.currency,
     )
 

@@ -75,3 +75,8 @@ def has_valid_precision(amount: Decimal, currency: str) -> bool:
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """The amount written with exactly the currency's number of decimals (12.5 USD → 12.50)."""
     return amount.quantize(Decimal(1).scaleb(-exponent(currency)))
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """Money as a person reads it, with the currency's decimals: "48.90 USD", "1200 JPY", "5.125 KWD"."""
+    return f"{quantize(amount, currency)} {currency}"

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,34 @@ def derive_token(secret_key: str, kind: TokenKind, label: str) -> str:
     return TOKEN_PREFIXES[kind] + digest[:40]
 
 
+class TokenExpired(Exception):
+    """A known token past its expiry: the caller is told so, rather than "invalid"."""
+
+    def __init__(self, expired_at: datetime) -> None:
+        super().__init__(
+            f"token expired at {expired_at.strftime('%Y-%m-%d %H:%M:%S')} UTC: ask for a new one"
+        )
+        self.expired_at = expired_at
+
+
+_DURATION_UNITS = {"m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+MAX_LIFETIME = timedelta(days=3650)
+
+
+def parse_duration(text: str) -> timedelta:
+    """A lifetime such as ``90m``, ``12h``, ``30d`` or ``8w``; ValueError says what is accepted."""
+    value = text.strip().lower()
+    number, unit = value[:-1], value[-1:]
+    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) <= 0:
+        raise ValueError(
+            f"{text!r} is not a duration: write a positive whole number and a unit, m, h, d or w (e.g. 30d)"
+        )
+    duration = timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+    if duration > MAX_LIFETIME:
+        raise ValueError(f"{text!r} is longer than {MAX_LIFETIME.days} days")
+    return duration
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: AccessToken
@@ -44,6 +73,7 @@ def issue_token(
     supplier: Supplier | None = None,
     scopes: Iterable[str] = (),
     raw: str | None = None,
+    expires_at: datetime | None = None,
 ) -> IssuedToken:
     """Create a token; the raw value is returned once and never stored."""
     scope_list = sorted(set(scopes))
@@ -66,18 +96,24 @@ def issue_token(
         prefix=raw[:8],
         scopes=scope_list if kind is TokenKind.MERCHANT else [],
         created_at=utcnow(),
+        expires_at=expires_at,
     )
     session.add(token)
     return IssuedToken(token=token, raw=raw)
 
 
-async def authenticate(session: AsyncSession, raw: str) -> Actor | None:
-    """The actor behind a raw bearer token, or None when it is unknown or revoked."""
+async def authenticate(session: AsyncSession, raw: str, *, now: datetime | None = None) -> Actor | None:
+    """The actor behind a raw bearer token, or None when it is unknown or revoked.
+
+    Raises TokenExpired for a token past its expiry, so that its holder learns why it stopped working.
+    """
     token = (
         await session.execute(select(AccessToken).where(AccessToken.token_hash == hash_token(raw)))
     ).scalar_one_or_none()
     if token is None or token.revoked_at is not None:
         return None
+    if token.expires_at is not None and token.expires_at <= (now or utcnow()):
+        raise TokenExpired(token.expires_at)
     kind = ActorKind(token.kind.value)
     return Actor(
         kind=kind,

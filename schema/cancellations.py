@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 import strawberry
 from sqlalchemy import select
@@ -12,12 +13,22 @@ from db import models
 from domain import cancellations as cancellation_cases
 from domain.access import visible
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from schema.context import context_of, require_reader, require_scope, require_supplier
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
-from schema.pagination import Connection, PageRequest, int_sort, keyset_page
+from schema.errors import UserError, input_id, run_use_case
+from schema.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    Reverse,
+    int_sort,
+    keyset_page,
+)
 from schema.types import CancellationReason, CancellationRequest, CancellationRequestStatus
+
+_INPUT = "The request and what to do with it."
 
 CancellationDecision = strawberry.enum(cancellation_cases.Decision, name="CancellationDecision")
 
@@ -30,12 +41,15 @@ class CancellationsQuery:
     async def cancellation_requests(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        status: CancellationRequestStatus | None = None,  # type: ignore[valid-type]
-        reverse: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        status: Annotated[
+            CancellationRequestStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only requests in this status."),
+        ] = None,
+        reverse: Reverse = False,
     ) -> Connection[CancellationRequest]:
         context = context_of(info)
         actor = require_reader(info)
@@ -102,10 +116,6 @@ class CancellationRequestDecidePayload:
     user_errors: list[UserError]
 
 
-def _not_found(field: str) -> list[UserError]:
-    return user_error(ErrorCode.NOT_FOUND, "not found", field)
-
-
 def _node(row: models.CancellationRequest | None) -> CancellationRequest | None:
     return CancellationRequest.of(row) if row else None
 
@@ -117,14 +127,14 @@ class CancellationsMutation:
         "cancelled at once."
     )
     async def cancellation_request_create(
-        self, info: Info, input: CancellationRequestCreateInput
+        self,
+        info: Info,
+        input: Annotated[CancellationRequestCreateInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestCreatePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.supplier_order_id, "SupplierOrder")
+        pk, id_errors = input_id(input.supplier_order_id, "SupplierOrder", "supplierOrderId")
         if pk is None:
-            return CancellationRequestCreatePayload(
-                cancellation_request=None, user_errors=_not_found("supplierOrderId")
-            )
+            return CancellationRequestCreatePayload(cancellation_request=None, user_errors=id_errors)
         response_time = timedelta(hours=context_of(info).settings.cancellation_response_hours)
         row, errors = await run_use_case(
             info,
@@ -138,12 +148,14 @@ class CancellationsMutation:
         description="Answer the supplier's request for information; the request is PENDING again."
     )
     async def cancellation_request_reply(
-        self, info: Info, input: CancellationRequestReplyInput
+        self,
+        info: Info,
+        input: Annotated[CancellationRequestReplyInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestReplyPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "CancellationRequest")
+        pk, id_errors = input_id(input.id, "CancellationRequest", "id")
         if pk is None:
-            return CancellationRequestReplyPayload(cancellation_request=None, user_errors=_not_found("id"))
+            return CancellationRequestReplyPayload(cancellation_request=None, user_errors=id_errors)
         row, errors = await run_use_case(
             info,
             lambda session, actor: cancellation_cases.reply_to_cancellation(
@@ -156,12 +168,14 @@ class CancellationsMutation:
         description="Withdraw an open request; the supplier order goes back to its status before."
     )
     async def cancellation_request_withdraw(
-        self, info: Info, input: CancellationRequestWithdrawInput
+        self,
+        info: Info,
+        input: Annotated[CancellationRequestWithdrawInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestWithdrawPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "CancellationRequest")
+        pk, id_errors = input_id(input.id, "CancellationRequest", "id")
         if pk is None:
-            return CancellationRequestWithdrawPayload(cancellation_request=None, user_errors=_not_found("id"))
+            return CancellationRequestWithdrawPayload(cancellation_request=None, user_errors=id_errors)
         row, errors = await run_use_case(
             info,
             lambda session, actor: cancellation_cases.withdraw_cancellation(
@@ -172,12 +186,14 @@ class CancellationsMutation:
 
     @strawberry.mutation(description="The supplier approves, rejects, or asks for more information.")
     async def cancellation_request_decide(
-        self, info: Info, input: CancellationRequestDecideInput
+        self,
+        info: Info,
+        input: Annotated[CancellationRequestDecideInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestDecidePayload:
         require_supplier(info)
-        pk = parse_id(input.id, "CancellationRequest")
+        pk, id_errors = input_id(input.id, "CancellationRequest", "id")
         if pk is None:
-            return CancellationRequestDecidePayload(cancellation_request=None, user_errors=_not_found("id"))
+            return CancellationRequestDecidePayload(cancellation_request=None, user_errors=id_errors)
         row, errors = await run_use_case(
             info,
             lambda session, actor: cancellation_cases.decide_cancellation(

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode, FieldError
 from schema.context import context_of
+from schema.ids import InvalidId, decode_id
 
 T = TypeVar("T")
 
@@ -47,3 +48,11 @@ async def run_use_case(
         return None, [UserError.of(item) for item in error.errors]
     context.forget_loaded()
     return result, []
+
+
+def input_id(value: str, expected_type: str, *field: str) -> tuple[int | None, list[UserError]]:
+    """The primary key of a mutation's id input, or a userError naming the field when it is malformed."""
+    try:
+        return decode_id(value, expected_type)[1], []
+    except InvalidId as error:
+        return None, user_error(ErrorCode.INVALID, str(error), *field)

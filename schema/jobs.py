@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -14,8 +14,8 @@ from db.jobs import JobStatus
 from domain.actors import Actor
 from domain.errors import ErrorCode
 from schema.context import context_of, forbidden
-from schema.errors import UserError, user_error
-from schema.ids import parse_id, to_global_id
+from schema.errors import UserError, input_id, user_error
+from schema.ids import to_global_id
 
 MAX_PAGE = 250
 
@@ -69,7 +69,12 @@ def _require_admin(info: Info[Any, Any]) -> Actor:
 @strawberry.type
 class JobsQuery:
     @strawberry.field(description="Jobs of one status, newest first (admins only; at most 250).")
-    async def jobs(self, info: Info, status: JobStatus, first: int = 50) -> list[JobNode]:
+    async def jobs(
+        self,
+        info: Info,
+        status: Annotated[JobStatus, strawberry.argument(description="Only jobs in this status.")],
+        first: Annotated[int, strawberry.argument(description="At most this many jobs (up to 250).")] = 50,
+    ) -> list[JobNode]:
         _require_admin(info)
         async with context_of(info).reading() as session:
             found = await job_store.list_jobs(session, status, max(0, min(first, MAX_PAGE)))
@@ -79,9 +84,17 @@ class JobsQuery:
 @strawberry.type
 class JobsMutation:
     @strawberry.mutation(description="Give a dead job a fresh set of attempts, due now (admins only).")
-    async def job_requeue(self, info: Info, id: strawberry.ID) -> JobRequeuePayload:
+    async def job_requeue(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The dead job's id (gid://dropdesk/Job/…).")
+        ],
+    ) -> JobRequeuePayload:
         _require_admin(info)
-        job_id = parse_id(id, "Job")
+        job_id, id_errors = input_id(id, "Job", "id")
+        if job_id is None:
+            return JobRequeuePayload(job=None, user_errors=id_errors)
         job = None
         if job_id is not None:
             async with context_of(info).database.write() as session:

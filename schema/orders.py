@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -18,13 +18,17 @@ from domain import orders as order_cases
 from domain import supplier_orders as supplier_order_cases
 from domain.access import visible
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from schema.context import context_of, require_reader, require_scope, require_supplier
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
+from schema.errors import UserError, input_id, run_use_case
+from schema.ids import id_argument, parse_id
 from schema.pagination import (
+    After,
+    Before,
     Connection,
+    First,
+    Last,
     PageRequest,
+    Reverse,
     SortColumn,
     datetime_sort,
     decimal_sort,
@@ -33,6 +37,14 @@ from schema.pagination import (
     str_sort,
 )
 from schema.types import Order, SupplierOrder, SupplierOrderStatus
+
+SearchQuery = Annotated[
+    str | None,
+    strawberry.argument(
+        description='Search syntax, e.g. "supplier_status:wait_seller_send_goods total:>50 -tag:test" '
+        "(fields, comparators, OR, NOT; see the README)."
+    ),
+]
 
 
 @strawberry.enum
@@ -73,13 +85,15 @@ class OrdersQuery:
     async def orders(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        query: str | None = None,
-        sort_key: OrderSortKeys = OrderSortKeys.CREATED_AT,
-        reverse: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        query: SearchQuery = None,
+        sort_key: Annotated[
+            OrderSortKeys, strawberry.argument(description="What the orders are sorted by.")
+        ] = OrderSortKeys.CREATED_AT,
+        reverse: Reverse = False,
     ) -> Connection[Order]:
         actor = require_scope(info, Scope.READ_ORDERS)
         context = context_of(info)
@@ -97,7 +111,7 @@ class OrdersQuery:
         )
 
     @strawberry.field(description="How many orders match the search query.")
-    async def orders_count(self, info: Info, query: str | None = None) -> int:
+    async def orders_count(self, info: Info, query: SearchQuery = None) -> int:
         actor = require_scope(info, Scope.READ_ORDERS)
         statement = select(func.count()).select_from(models.Order).where(visible(models.Order, actor))
         clause = search_clause(query)
@@ -106,23 +120,32 @@ class OrdersQuery:
         async with context_of(info).reading() as session:
             return int((await session.execute(statement)).scalar_one())
 
-    @strawberry.field
-    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+    @strawberry.field(description="A store order by id; null when it does not exist or is not yours.")
+    async def order(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The order's id (gid://dropdesk/Order/…).")
+        ],
+    ) -> Order | None:
         require_scope(info, Scope.READ_ORDERS)
-        pk = parse_id(id, "Order")
-        row = await context_of(info).loaders.order.load(pk) if pk is not None else None
+        _, pk = id_argument(id, "Order", "id")
+        row = await context_of(info).loaders.order.load(pk)
         return Order.of(row) if row else None
 
     @strawberry.field(description="Supplier orders: a supplier sees only its own.")
     async def supplier_orders(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        status: SupplierOrderStatus | None = None,  # type: ignore[valid-type]
-        reverse: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        status: Annotated[
+            SupplierOrderStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only supplier orders in this AliExpress status."),
+        ] = None,
+        reverse: Reverse = False,
     ) -> Connection[SupplierOrder]:
         context = context_of(info)
         actor = require_reader(info)
@@ -256,10 +279,21 @@ class SupplierOrderUpdatePayload:
     user_errors: list[UserError]
 
 
+def _malformed_supplier_ids(orders: list[OrderImportInput]) -> list[UserError]:
+    """Supplier ids that are not ids of a supplier, each named by its path in the input."""
+    errors = []
+    for order_index, order in enumerate(orders):
+        for line_index, line in enumerate(order.lines):
+            if line.supplier_id is not None:
+                path = ("orders", str(order_index), "lines", str(line_index), "supplierId")
+                errors += input_id(line.supplier_id, "Supplier", *path)[1]
+    return errors
+
+
 def _line_to_domain(line: OrderLineImportInput) -> order_cases.LineInput:
     supplier_pk = None
     if line.supplier_id is not None:
-        # A malformed or foreign id must fail like an unknown supplier: -1 matches no supplier.
+        # Malformed ids were refused before; a well-formed unknown one fails like a foreign one.
         supplier_pk = parse_id(line.supplier_id, "Supplier") or -1
     return order_cases.LineInput(
         title=line.title,
@@ -306,8 +340,18 @@ class OrdersMutation:
     @strawberry.mutation(
         description="Bring store orders in with their supplier orders; the same number again updates the order."
     )
-    async def orders_import(self, info: Info, input: OrdersImportInput) -> OrdersImportPayload:
+    async def orders_import(
+        self,
+        info: Info,
+        input: Annotated[
+            OrdersImportInput,
+            strawberry.argument(description="The orders; all are imported or, on any error, none."),
+        ],
+    ) -> OrdersImportPayload:
         require_scope(info, Scope.WRITE_ORDERS)
+        malformed = _malformed_supplier_ids(input.orders)
+        if malformed:
+            return OrdersImportPayload(orders=[], user_errors=malformed)
         orders = [_order_to_domain(data) for data in input.orders]
         results, errors = await run_use_case(
             info, lambda session, actor: order_cases.import_orders(session, actor, orders)
@@ -318,15 +362,19 @@ class OrdersMutation:
         description="A supplier reports its order's AliExpress status, packages and tracking."
     )
     async def supplier_order_update(
-        self, info: Info, input: SupplierOrderUpdateInput
+        self,
+        info: Info,
+        input: Annotated[
+            SupplierOrderUpdateInput,
+            strawberry.argument(
+                description="The supplier order and what changed: status, packages, tracking."
+            ),
+        ],
     ) -> SupplierOrderUpdatePayload:
         require_supplier(info)
-        pk = parse_id(input.id, "SupplierOrder")
+        pk, id_errors = input_id(input.id, "SupplierOrder", "id")
         if pk is None:
-            return SupplierOrderUpdatePayload(
-                supplier_order=None,
-                user_errors=user_error(ErrorCode.NOT_FOUND, "supplier order not found", "id"),
-            )
+            return SupplierOrderUpdatePayload(supplier_order=None, user_errors=id_errors)
         change = supplier_order_cases.SupplierOrderChange(
             status=input.status,
             end_reason=input.end_reason,

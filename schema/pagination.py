@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -21,6 +21,24 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
+
+# The Relay paging arguments, described once for every connection field.
+First = Annotated[
+    int | None,
+    strawberry.argument(description="Page forward: at most this many items (up to 250; default 50)."),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(description="Page forward from this cursor (a previous pageInfo.endCursor)."),
+]
+Last = Annotated[
+    int | None, strawberry.argument(description="Page backward: at most this many items (up to 250).")
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(description="Page backward from this cursor (a previous pageInfo.startCursor)."),
+]
+Reverse = Annotated[bool, strawberry.argument(description="Reverse the sort order.")]
 
 
 @strawberry.type

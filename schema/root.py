@@ -11,17 +11,29 @@ from config.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.exports import ExportsMutation, ExportsQuery
 from schema.extensions import MaskUnexpectedErrors
+from schema.input_paths import InputPathsInErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.policies import PoliciesMutation, PoliciesQuery
 from schema.refunds import RefundsMutation
 from schema.returns import ReturnsMutation, ReturnsQuery
+from schema.scalars import SCALARS
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
+from schema.viewer import ViewerQuery
 
 Query = merge_types(
     "Query",
-    (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, ExportsQuery, ReturnsQuery, PoliciesQuery),
+    (
+        ShopsQuery,
+        ViewerQuery,
+        OrdersQuery,
+        CancellationsQuery,
+        JobsQuery,
+        ExportsQuery,
+        ReturnsQuery,
+        PoliciesQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
@@ -47,6 +59,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             MaskUnexpectedErrors,
+            InputPathsInErrors,
         ],
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )

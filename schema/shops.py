@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -12,17 +13,14 @@ from strawberry.types import Info
 from db import models
 from domain.access import visible
 from schema.context import context_of, forbidden, require_reader
-from schema.ids import from_global_id
+from schema.ids import id_argument
 from schema.types import NODE_TYPES, Node, Shop, Supplier
 
 MAX_NODES = 250
 
 
-async def _resolve_node(info: Info, id: strawberry.ID) -> Node | None:
-    parsed = from_global_id(id)
-    if parsed is None:
-        return None
-    type_name, pk = parsed
+async def _resolve_node(info: Info, id: strawberry.ID, argument: str) -> Node | None:
+    type_name, pk = id_argument(id, NODE_TYPES.keys(), argument)
     loader = context_of(info).loaders.by_type(type_name)
     if loader is None:
         return None
@@ -56,12 +54,24 @@ class ShopsQuery:
             return [Supplier.of(row) for row in rows]
 
     @strawberry.field(description="Any object by its global id; null when it does not exist or is not yours.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        return await _resolve_node(info, id)
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="A global id, gid://dropdesk/<Type>/<number>.")
+        ],
+    ) -> Node | None:
+        return await _resolve_node(info, id, "id")
 
     @strawberry.field(description="Objects by global ids, in the order asked; null for those not found.")
-    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description="Up to 250 global ids.")],
+    ) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             raise GraphQLError(f"at most {MAX_NODES} ids", extensions={"code": "BAD_USER_INPUT"})
         # Gathered so that the loaders batch ids of one type into one statement.
-        return list(await asyncio.gather(*(_resolve_node(info, id) for id in ids)))
+        for index, id in enumerate(ids):
+            id_argument(id, NODE_TYPES.keys(), f"ids[{index}]")
+        return list(await asyncio.gather(*(_resolve_node(info, id, f"ids[{i}]") for i, id in enumerate(ids))))

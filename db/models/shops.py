@@ -77,3 +77,5 @@ class AccessToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Null for a token that never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

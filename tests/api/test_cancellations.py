@@ -189,7 +189,10 @@ async def test_refusals_are_user_errors(api: Api, tenant: Tenant) -> None:
     duplicate = await create_request(api, tenant, so_id)
     assert duplicate["userErrors"][0]["code"] == "ALREADY_EXISTS"
     bad_id = await create_request(api, tenant, "gid://dropdesk/Order/1")
-    assert bad_id["userErrors"][0]["code"] == "NOT_FOUND"
+    assert bad_id["userErrors"][0]["code"] == "INVALID"
+    assert bad_id["userErrors"][0]["field"] == ["supplierOrderId"]
+    unknown = await create_request(api, tenant, "gid://dropdesk/SupplierOrder/999999")
+    assert unknown["userErrors"][0]["code"] == "NOT_FOUND"
 
 
 async def test_list_filters_by_status_and_paginates(api: Api, tenant: Tenant) -> None:

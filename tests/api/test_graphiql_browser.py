@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -38,7 +39,11 @@ LAUNCH_ARGS = [
     "--no-first-run",
 ]
 SETUP_HINT = "run `tests/browser_setup.sh .venv` as root (installs Debian's chromium and playwright)"
-SCREENSHOT = Path("/tmp/graphiql.png")
+# Screenshots are CI artefacts: a git-ignored folder of the working tree that `.ci/run` leaves in place.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "ci-artifacts" / "graphiql"
+SCREENSHOTS = ("1-token-given.png", "2-docs-order.png", "3-query-result.png", "4-bad-token.png")
+ORDER_DESCRIPTION = "A customer's store order, with the supplier orders that fulfil it."
+TOKEN_FIELD = "#dropdesk-token"
 
 # CodeMirror keeps each editor's instance on its wrapper element.
 HEADER_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror"
@@ -88,7 +93,9 @@ async def paste_into(page: Page, selector: str, text: str) -> None:
     await page.keyboard.insert_text(text)
 
 
-async def test_graphiql_runs_a_query_offline_in_chromium(db: Database, assets: Path) -> None:
+async def test_graphiql_takes_a_token_loads_the_docs_and_runs_a_query_offline(
+    db: Database, assets: Path
+) -> None:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: {SETUP_HINT}")
     try:
@@ -101,6 +108,8 @@ async def test_graphiql_runs_a_query_offline_in_chromium(db: Database, assets: P
         shop = await session.get(Shop, tenant.shop_id)
         assert shop is not None
         shop_name = shop.name
+    token = tenant.merchant_token
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     async with serving(app_over(db)) as base, async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
@@ -112,30 +121,81 @@ async def test_graphiql_runs_a_query_offline_in_chromium(db: Database, assets: P
             page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
             page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
 
-            response = await page.goto(f"{base}/graphql")
+            # The root leads to the IDE, which opens asking for a token.
+            response = await page.goto(f"{base}/")
             assert response is not None and response.status == 200
+            assert urlsplit(page.url).path == "/graphql"
             await page.wait_for_selector(QUERY_EDITOR, timeout=20_000)
+            status = page.locator("#dropdesk-token-status")
+            await expect(status).to_have_text("no token yet")
 
-            default_headers = await page.evaluate(
-                f"document.querySelector({json.dumps(HEADER_EDITOR)}).CodeMirror.getValue()"
+            # A token typed in the field is checked, and the schema is fetched again with it.
+            await page.locator(TOKEN_FIELD).fill(token)
+            await page.locator(TOKEN_FIELD).press("Enter")
+            await expect(status).to_have_text(
+                f"merchant token \u201cstaff\u201d of {shop_name}", timeout=15_000
             )
-            assert json.loads(default_headers) == {"Authorization": "Bearer <paste a token>"}
+            await page.screenshot(path=str(ARTIFACTS / "1-token-given.png"))
 
-            headers = json.dumps({"Authorization": f"Bearer {tenant.merchant_token}"})
-            await paste_into(page, HEADER_EDITOR, headers)
-            await paste_into(page, QUERY_EDITOR, "{ shop { name } }")
+            # The docs work at once: Query -> order -> Order shows the type's description.
+            await page.click("button[aria-label='Show Documentation Explorer']")
+            docs = page.locator(".graphiql-doc-explorer")
+            await docs.locator("a.graphiql-doc-explorer-type-name", has_text="Query").first.click()
+            await docs.locator("a.graphiql-doc-explorer-field-name", has_text=re.compile("^order$")).click()
+            await docs.locator(
+                "a.graphiql-doc-explorer-type-name", has_text=re.compile("^Order$")
+            ).first.click()
+            await expect(docs).to_contain_text(ORDER_DESCRIPTION, timeout=15_000)
+            await page.screenshot(path=str(ARTIFACTS / "2-docs-order.png"))
+
+            # The default query runs for any kind of token.
             await page.click(".graphiql-execute-button")
             await expect(page.locator(".result-window")).to_contain_text(shop_name, timeout=15_000)
             result = await page.evaluate(
                 f"document.querySelector({json.dumps(RESULT)}).CodeMirror.getValue()"
             )
+            viewer = json.loads(result)["data"]["viewer"]
+            assert viewer["kind"] == "MERCHANT" and viewer["shop"]["name"] == shop_name
+            await page.screenshot(path=str(ARTIFACTS / "3-query-result.png"))
+
+            # A query of the user's own, typed as a user types it.
+            await paste_into(page, QUERY_EDITOR, "{ shop { name } }")
+            await page.click(".graphiql-execute-button")
+            # The result pane empties while the query runs: wait for the new answer itself.
+            await page.wait_for_function(
+                """(selector) => {
+                    const text = document.querySelector(selector).CodeMirror.getValue();
+                    return text.includes('"data"') && !text.includes("viewer");
+                }""",
+                arg=RESULT,
+                timeout=15_000,
+            )
+            result = await page.evaluate(
+                f"document.querySelector({json.dumps(RESULT)}).CodeMirror.getValue()"
+            )
             assert json.loads(result) == {"data": {"shop": {"name": shop_name}}}
 
-            # With the token in place the schema loads, and the explorer plugin lists the root fields.
-            await page.click("button[aria-label='Re-fetch GraphQL schema']")
-            await page.click("button[aria-label='Show GraphiQL Explorer']")
-            await expect(page.locator(".graphiql-explorer-root")).to_contain_text("shop", timeout=15_000)
-            await page.screenshot(path=str(SCREENSHOT))
+            # The token survives a reload (browser storage), and never appears in the URL.
+            stored = await page.evaluate(f"localStorage.getItem({json.dumps(graphiql.TOKEN_STORAGE_KEY)})")
+            assert stored == token
+            await page.reload()
+            await page.wait_for_selector(QUERY_EDITOR, timeout=20_000)
+            await expect(page.locator(TOKEN_FIELD)).to_have_value(token)
+            await expect(status).to_contain_text(shop_name, timeout=15_000)
+
+            # A bad token is refused with the server's reason.
+            await page.locator(TOKEN_FIELD).fill("ddm_not-a-token")
+            await page.locator(TOKEN_FIELD).press("Enter")
+            await expect(status).to_have_text("invalid or revoked token", timeout=15_000)
+            await page.screenshot(path=str(ARTIFACTS / "4-bad-token.png"))
+
+            # Or the header editor, as GraphiQL users are used to: the token is taken from it.
+            await page.click("button:has-text('Forget')")
+            await expect(status).to_have_text("no token yet")
+            await page.click("button:has-text('Headers')")
+            await paste_into(page, HEADER_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
+            await expect(status).to_contain_text(shop_name, timeout=15_000)
+            await expect(page.locator(TOKEN_FIELD)).to_have_value(token)
         finally:
             await browser.close()
 
@@ -146,9 +206,11 @@ async def test_graphiql_runs_a_query_offline_in_chromium(db: Database, assets: P
         if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"
     ]
     assert not outside, f"requests left the machine: {outside}"
+    assert not [url for url in requested if token in url], "the token reached a URL"
     assert any("/graphiql/assets/graphiql.min.js" in url for url in requested)
     blocked = [line for line in console if "Content Security Policy" in line or line.startswith("pageerror")]
     assert not blocked, blocked
+    assert all((ARTIFACTS / name).stat().st_size > 10_000 for name in SCREENSHOTS)
 
 
 async def test_assets_are_served_with_types_and_cache_headers(db: Database, assets: Path) -> None:

@@ -67,7 +67,7 @@ CASES = [
     ("10,000 lines", _many_lines, ["orders", "0", "lines"], "TOO_MANY"),
     ("bad email", _bad_email, ["orders", "0", "customer", "email"], "INVALID"),
     ("unknown supplier", _unknown_supplier, ["orders", "0", "lines", "1", "supplierId"], "NOT_FOUND"),
-    ("id of another type", _wrong_id_type, ["orders", "0", "lines", "1", "supplierId"], "NOT_FOUND"),
+    ("id of another type", _wrong_id_type, ["orders", "0", "lines", "1", "supplierId"], "INVALID"),
     ("empty title", _set_line("title", " "), ["orders", "0", "lines", "1", "title"], "REQUIRED"),
     (
         "image url not http",

@@ -184,7 +184,11 @@ async def test_unknown_supplier_and_foreign_objects_are_not_found(
         assert response.status_code == 404
         assert response.json()["userErrors"][0]["code"] == "NOT_FOUND"
     response = await send(api, tenant.supplier_ids[0], *signed(decided("gid://dropdesk/Order/1")))
-    assert response.status_code == 404
+    assert response.status_code == 422
+    assert response.json()["userErrors"][0]["field"] == ["id"]
+    assert (
+        "expected gid://dropdesk/CancellationRequest/<number>" in response.json()["userErrors"][0]["message"]
+    )
     node = (await api.data(tenant.merchant_token, REQUEST, {"id": request_id}))["node"]
     assert node["status"] == "PENDING"
 
