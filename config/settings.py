@@ -50,6 +50,18 @@ class Settings:
     demo_seed_orders: int = 200
     # How long a supplier has to decide on a cancellation request before it is approved for them.
     cancellation_response_hours: int = 48
+    # Disputes: how long after a supplier order finishes one may be opened, and how long the supplier has to
+    # respond before it resolves in the merchant's favour.
+    dispute_window_days: int = 15
+    dispute_response_days: int = 5
+    # Evidence uploads: the largest file accepted, where files are kept, and how long a link to one works.
+    evidence_max_bytes: int = 20 * 1024 * 1024
+    evidence_dir: Path | None = None
+    evidence_link_minutes: int = 60
+
+    @property
+    def evidence_path(self) -> Path:
+        return self.evidence_dir or self.data_dir / "evidence"
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +85,11 @@ def load_settings() -> Settings:
         max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000),
         demo_seed_orders=_env_int("DEMO_SEED_ORDERS", 200),
         cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48),
+        dispute_window_days=_env_int("DISPUTE_WINDOW_DAYS", 15),
+        dispute_response_days=_env_int("DISPUTE_RESPONSE_DAYS", 5),
+        evidence_max_bytes=_env_int("EVIDENCE_MAX_BYTES", 20 * 1024 * 1024),
+        evidence_dir=Path(_env("EVIDENCE_DIR", str(data_dir / "evidence"))),
+        evidence_link_minutes=_env_int("EVIDENCE_LINK_MINUTES", 60),
     )
 
 
