@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
+from api.evidence import serve_evidence
 from api.graphiql import graphiql_page, graphiql_routes
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
@@ -73,7 +74,11 @@ def bearer_token(headers: Any) -> str | None:
 
 class DropdeskGraphQL(GraphQL[Context, None]):
     def __init__(self, schema: Any, database: Database, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide=None, allow_queries_via_get=False)
+        # Uploads (dispute evidence) per the GraphQL multipart request spec; bearer tokens, not cookies,
+        # authenticate, so a cross-site form post carries no credentials.
+        super().__init__(
+            schema, graphql_ide=None, allow_queries_via_get=False, multipart_uploads_enabled=True
+        )
         self.database = database
         self.settings = settings
 
@@ -170,6 +175,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 receive_supplier_webhook,
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             ),
+            Route("/disputes/evidence/{attachment_id}/{audience}", serve_evidence, methods=["GET"]),
             *graphiql_routes(),
         ],
         lifespan=lifespan,

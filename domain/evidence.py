@@ -93,3 +93,21 @@ class EvidenceStore:
         temporary = target.with_name(f"{key}.{os.getpid()}.tmp")
         temporary.write_bytes(data)
         temporary.replace(target)
+
+
+# --- links --------------------------------------------------------------------------------------------
+
+EVIDENCE_ROUTE = "/disputes/evidence"
+
+
+def audience_of(kind: str, shop_id: int | None, supplier_id: int | None) -> str:
+    """Who a link is minted for: the shop, the supplier, or the platform; the route checks it again."""
+    if kind == "SUPPLIER":
+        return f"supplier-{supplier_id}"
+    if kind == "ADMIN":
+        return "admin"
+    return f"shop-{shop_id}"
+
+
+def evidence_path(attachment_id: int, audience: str) -> str:
+    return f"{EVIDENCE_ROUTE}/{attachment_id}/{audience}"

@@ -15,6 +15,9 @@ from strawberry.dataloader import DataLoader
 from db.models import (
     CancellationMessage,
     CancellationRequest,
+    Dispute,
+    DisputeAttachment,
+    DisputeMessage,
     Order,
     OrderEvent,
     OrderLine,
@@ -65,6 +68,15 @@ class Loaders:
         self.cancellation_messages_by_request = self._by_parent(
             CancellationMessage, CancellationMessage.request_id, CancellationMessage.id
         )
+        self.dispute = self._by_id(Dispute)
+        self.disputes_by_order = self._by_parent(Dispute, Dispute.order_id, Dispute.id)
+        self.disputes_by_supplier_order = self._by_parent(Dispute, Dispute.supplier_order_id, Dispute.id)
+        self.dispute_messages_by_dispute = self._by_parent(
+            DisputeMessage, DisputeMessage.dispute_id, DisputeMessage.id
+        )
+        self.dispute_attachments_by_message = self._by_parent(
+            DisputeAttachment, DisputeAttachment.message_id, DisputeAttachment.id
+        )
 
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
         loaders: dict[str, DataLoader[int, Any]] = {
@@ -76,6 +88,7 @@ class Loaders:
             "Package": self.package,
             "OrderEvent": self.order_event,
             "CancellationRequest": self.cancellation_request,
+            "Dispute": self.dispute,
         }
         return loaders.get(type_name)
 

@@ -9,14 +9,15 @@ from strawberry.tools import merge_types
 
 from config.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
+from schema.disputes import DisputesMutation, DisputesQuery
 from schema.extensions import MaskUnexpectedErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery))
-Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation))
+Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, DisputesQuery, JobsQuery))
+Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, DisputesMutation, JobsMutation))
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

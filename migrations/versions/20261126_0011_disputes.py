@@ -220,7 +220,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_dispute_attachments_shop_id"), ["shop_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("dispute_attachments", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_dispute_attachments_shop_id"))
