@@ -4,10 +4,12 @@ the supplier's response racing the deadline job."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,7 +70,9 @@ async def test_response_racing_the_deadline_has_one_outcome_and_one_refund(
         clock=Clock(utcnow() + timedelta(days=5, seconds=1)),
     )
     respond = {"input": {"id": dispute_id, "action": "PROPOSE_REFUND", "amount": "3.00"}}
-    responders = [graphql(client, tenant.supplier_tokens[0], RESPOND, respond) for _ in range(RACERS)]
+    responders: list[Awaitable[Any]] = [
+        graphql(client, tenant.supplier_tokens[0], RESPOND, respond) for _ in range(RACERS)
+    ]
     responders.insert(round * (RACERS // 3), worker.drain())  # vary where the job stands in line
     results = await asyncio.gather(*responders)
     answers = [r["disputeRespond"] for r in results if isinstance(r, dict)]
