@@ -25,6 +25,7 @@ from config.logs import request_id_var
 from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import current_revision, head_revision
+from domain.disputes import MAX_ATTACHMENTS
 from domain.tokens import authenticate
 from schema.context import Context
 from schema.root import build_schema
@@ -108,6 +109,12 @@ class GraphQLEndpoint:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             await graphiql_page()(scope, receive, send)
             return
+        if _upload_too_large(request, self.graphql.settings):
+            await JSONResponse(
+                {"errors": [{"message": "the upload is too large", "extensions": {"code": "TOO_LARGE"}}]},
+                status_code=413,
+            )(scope, receive, send)
+            return
         raw = bearer_token(request.headers)
         if raw is None:
             await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
@@ -126,6 +133,15 @@ class GraphQLEndpoint:
             context = scope["state"].get("context")
             if context is not None:
                 await context.close()
+
+
+def _upload_too_large(request: Request, settings: Settings) -> bool:
+    """A multipart body declared larger than a message's files may be, refused before it is read."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return False
+    declared = request.headers.get("content-length", "")
+    limit = settings.evidence_max_bytes * MAX_ATTACHMENTS + 1024 * 1024
+    return declared.isdigit() and int(declared) > limit
 
 
 async def healthz(request: Request) -> Response:

@@ -501,5 +501,23 @@ async def test_listing_disputes_costs_the_same_for_one_or_many(api: Api, tenant:
     for number in ("#1002", "#1003", "#1004"):
         _, _, pk = await opened(api, tenant, number, evidenceUrls=["https://i.example/a.png"])
         await run(api, tenant.merchant_token, MESSAGE, {"id": pk, "body": "and another"})
-    assert await count() == one
+    # Disputes, messages, attachments, supplier orders, and the viewer's token: one statement each.
+    assert await count() == one <= 5
     assert parse_id((await api.data(tenant.merchant_token, LIST))["disputes"]["nodes"][0]["id"], "Dispute")
+
+
+async def test_a_multipart_body_larger_than_any_message_may_be_is_refused_unread(
+    api: Api, tenant: Tenant
+) -> None:
+    too_large = CAP * 10 + 1024 * 1024 + 1
+    response = await api.client.post(
+        "/graphql",
+        content=b"--x--",
+        headers={
+            "Authorization": f"Bearer {tenant.merchant_token}",
+            "content-type": "multipart/form-data; boundary=x",
+            "content-length": str(too_large),
+        },
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "TOO_LARGE"
