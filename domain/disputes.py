@@ -144,6 +144,12 @@ async def open_dispute(
             f"or finished less than {rules.window.days} days ago, can",
             "supplierOrderId",
         )
+    if await refundable(session, supplier_order) <= 0:
+        raise DomainError.single(
+            ErrorCode.NOT_DISPUTABLE,
+            "the supplier has already refunded everything paid for this supplier order",
+            "supplierOrderId",
+        )
     amount = await _check_amount(session, supplier_order, requested_amount, "requestedAmount")
 
     dispute = Dispute(
@@ -261,6 +267,13 @@ async def respond(
     check.raise_if_any()
     dispute, supplier_order = await _lock(session, actor, dispute_id)
     _require_status(dispute, {D.AWAITING_SUPPLIER}, "the supplier responds to a dispute awaiting it")
+    if now >= dispute.respond_by:
+        # The deadline job decides from here on, whether or not it has run yet: one outcome only.
+        raise DomainError.single(
+            ErrorCode.INVALID_STATE,
+            f"the time to respond ended at {dispute.respond_by.isoformat()}; the dispute resolves for the merchant",
+            "id",
+        )
     proposed = await _check_amount(session, supplier_order, amount, "amount") if amount is not None else None
     if body:
         await _add_message(session, dispute, actor, body, NO_EVIDENCE, None, now)

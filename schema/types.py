@@ -272,9 +272,13 @@ class SupplierOrder(Node):
         return can_request_cancellation(self.model)
 
     @strawberry.field(description="True when a dispute may be opened now.")
-    def can_open_dispute(self, info: Info) -> bool:
-        window = timedelta(days=context_of(info).settings.dispute_window_days)
-        return can_open_dispute(self.model, window=window)
+    async def can_open_dispute(self, info: Info) -> bool:
+        context = context_of(info)
+        window = timedelta(days=context.settings.dispute_window_days)
+        if not can_open_dispute(self.model, window=window):
+            return False
+        # Nothing left to ask for once the supplier has refunded everything paid.
+        return self.model.cost > await context.loaders.supplier_refunded.load(self.model.id)
 
     @classmethod
     def of(cls, model: models.SupplierOrder) -> SupplierOrder:

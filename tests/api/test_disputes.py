@@ -277,6 +277,24 @@ async def test_escalation_ruling_and_return(api: Api, tenant: Tenant, admin_toke
     assert authors == ["MERCHANT", "SUPPLIER", "MERCHANT", "PLATFORM", "SYSTEM"]
 
 
+async def test_can_open_dispute_follows_refunds_received(api: Api, tenant: Tenant) -> None:
+    _, so_id, dispute_id = await opened(api, tenant, requestedAmount="9.10")
+    await run(
+        api,
+        tenant.supplier_tokens[0],
+        RESPOND,
+        {"id": dispute_id, "action": "PROPOSE_REFUND", "amount": "9.10"},
+    )
+    accepted = await run(api, tenant.merchant_token, ACCEPT, {"id": dispute_id})
+    assert accepted["dispute"]["supplierOrder"] == {
+        "id": so_id,
+        "status": "WAIT_BUYER_ACCEPT_GOODS",
+        "canOpenDispute": False,
+    }
+    again = await run(api, tenant.merchant_token, OPEN, open_input(so_id, "0.01"))
+    assert [(e["field"], e["code"]) for e in again["userErrors"]] == [(["supplierOrderId"], "NOT_DISPUTABLE")]
+
+
 # --- refusals at the edge -------------------------------------------------------------------------------
 
 EDGE_REFUSALS = [

@@ -123,6 +123,7 @@ class Disputes:
         message: str | None = None,
         *,
         actor: Actor | None = None,
+        now: datetime = T0 + timedelta(days=1),
     ) -> Dispute:
         async with self.db.write() as session:
             return await cases.respond(
@@ -132,7 +133,7 @@ class Disputes:
                 action,
                 Decimal(amount) if amount is not None else None,
                 message,
-                now=T0 + timedelta(days=1),
+                now=now,
             )
 
     async def accept(self, pk: int, *, actor: Actor | None = None) -> Dispute:
@@ -306,6 +307,18 @@ async def test_one_open_dispute_per_supplier_order_then_another_after(
     assert (await disputes.get(second.id)).status is D.AWAITING_SUPPLIER
 
 
+async def test_nothing_left_to_refund_is_not_disputable(
+    db: Database, tenant: Tenant, rules: DisputeRules
+) -> None:
+    disputes = await make(db, tenant, rules)
+    pk = (await disputes.open("9.10")).id
+    await disputes.respond(pk, amount="9.10")
+    await disputes.accept(pk)
+    so = await disputes.scene.supplier_order()
+    assert can_open_dispute(so, now=T0, window=rules.window)  # by status and time alone, yes
+    assert await refused(disputes.open("0.01")) == (ErrorCode.NOT_DISPUTABLE, ("supplierOrderId",))
+
+
 async def test_the_database_refuses_a_second_open_dispute_on_its_own(
     db: Database, tenant: Tenant, rules: DisputeRules
 ) -> None:
@@ -401,6 +414,7 @@ REFUSALS: list[tuple[str, Refusal, ErrorCode, tuple[str, ...]]] = [
         ErrorCode.NOT_FOUND,
         ("id",),
     ),
+    ("late response", lambda d, pk: d.respond(pk, now=T0 + DAYS_5), ErrorCode.INVALID_STATE, ("id",)),
     ("refund without amount", lambda d, pk: d.respond(pk, amount=None), ErrorCode.REQUIRED, ("amount",)),
     (
         "refund above paid",
