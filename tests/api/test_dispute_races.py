@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from config.settings import load_settings
 from db.engine import Database
 from db.models import Dispute, DisputeStatus, OrderEvent, SupplierRefund
 from db.types import utcnow
+from domain.actors import Actor
+from domain.disputes import resolve_overdue
 from schema.ids import parse_id
 from tests.api.test_cancellation_races import base_url, client, graphql  # noqa: F401  (fixtures)
 from tests.api.test_disputes import ACCEPT, OPEN, RESPOND, open_input, shipped
@@ -51,7 +53,16 @@ async def test_concurrent_openings_open_one_dispute(
     assert opened == 1
 
 
-@pytest.mark.parametrize("round", range(3))
+async def _deadline_now(db: Database, shop_id: int, dispute_id: str, now: datetime) -> None:
+    """What the deadline job's handler does, without the worker's claim before it, so that it can come first
+    (through the worker, the supplier's requests usually get there first; both orders are tested)."""
+    pk = parse_id(dispute_id, "Dispute")
+    assert pk is not None
+    async with db.write() as session:
+        await resolve_overdue(session, Actor.system(shop_id), pk, now=now)
+
+
+@pytest.mark.parametrize(("round", "by_worker"), [(0, True), (1, True), (2, True), (0, False), (1, False)])
 async def test_response_racing_the_deadline_has_one_outcome_and_one_refund(
     api: Api,
     client: httpx.AsyncClient,  # noqa: F811
@@ -59,6 +70,7 @@ async def test_response_racing_the_deadline_has_one_outcome_and_one_refund(
     tenant: Tenant,
     tmp_path: Path,
     round: int,
+    by_worker: bool,
 ) -> None:
     _, so_id = await shipped(api, tenant)
     opened = await graphql(client, tenant.merchant_token, OPEN, {"input": open_input(so_id, "5.00")})
@@ -73,7 +85,12 @@ async def test_response_racing_the_deadline_has_one_outcome_and_one_refund(
     responders: list[Awaitable[Any]] = [
         graphql(client, tenant.supplier_tokens[0], RESPOND, respond) for _ in range(RACERS)
     ]
-    responders.insert(round * (RACERS // 3), worker.drain())  # vary where the job stands in line
+    deadline = (
+        worker.drain()
+        if by_worker
+        else _deadline_now(db, tenant.shop_id, dispute_id, utcnow() + timedelta(days=6))
+    )
+    responders.insert(round * (RACERS // 3), deadline)  # vary where the job stands in line
     results = await asyncio.gather(*responders)
     answers = [r["disputeRespond"] for r in results if isinstance(r, dict)]
     winners = [a for a in answers if not a["userErrors"]]
@@ -83,6 +100,7 @@ async def test_response_racing_the_deadline_has_one_outcome_and_one_refund(
     async with db.read() as session:
         dispute = await session.get(Dispute, pk)
     assert dispute is not None
+    print("OUTCOME", round, by_worker, bool(winners))
     if winners:
         # The supplier was first: one proposal, the job found nothing to do; the merchant then accepts.
         assert len(winners) == 1
