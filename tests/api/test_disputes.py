@@ -23,7 +23,7 @@ from domain.tokens import issue_token
 from schema.ids import parse_id
 from tests.api.test_cancellations import import_order
 from tests.api.test_supplier_webhooks import send, signed
-from tests.factories import Api, Tenant
+from tests.factories import IMPORT, Api, Tenant, order_input
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 CAP = 2000
@@ -293,6 +293,19 @@ async def test_can_open_dispute_follows_refunds_received(api: Api, tenant: Tenan
     }
     again = await run(api, tenant.merchant_token, OPEN, open_input(so_id, "0.01"))
     assert [(e["field"], e["code"]) for e in again["userErrors"]] == [(["supplierOrderId"], "NOT_DISPUTABLE")]
+
+
+async def test_reimport_cannot_take_an_open_dispute_out_of_in_issue(api: Api, tenant: Tenant) -> None:
+    await opened(api, tenant, "#1001")
+    for status, refused in (("FINISH", True), ("IN_ISSUE", False)):
+        order = order_input(tenant, "#1001", supplier_status=status, split=False)
+        payload = (await api.data(tenant.merchant_token, IMPORT, {"input": {"orders": [order]}}))[
+            "ordersImport"
+        ]
+        codes = [(e["field"], e["code"]) for e in payload["userErrors"]]
+        assert codes == (
+            [(["orders", "0", "supplierOrders", "0", "status"], "INVALID_STATE")] if refused else []
+        )
 
 
 # --- refusals at the edge -------------------------------------------------------------------------------
