@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
+from api.evidence import serve_evidence
 from api.exports import download_export
 from api.graphiql import graphiql_page, graphiql_routes
 from api.webhooks import receive_supplier_webhook
@@ -25,6 +26,7 @@ from config.logs import request_id_var
 from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import current_revision, head_revision
+from domain.disputes import MAX_ATTACHMENTS
 from domain.tokens import TokenExpired, authenticate
 from schema.context import Context
 from schema.root import build_schema
@@ -74,7 +76,11 @@ def bearer_token(headers: Any) -> str | None:
 
 class DropdeskGraphQL(GraphQL[Context, None]):
     def __init__(self, schema: Any, database: Database, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide=None, allow_queries_via_get=False)
+        # Uploads (dispute evidence) per the GraphQL multipart request spec; bearer tokens, not cookies,
+        # authenticate, so a cross-site form post carries no credentials.
+        super().__init__(
+            schema, graphql_ide=None, allow_queries_via_get=False, multipart_uploads_enabled=True
+        )
         self.database = database
         self.settings = settings
 
@@ -104,6 +110,12 @@ class GraphQLEndpoint:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             await graphiql_page()(scope, receive, send)
             return
+        if _upload_too_large(request, self.graphql.settings):
+            await JSONResponse(
+                {"errors": [{"message": "the upload is too large", "extensions": {"code": "TOO_LARGE"}}]},
+                status_code=413,
+            )(scope, receive, send)
+            return
         raw = bearer_token(request.headers)
         if raw is None:
             await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
@@ -126,6 +138,15 @@ class GraphQLEndpoint:
             context = scope["state"].get("context")
             if context is not None:
                 await context.close()
+
+
+def _upload_too_large(request: Request, settings: Settings) -> bool:
+    """A multipart body declared larger than a message's files may be, refused before it is read."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return False
+    declared = request.headers.get("content-length", "")
+    limit = settings.evidence_max_bytes * MAX_ATTACHMENTS + 1024 * 1024
+    return declared.isdigit() and int(declared) > limit
 
 
 async def healthz(request: Request) -> Response:
@@ -182,6 +203,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             ),
             Route("/exports/{export_id}/download", download_export, methods=["GET", "HEAD"]),
+            Route("/disputes/evidence/{attachment_id}/{audience}", serve_evidence, methods=["GET"]),
             *graphiql_routes(),
         ],
         lifespan=lifespan,

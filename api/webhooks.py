@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select, update
@@ -28,8 +29,9 @@ from starlette.responses import JSONResponse
 
 from config.logs import request_id_var
 from db.engine import Database
-from db.models import ActorKind, InboundWebhook, Supplier, SupplierOrderStatus
+from db.models import ActorKind, DisputeResponseAction, InboundWebhook, Supplier, SupplierOrderStatus
 from domain import cancellations as cancellation_cases
+from domain import disputes as dispute_cases
 from domain import supplier_orders as supplier_order_cases
 from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode
@@ -51,6 +53,8 @@ STATUS_BY_CODE = {
     ErrorCode.REQUIRED: 422,
     ErrorCode.TOO_LONG: 422,
     ErrorCode.TOO_MANY: 422,
+    ErrorCode.AMOUNT_TOO_LARGE: 422,
+    ErrorCode.UNSUPPORTED_FILE_TYPE: 422,
 }
 REFUSED = 409
 
@@ -190,9 +194,84 @@ def _supplier_order_updated(data: dict[str, Any]) -> Command:
     return run
 
 
+def _amount(data: dict[str, Any], key: str) -> Decimal | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    # A decimal string, as GraphQL answers money; a JSON number would have gone through a float.
+    if not isinstance(value, str):
+        raise Malformed(f"data.{key} must be a decimal string")
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise Malformed(f"data.{key} must be a decimal string") from None
+
+
+def _strings(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise Malformed(f"data.{key} must be a list of strings")
+    return value
+
+
+def _dispute_answer(dispute: Any) -> dict[str, Any]:
+    return {
+        "dispute": {
+            "id": to_global_id("Dispute", dispute.id),
+            "status": dispute.status.value,
+            "proposal": (
+                {
+                    "action": dispute.proposal_action.value,
+                    "amount": str(dispute.proposal_amount) if dispute.proposal_amount is not None else None,
+                }
+                if dispute.proposal_action
+                else None
+            ),
+        },
+        "userErrors": [],
+    }
+
+
+def _dispute_responded(data: dict[str, Any]) -> Command:
+    action = _choice(data, "action", "data", DisputeResponseAction, required=True)
+    amount = _amount(data, "amount")
+    message = _text(data, "message", "data")
+    _text(data, "id", "data", required=True)
+
+    async def run(session: AsyncSession, actor: Actor) -> dict[str, Any]:
+        dispute = await dispute_cases.respond(session, actor, _pk(data, "Dispute"), action, amount, message)
+        return _dispute_answer(dispute)
+
+    return run
+
+
+def _dispute_message(data: dict[str, Any]) -> Command:
+    body = _text(data, "body", "data")
+    urls = _strings(data, "evidenceUrls")
+    _text(data, "id", "data", required=True)
+
+    async def run(session: AsyncSession, actor: Actor) -> dict[str, Any]:
+        # Evidence by webhook is given as URLs; files are uploaded through GraphQL.
+        dispute = await dispute_cases.add_message(
+            session,
+            actor,
+            _pk(data, "Dispute"),
+            body,
+            dispute_cases.Evidence(urls=urls),
+            rules=dispute_cases.DisputeRules(),
+        )
+        return _dispute_answer(dispute)
+
+    return run
+
+
 EVENT_TYPES: dict[str, Callable[[dict[str, Any]], Command]] = {
     "cancellation_request.decided": _cancellation_decided,
     "supplier_order.updated": _supplier_order_updated,
+    "dispute.responded": _dispute_responded,
+    "dispute.message": _dispute_message,
 }
 
 

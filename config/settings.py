@@ -120,6 +120,18 @@ class Settings:
     demo_seed_orders: int = DEFAULT_DEMO_SEED_ORDERS
     # How long a supplier has to decide on a cancellation request before it is approved for them.
     cancellation_response_hours: int = 48
+    # Disputes: how long after a supplier order finishes one may be opened, and how long the supplier has to
+    # respond before it resolves in the merchant's favour.
+    dispute_window_days: int = 15
+    dispute_response_days: int = 5
+    # Evidence uploads: the largest file accepted, where files are kept, and how long a link to one works.
+    evidence_max_bytes: int = 20 * 1024 * 1024
+    evidence_dir: Path | None = None
+    evidence_link_minutes: int = 60
+
+    @property
+    def evidence_path(self) -> Path:
+        return self.evidence_dir or self.data_dir / "evidence"
 
     # Exports: files bigger than this go by link only; links (and the files behind them) last this long.
     export_attachment_max_bytes: int = 5 * 1024 * 1024
@@ -205,6 +217,11 @@ def load_settings() -> Settings:
         export_dir_override=_env("EXPORT_DIR", ""),
         export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 1000, minimum=1, maximum=100_000),
         smtp_from=_env("SMTP_FROM", "Dropdesk <dropdesk@localhost>"),
+        dispute_window_days=_env_int("DISPUTE_WINDOW_DAYS", 15, minimum=0, maximum=365),
+        dispute_response_days=_env_int("DISPUTE_RESPONSE_DAYS", 5, minimum=1, maximum=90),
+        evidence_max_bytes=_env_int("EVIDENCE_MAX_BYTES", 20 * 1024 * 1024, minimum=1),
+        evidence_dir=Path(_env("EVIDENCE_DIR", str(data_dir / "evidence"))),
+        evidence_link_minutes=_env_int("EVIDENCE_LINK_MINUTES", 60, minimum=1, maximum=60 * 24 * 30),
     )
 
 

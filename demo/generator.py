@@ -13,6 +13,7 @@ import bisect
 import functools
 import hashlib
 import hmac
+import itertools
 import random
 import re
 import unicodedata
@@ -22,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, func, insert, literal, or_, select, text
+from sqlalchemy import Table, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -36,6 +37,16 @@ from db.models import (
     CancellationReason,
     CancellationRequest,
     CancellationStatus,
+    Dispute,
+    DisputeAttachment,
+    DisputeKind,
+    DisputeMessage,
+    DisputeMessageAuthor,
+    DisputeOutcome,
+    DisputeReason,
+    DisputeResolutionAction,
+    DisputeResponseAction,
+    DisputeStatus,
     FinancialStatus,
     MessageAuthor,
     Order,
@@ -97,6 +108,8 @@ from demo.catalogue import (
 )
 from domain.actors import Scope
 from domain.cancellations import AUTO_APPROVE_KIND
+from domain.disputes import DEADLINE_KIND as DISPUTE_DEADLINE_KIND
+from domain.disputes import OPEN as DISPUTE_OPEN
 from domain.money import quantize
 from domain.policies import draft_policy
 from domain.refunds import CHANGE_OF_MIND
@@ -1432,6 +1445,7 @@ async def seed_demo(
             done += len(batch)
             if progress is not None:
                 progress(done, orders)
+    await _seed_disputes(database, shop_ids, random.Random(rng.getrandbits(64)), now)
 
     await _seed_after_sales(database, shop_ids, rng, now)
 
@@ -1446,3 +1460,574 @@ async def seed_demo(
         supplier_ids=supplier_ids,
         webhook_secrets={name: supplier.webhook_secret for name, supplier in suppliers.items()},
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Disputes: one of every status in each shop, and an open one behind every IN_ISSUE supplier order.
+
+_DISPUTES: Table = Base.metadata.tables[Dispute.__tablename__]
+_DISPUTE_MESSAGES: Table = Base.metadata.tables[DisputeMessage.__tablename__]
+_DISPUTE_ATTACHMENTS: Table = Base.metadata.tables[DisputeAttachment.__tablename__]
+_SUPPLIER_REFUNDS: Table = Base.metadata.tables[SupplierRefund.__tablename__]
+# The default of Settings.dispute_response_days.
+DISPUTE_RESPONSE_TIME = timedelta(days=5)
+_DISPUTE_COMPLAINTS = {
+    DisputeReason.DAMAGED: "The parcel arrived crushed and the item is cracked; photos attached.",
+    DisputeReason.NOT_AS_DESCRIBED: "The colour and size do not match the listing the customer ordered.",
+    DisputeReason.QUALITY_ISSUE: "The stitching came apart after one day of use.",
+    DisputeReason.WRONG_ITEM: "The customer received a different model from the one ordered.",
+    DisputeReason.MISSING_PARTS: "The charger and the manual were missing from the box.",
+    DisputeReason.NOT_RECEIVED: "Tracking has not moved for three weeks and the customer has nothing.",
+}
+_SUPPLIER_REPLIES = {
+    DisputeResponseAction.PROPOSE_REFUND: "Sorry for the trouble, we can refund part of the order.",
+    DisputeResponseAction.PROPOSE_RESEND: "We will send a new one with tracking this week.",
+    DisputeResponseAction.REFUSE: "The item was checked before shipping and left our warehouse intact.",
+}
+# Statuses of the disputes that open fresh on shipped orders, and those that ended on older ones.
+_FRESH_OPEN = (
+    DisputeStatus.AWAITING_SUPPLIER,
+    DisputeStatus.SUPPLIER_RESPONDED,
+    DisputeStatus.ESCALATED,
+    DisputeStatus.AWAITING_RETURN,
+)
+_ENDED = ("refund_accepted", "deadline", "resend", "cancelled", "ruled_for_supplier")
+# Open statuses given in turn to IN_ISSUE orders older than a supplier's response time.
+_OLDER_OPEN = (DisputeStatus.SUPPLIER_RESPONDED, DisputeStatus.ESCALATED, DisputeStatus.AWAITING_RETURN)
+_DISPUTABLE_OPEN = frozenset({S.SELLER_PART_SEND_GOODS, S.WAIT_BUYER_ACCEPT_GOODS, S.FUND_PROCESSING})
+
+
+@dataclass
+class _PlannedDispute:
+    row: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    refund: dict[str, Any] | None = None
+    evidence_url: str | None = None
+    enters_issue: bool = False
+
+
+class _DisputePlanner:
+    """Plans one shop's disputes from its supplier orders as they were seeded."""
+
+    def __init__(
+        self, shop_id: int, staff: str, suppliers: dict[int, str], rng: random.Random, now: datetime
+    ):
+        self.shop_id, self.staff, self.suppliers, self.rng, self.now = shop_id, staff, suppliers, rng, now
+
+    def plan(
+        self, supplier_order: Any, status: DisputeStatus, opened: datetime, ending: str | None
+    ) -> _PlannedDispute:
+        rng, so = self.rng, supplier_order
+        kind = (
+            DisputeKind.RETURN_AND_REFUND
+            if status is DisputeStatus.AWAITING_RETURN
+            else DisputeKind.REFUND_ONLY
+        )
+        shipped = so.shipped_at is not None
+        reason = rng.choice(list(_DISPUTE_COMPLAINTS)) if shipped else DisputeReason.PAYMENT_PROBLEM
+        previous = (
+            so.status
+            if so.status is not S.IN_ISSUE
+            else (S.WAIT_BUYER_ACCEPT_GOODS if shipped else S.WAIT_SELLER_SEND_GOODS)
+        )
+        cents = _cents(str(so.cost))
+        requested = _money(max(1, cents * rng.choice((100, 60, 50, 35)) // 100))
+        supplier = _supplier_user(self.suppliers[so.supplier_id])
+        row: dict[str, Any] = {
+            "shop_id": self.shop_id,
+            "order_id": so.order_id,
+            "supplier_order_id": so.id,
+            "status": status,
+            "reason": reason,
+            "kind": kind,
+            "currency": so.currency,
+            "requested_amount": requested,
+            "open_key": so.id,
+            "previous_status": previous,
+            "opened_by": self.staff,
+            "respond_by": opened + DISPUTE_RESPONSE_TIME,
+            "created_at": opened,
+            "updated_at": opened,
+        }
+        for key in (
+            "proposal_action",
+            "proposal_amount",
+            "proposed_at",
+            "outcome",
+            "resolution_action",
+            "resolution_amount",
+            "decided_by",
+            "decided_at",
+            "closed_at",
+        ):
+            row[key] = None
+        planned = _PlannedDispute(row=row, enters_issue=so.status is not S.IN_ISSUE)
+        if reason is not DisputeReason.PAYMENT_PROBLEM and rng.random() < 0.6:
+            planned.evidence_url = f"https://photos.example.com/disputes/{so.aliexpress_order_id}.jpg"
+        ali = so.aliexpress_order_id
+        merchant = (ActorKind.MERCHANT, self.staff)
+        body = _DISPUTE_COMPLAINTS.get(reason, "The payment was taken twice for this order.")
+        self._message(planned, DisputeMessageAuthor.MERCHANT, self.staff, body, opened)
+        self._event(
+            planned,
+            opened,
+            "dispute_opened",
+            f"Dispute opened on AliExpress order {ali} ({reason}, {kind}): {requested} {so.currency} requested",
+            merchant,
+            reason=reason.value,
+            kind=kind.value,
+            requestedAmount=str(requested),
+            respondBy=row["respond_by"].isoformat(),
+        )
+        if planned.enters_issue:
+            self._status(planned, opened, ali, previous, S.IN_ISSUE, merchant)
+        if status is DisputeStatus.AWAITING_SUPPLIER:
+            return planned
+
+        if ending == "deadline":
+            decided = row["respond_by"]
+            system = (ActorKind.SYSTEM, "Dropdesk")
+            self._message(
+                planned,
+                DisputeMessageAuthor.SYSTEM,
+                "Dropdesk",
+                "Resolved for the merchant: the supplier did not respond before the deadline.",
+                decided,
+            )
+            self._event(
+                planned,
+                decided,
+                "dispute_deadline_passed",
+                f"The supplier did not respond in time on the dispute about AliExpress order {ali}; resolved for the merchant",
+                system,
+            )
+            self._decide(
+                planned,
+                DisputeOutcome.MERCHANT,
+                DisputeResolutionAction.REFUND,
+                requested,
+                ActorKind.SYSTEM,
+                decided,
+            )
+            self._end(planned, ali, DisputeStatus.RESOLVED, decided, system)
+            return planned
+        if ending == "cancelled":
+            cancelled = _after(opened, self.now, rng.uniform(0.1, 2) * DAY)
+            self._event(
+                planned,
+                cancelled,
+                "dispute_cancelled",
+                f"The merchant cancelled the dispute about AliExpress order {ali}",
+                merchant,
+            )
+            self._end(planned, ali, DisputeStatus.CANCELLED, cancelled, merchant)
+            return planned
+
+        action = {
+            "resend": DisputeResponseAction.PROPOSE_RESEND,
+            "ruled_for_supplier": DisputeResponseAction.REFUSE,
+        }.get(ending or "", DisputeResponseAction.PROPOSE_REFUND)
+        if status is DisputeStatus.ESCALATED:
+            action = rng.choice([DisputeResponseAction.REFUSE, DisputeResponseAction.PROPOSE_REFUND])
+        responded = _after(opened, self.now, rng.uniform(0.2, 2) * DAY)
+        proposal = (
+            _money(max(1, _cents(str(requested)) * 6 // 10))
+            if action is DisputeResponseAction.PROPOSE_REFUND
+            else None
+        )
+        row.update(
+            proposal_action=action,
+            proposal_amount=proposal,
+            proposed_at=responded,
+            status=DisputeStatus.SUPPLIER_RESPONDED,
+            updated_at=responded,
+        )
+        self._message(planned, DisputeMessageAuthor.SUPPLIER, supplier, _SUPPLIER_REPLIES[action], responded)
+        what = {
+            DisputeResponseAction.PROPOSE_REFUND: f"proposes a refund of {proposal} {so.currency}",
+            DisputeResponseAction.PROPOSE_RESEND: "proposes to send a replacement",
+            DisputeResponseAction.REFUSE: "refuses",
+        }[action]
+        self._event(
+            planned,
+            responded,
+            "dispute_supplier_responded",
+            f"The supplier {what} on the dispute about AliExpress order {ali}",
+            (ActorKind.SUPPLIER, supplier),
+            action=action.value,
+            amount=str(proposal) if proposal is not None else None,
+        )
+        if status is DisputeStatus.SUPPLIER_RESPONDED:
+            return planned
+
+        later = _after(responded, self.now, rng.uniform(0.1, 1.5) * DAY)
+        if status is DisputeStatus.ESCALATED or ending == "ruled_for_supplier":
+            self._message(
+                planned,
+                DisputeMessageAuthor.MERCHANT,
+                self.staff,
+                "The photos show the damage; please rule.",
+                later,
+            )
+            self._event(
+                planned,
+                later,
+                "dispute_escalated",
+                f"The merchant escalated the dispute about AliExpress order {ali}",
+                merchant,
+            )
+            row.update(status=DisputeStatus.ESCALATED, updated_at=later)
+            if status is DisputeStatus.ESCALATED:
+                return planned
+            ruled = _after(later, self.now, rng.uniform(0.5, 2) * DAY)
+            platform = (ActorKind.ADMIN, ADMIN_LABEL)
+            self._message(
+                planned,
+                DisputeMessageAuthor.PLATFORM,
+                ADMIN_LABEL,
+                "Tracking shows delivery in good order; ruled for the supplier.",
+                ruled,
+            )
+            self._event(
+                planned,
+                ruled,
+                "dispute_ruled",
+                f"The platform ruled for the supplier on the dispute about AliExpress order {ali}",
+                platform,
+                outcome="SUPPLIER",
+            )
+            self._decide(
+                planned, DisputeOutcome.SUPPLIER, DisputeResolutionAction.NONE, None, ActorKind.ADMIN, ruled
+            )
+            self._end(planned, ali, DisputeStatus.RESOLVED, ruled, platform)
+            return planned
+
+        self._event(
+            planned,
+            later,
+            "dispute_proposal_accepted",
+            f"The merchant accepted the supplier's answer ({action}) on the dispute about AliExpress order {ali}",
+            merchant,
+            action=action.value,
+        )
+        if action is DisputeResponseAction.PROPOSE_RESEND:
+            self._decide(
+                planned,
+                DisputeOutcome.AGREED,
+                DisputeResolutionAction.RESEND,
+                None,
+                ActorKind.MERCHANT,
+                later,
+            )
+            self._event(
+                planned,
+                later,
+                "dispute_replacement_shipping",
+                f"The supplier sends a replacement for AliExpress order {ali}; its package arrives with the supplier's tracking updates",
+                merchant,
+            )
+            self._end(planned, ali, DisputeStatus.RESOLVED, later, merchant)
+            return planned
+        self._decide(
+            planned,
+            DisputeOutcome.AGREED,
+            DisputeResolutionAction.REFUND,
+            proposal,
+            ActorKind.MERCHANT,
+            later,
+        )
+        if status is DisputeStatus.AWAITING_RETURN:
+            row["status"] = DisputeStatus.AWAITING_RETURN
+            self._message(
+                planned,
+                DisputeMessageAuthor.SYSTEM,
+                "Dropdesk",
+                f"Refund of {proposal} {so.currency} agreed. Send the goods back to the supplier and give the return's tracking number (disputeReturnShipped); the refund is recorded then.",
+                later,
+            )
+            self._event(
+                planned,
+                later,
+                "dispute_return_requested",
+                f"Refund of {proposal} {so.currency} agreed for AliExpress order {ali}; waiting for the return's tracking number",
+                merchant,
+                amount=str(proposal),
+            )
+            return planned
+        self._end(planned, ali, DisputeStatus.RESOLVED, later, merchant)
+        return planned
+
+    def _message(
+        self, planned: _PlannedDispute, author: DisputeMessageAuthor, name: str, body: str, when: datetime
+    ) -> None:
+        planned.messages.append(
+            {
+                "shop_id": self.shop_id,
+                "dispute_id": None,
+                "author": author,
+                "author_name": name,
+                "body": body,
+                "created_at": when,
+            }
+        )
+
+    def _event(
+        self,
+        planned: _PlannedDispute,
+        when: datetime,
+        type_: str,
+        message: str,
+        actor: tuple[ActorKind, str],
+        **data: Any,
+    ) -> None:
+        row = planned.row
+        planned.events.append(
+            {
+                "shop_id": self.shop_id,
+                "order_id": row["order_id"],
+                "supplier_order_id": row["supplier_order_id"],
+                "type": type_,
+                "actor_kind": actor[0],
+                "actor_name": actor[1],
+                "message": message,
+                "data": {"disputeId": None, "status": row["status"].value, **data},
+                "created_at": when,
+            }
+        )
+
+    def _status(
+        self,
+        planned: _PlannedDispute,
+        when: datetime,
+        ali: str,
+        old: SupplierOrderStatus,
+        new: SupplierOrderStatus,
+        actor: tuple[ActorKind, str],
+    ) -> None:
+        row = planned.row
+        planned.events.append(
+            {
+                "shop_id": self.shop_id,
+                "order_id": row["order_id"],
+                "supplier_order_id": row["supplier_order_id"],
+                "type": "supplier_order_status_changed",
+                "actor_kind": actor[0],
+                "actor_name": actor[1],
+                "message": f"AliExpress order {ali}: {old} → {new}",
+                "data": {"from": old.value, "to": new.value, "endReason": None},
+                "created_at": when,
+            }
+        )
+
+    def _decide(
+        self,
+        planned: _PlannedDispute,
+        outcome: DisputeOutcome,
+        action: DisputeResolutionAction,
+        amount: Decimal | None,
+        by: ActorKind,
+        when: datetime,
+    ) -> None:
+        planned.row.update(
+            outcome=outcome,
+            resolution_action=action,
+            resolution_amount=amount,
+            decided_by=by,
+            decided_at=when,
+            updated_at=when,
+        )
+
+    def _end(
+        self,
+        planned: _PlannedDispute,
+        ali: str,
+        status: DisputeStatus,
+        when: datetime,
+        actor: tuple[ActorKind, str],
+    ) -> None:
+        row = planned.row
+        amount = row["resolution_amount"]
+        if status is DisputeStatus.RESOLVED and row["resolution_action"] is DisputeResolutionAction.REFUND:
+            planned.refund = {
+                "shop_id": self.shop_id,
+                "supplier_order_id": row["supplier_order_id"],
+                "amount": amount,
+                "currency": row["currency"],
+                "source": "dispute",
+                "source_id": None,
+                "created_at": when,
+            }
+            self._event(
+                planned,
+                when,
+                "supplier_refund_recorded",
+                f"Supplier refund of {amount} {row['currency']} recorded for AliExpress order {ali}",
+                actor,
+                amount=str(amount),
+                currency=row["currency"],
+            )
+        row.update(status=status, open_key=None, closed_at=when, updated_at=when)
+        if status is DisputeStatus.RESOLVED:
+            self._event(
+                planned,
+                when,
+                "dispute_resolved",
+                f"Dispute about AliExpress order {ali} resolved: {row['outcome'].value.lower()}, {row['resolution_action'].value.lower()}",
+                actor,
+                outcome=row["outcome"].value,
+                action=row["resolution_action"].value,
+                amount=str(amount) if amount is not None else None,
+            )
+        self._status(planned, when, ali, S.IN_ISSUE, row["previous_status"], actor)
+
+
+async def _seed_disputes(
+    database: Database, shop_ids: dict[str, int], rng: random.Random, now: datetime
+) -> None:
+    """Every IN_ISSUE supplier order gets the open dispute behind it; each shop also gets a fresh dispute in
+    every open status and older ones in every way a dispute ends, on shipped orders."""
+    async with database.write() as session:
+        for shop_name, shop_id in sorted(shop_ids.items(), key=lambda item: item[1]):
+            suppliers = dict(
+                (
+                    await session.execute(
+                        select(Supplier.id, Supplier.name).where(Supplier.shop_id == shop_id)
+                    )
+                ).all()
+            )
+            rows = (
+                (
+                    await session.execute(
+                        select(SupplierOrder)
+                        .where(
+                            SupplierOrder.shop_id == shop_id,
+                            or_(SupplierOrder.shipped_at.is_not(None), SupplierOrder.status == S.IN_ISSUE),
+                        )
+                        .order_by(SupplierOrder.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            planner = _DisputePlanner(shop_id, _staff_name(shop_name), suppliers, rng, now)
+            planned, covered = [], set()
+            older = itertools.cycle(_OLDER_OPEN)
+            for so in rows:
+                if so.status is S.IN_ISSUE:
+                    # Young enough to be waiting on the supplier, or further along.
+                    fresh = now - so.updated_at < DISPUTE_RESPONSE_TIME - timedelta(hours=6)
+                    status = DisputeStatus.AWAITING_SUPPLIER if fresh else next(older)
+                    planned.append(planner.plan(so, status, so.updated_at, None))
+                    covered.add(status)
+            # Shipped orders still on their way take the open statuses missing so far; one of each
+            # AliExpress status is left alone so that small demos keep every one.
+            on_the_way = [
+                so
+                for so in rows
+                if so.status in _DISPUTABLE_OPEN
+                and so.shipped_at is not None
+                and so.shipped_at <= now - timedelta(days=5)
+            ]
+            rng.shuffle(on_the_way)
+            for status in _FRESH_OPEN:
+                if status in covered:
+                    continue
+                spare = [so for so in on_the_way if sum(o.status is so.status for o in on_the_way) > 1]
+                if not spare:
+                    break
+                on_the_way.remove(spare[0])
+                hours = (
+                    rng.uniform(2, 30) if status is DisputeStatus.AWAITING_SUPPLIER else rng.uniform(60, 100)
+                )
+                planned.append(planner.plan(spare[0], status, now - timedelta(hours=hours), None))
+            # Disputes that ended, on orders the customer accepted more than a week ago.
+            finished = [
+                so
+                for so in rows
+                if so.status is S.FINISH
+                and so.end_reason in ACCEPTED_END_REASONS
+                and so.finished_at is not None
+                and so.finished_at <= now - timedelta(days=8)
+            ]
+            rng.shuffle(finished)
+            for ending in _ENDED:
+                if not finished:
+                    break
+                so = finished.pop()
+                assert so.finished_at is not None
+                opened = so.finished_at + timedelta(days=rng.uniform(0.5, 1))
+                final = DisputeStatus.CANCELLED if ending == "cancelled" else DisputeStatus.RESOLVED
+                planned.append(planner.plan(so, final, opened, ending))
+            await _insert_disputes(session, planned, now)
+
+
+async def _insert_disputes(session: AsyncSession, planned: list[_PlannedDispute], now: datetime) -> None:
+    if not planned:
+        return
+    result = await session.execute(
+        insert(_DISPUTES).returning(_DISPUTES.c.id, _DISPUTES.c.supplier_order_id), [p.row for p in planned]
+    )
+    ids = {supplier_order_id: dispute_id for dispute_id, supplier_order_id in result}
+    messages, events, refunds, jobs, first_messages = [], [], [], [], []
+    for p in planned:
+        dispute_id = ids[p.row["supplier_order_id"]]
+        for message in p.messages:
+            message["dispute_id"] = dispute_id
+        first_messages.append(p.messages[0])
+        messages.extend(p.messages[1:])
+        for event in p.events:
+            if "disputeId" in event["data"]:
+                event["data"]["disputeId"] = dispute_id
+            events.append(event)
+        if p.refund is not None:
+            p.refund["source_id"] = dispute_id
+            refunds.append(p.refund)
+        if p.row["status"] is DisputeStatus.AWAITING_SUPPLIER:
+            jobs.append(
+                {
+                    "shop_id": p.row["shop_id"],
+                    "kind": DISPUTE_DEADLINE_KIND,
+                    "key": f"{DISPUTE_DEADLINE_KIND}:{dispute_id}",
+                    "payload": {"disputeId": dispute_id},
+                    "status": JobStatus.QUEUED,
+                    "attempts": 0,
+                    "max_attempts": DEFAULT_MAX_ATTEMPTS,
+                    "run_at": p.row["respond_by"],
+                    "created_at": p.row["created_at"],
+                }
+            )
+    result = await session.execute(
+        insert(_DISPUTE_MESSAGES).returning(_DISPUTE_MESSAGES.c.id, _DISPUTE_MESSAGES.c.dispute_id),
+        first_messages,
+    )
+    opening = {dispute_id: message_id for message_id, dispute_id in result}
+    attachments = [
+        {
+            "shop_id": p.row["shop_id"],
+            "dispute_id": ids[p.row["supplier_order_id"]],
+            "message_id": opening[ids[p.row["supplier_order_id"]]],
+            "url": p.evidence_url,
+            "content_type": "image/jpeg",
+            "created_at": p.row["created_at"],
+        }
+        for p in planned
+        if p.evidence_url
+    ]
+    for table, rows in (
+        (_DISPUTE_MESSAGES, messages),
+        (_DISPUTE_ATTACHMENTS, attachments),
+        (_EVENTS, events),
+        (_SUPPLIER_REFUNDS, refunds),
+        (_JOBS, jobs),
+    ):
+        if rows:
+            await session.execute(insert(table), rows)
+    # The supplier orders behind open disputes show IN_ISSUE from the moment the dispute opened.
+    for p in planned:
+        if p.enters_issue and p.row["status"] in DISPUTE_OPEN:
+            await session.execute(
+                update(_SUPPLIER_ORDERS)
+                .where(_SUPPLIER_ORDERS.c.id == p.row["supplier_order_id"])
+                .values(status=S.IN_ISSUE, updated_at=p.row["updated_at"])
+            )

@@ -12,6 +12,9 @@ from sqlalchemy import ColumnElement, false, select, true
 from db.models import (
     CancellationMessage,
     CancellationRequest,
+    Dispute,
+    DisputeAttachment,
+    DisputeMessage,
     OrderLine,
     Package,
     Shop,
@@ -23,7 +26,7 @@ from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode
 
 # Rows a supplier shares with the merchant because they hang off one of its own supplier orders.
-SHARED_BY_SUPPLIER_ORDER: tuple[Any, ...] = (OrderLine, Package, CancellationRequest, SupplierRefund)
+SHARED_BY_SUPPLIER_ORDER: tuple[Any, ...] = (OrderLine, Package, CancellationRequest, SupplierRefund, Dispute)
 
 
 def _own_supplier_orders(actor: Actor) -> Any:
@@ -54,6 +57,10 @@ def visible(model: type[Any], actor: Actor) -> ColumnElement[bool]:
         # Both parties read the whole thread of a request they may see.
         requests = select(CancellationRequest.id).where(visible(CancellationRequest, actor))
         return shop_clause & CancellationMessage.request_id.in_(requests)
+    if model in (DisputeMessage, DisputeAttachment):
+        # Both parties read the whole thread of a dispute they may see, evidence included.
+        disputes = select(Dispute.id).where(visible(Dispute, actor))
+        return shop_clause & model.dispute_id.in_(disputes)
     # Orders, their timeline, tokens and everything else belong to the merchant alone.
     return false()
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from db.models import (
+    Dispute,
     FinancialStatus,
     Order,
     OrderLine,
@@ -189,9 +190,12 @@ async def import_orders(
             )
         ).all()
     )
+    known_ids = [so.id for own in existing.values() for so in own.supplier_orders]
+    disputed = set(await session.scalars(select(Dispute.open_key).where(Dispute.open_key.in_(known_ids))))
     for index, data in enumerate(orders):
         own = existing[data.number]
         current = {so.aliexpress_order_id: so.status for so in own.supplier_orders}
+        ids = {so.aliexpress_order_id: so.id for so in own.supplier_orders}
         for so_index, so in enumerate(data.supplier_orders):
             path = ("orders", index, "supplierOrders", so_index)
             if taken.get(so.aliexpress_order_id, own.id) != own.id:
@@ -211,6 +215,13 @@ async def import_orders(
                 check.fail(
                     (*path, "status"),
                     "IN_CANCEL is entered and left only through a cancellation request",
+                    ErrorCode.INVALID_STATE,
+                )
+            # IN_ISSUE with an open dispute is left only when the dispute ends.
+            if ids.get(so.aliexpress_order_id) in disputed and so.status is not SupplierOrderStatus.IN_ISSUE:
+                check.fail(
+                    (*path, "status"),
+                    "the supplier order has an open dispute: it stays IN_ISSUE until the dispute ends",
                     ErrorCode.INVALID_STATE,
                 )
     check.raise_if_any()

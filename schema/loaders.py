@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
@@ -15,6 +16,9 @@ from strawberry.dataloader import DataLoader
 from db.models import (
     CancellationMessage,
     CancellationRequest,
+    Dispute,
+    DisputeAttachment,
+    DisputeMessage,
     Export,
     Order,
     OrderEvent,
@@ -30,6 +34,7 @@ from db.models import (
     ShopPolicy,
     Supplier,
     SupplierOrder,
+    SupplierRefund,
 )
 from domain.access import visible
 from domain.actors import Actor
@@ -75,7 +80,16 @@ class Loaders:
         self.cancellation_messages_by_request = self._by_parent(
             CancellationMessage, CancellationMessage.request_id, CancellationMessage.id
         )
-
+        self.supplier_refunded = DataLoader(load_fn=self._refunded)
+        self.dispute = self._by_id(Dispute)
+        self.disputes_by_order = self._by_parent(Dispute, Dispute.order_id, Dispute.id)
+        self.disputes_by_supplier_order = self._by_parent(Dispute, Dispute.supplier_order_id, Dispute.id)
+        self.dispute_messages_by_dispute = self._by_parent(
+            DisputeMessage, DisputeMessage.dispute_id, DisputeMessage.id
+        )
+        self.dispute_attachments_by_message = self._by_parent(
+            DisputeAttachment, DisputeAttachment.message_id, DisputeAttachment.id
+        )
         self.order_figures = self._figures()
         self.return_ = self._by_id(Return)
         self.return_line = self._by_id(ReturnLine)
@@ -91,6 +105,19 @@ class Loaders:
         self.shop_policy = self._by_id(ShopPolicy)
         self.policies_by_shop = self._by_parent(ShopPolicy, ShopPolicy.shop_id, ShopPolicy.id)
         self.returned_stock = self._by_id(ReturnedStock)
+
+    async def _refunded(self, supplier_order_ids: list[int]) -> Sequence[Decimal]:
+        """What the supplier has refunded so far, per supplier order, whatever the source."""
+        statement = (
+            select(SupplierRefund.supplier_order_id, func.sum(SupplierRefund.amount))
+            .where(
+                SupplierRefund.supplier_order_id.in_(supplier_order_ids), visible(SupplierRefund, self._actor)
+            )
+            .group_by(SupplierRefund.supplier_order_id)
+        )
+        async with self._reading() as session:
+            totals = {key: Decimal(total or 0) for key, total in (await session.execute(statement)).all()}
+        return [totals.get(key, Decimal(0)) for key in supplier_order_ids]
 
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
         loaders: dict[str, DataLoader[int, Any]] = {
@@ -108,6 +135,7 @@ class Loaders:
             "Refund": self.refund,
             "ShopPolicy": self.shop_policy,
             "ReturnedStockItem": self.returned_stock,
+            "Dispute": self.dispute,
         }
         return loaders.get(type_name)
 

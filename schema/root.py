@@ -9,6 +9,7 @@ from strawberry.tools import merge_types
 
 from config.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
+from schema.disputes import DisputesMutation, DisputesQuery
 from schema.exports import ExportsMutation, ExportsQuery
 from schema.extensions import MaskUnexpectedErrors
 from schema.input_paths import InputPathsInErrors
@@ -29,6 +30,7 @@ Query = merge_types(
         ViewerQuery,
         OrdersQuery,
         CancellationsQuery,
+        DisputesQuery,
         JobsQuery,
         ExportsQuery,
         ReturnsQuery,
@@ -40,6 +42,7 @@ Mutation = merge_types(
     (
         OrdersMutation,
         CancellationsMutation,
+        DisputesMutation,
         JobsMutation,
         ExportsMutation,
         ReturnsMutation,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -12,9 +12,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from db import models
+from db.types import utcnow
 from domain import exports as export_cases
 from domain.actors import Scope
+from domain.evidence import audience_of, evidence_path
 from domain.figures import OrderFigures
+from domain.links import signed_url
 from domain.money import CURRENCY_EXPONENTS, quantize
 from domain.supplier_orders import can_open_dispute, can_request_cancellation
 from schema.context import context_of, require_merchant_data
@@ -40,6 +43,13 @@ ExportLayout = strawberry.enum(
     description="LINE_ITEM: one row per order line with the order's fields repeated; ORDER: one row per order.",
 )
 ExportStatus = strawberry.enum(models.ExportStatus, name="ExportStatus")
+DisputeStatus = strawberry.enum(models.DisputeStatus, name="DisputeStatus")
+DisputeReason = strawberry.enum(models.DisputeReason, name="DisputeReason")
+DisputeKind = strawberry.enum(models.DisputeKind, name="DisputeKind")
+DisputeResponseAction = strawberry.enum(models.DisputeResponseAction, name="DisputeResponseAction")
+DisputeOutcome = strawberry.enum(models.DisputeOutcome, name="DisputeOutcome")
+DisputeResolutionAction = strawberry.enum(models.DisputeResolutionAction, name="DisputeResolutionAction")
+DisputeMessageAuthor = strawberry.enum(models.DisputeMessageAuthor, name="DisputeMessageAuthor")
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -287,8 +297,13 @@ class SupplierOrder(Node):
         return can_request_cancellation(self.model)
 
     @strawberry.field(description="True when a dispute may be opened now.")
-    def can_open_dispute(self) -> bool:
-        return can_open_dispute(self.model)
+    async def can_open_dispute(self, info: Info) -> bool:
+        context = context_of(info)
+        window = timedelta(days=context.settings.dispute_window_days)
+        if not can_open_dispute(self.model, window=window):
+            return False
+        # Nothing left to ask for once the supplier has refunded everything paid.
+        return self.model.cost > await context.loaders.supplier_refunded.load(self.model.id)
 
     @classmethod
     def of(cls, model: models.SupplierOrder) -> SupplierOrder:
@@ -304,6 +319,11 @@ class SupplierOrder(Node):
             created_at=model.created_at,
             updated_at=model.updated_at,
         )
+
+    @strawberry.field(description="Disputes on this supplier order, oldest first.")
+    async def disputes(self, info: Info) -> list[Annotated[Dispute, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.disputes_by_supplier_order.load(self.model.id)
+        return [Dispute.of(row) for row in rows]
 
 
 @strawberry.type(description="A step in an order's timeline.")
@@ -460,6 +480,11 @@ class Order(Node):
     )
     async def supplier_refunds(self, info: Info) -> Money:
         return Money.of((await self._figures(info)).supplier_refunds, self.model.currency)
+
+    @strawberry.field(description="Disputes on this order's supplier orders, oldest first.")
+    async def disputes(self, info: Info) -> list[Annotated[Dispute, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.disputes_by_order.load(self.model.id)
+        return [Dispute.of(row) for row in rows]
 
 
 @strawberry.type(description="One message in a cancellation request's thread.")
@@ -814,6 +839,162 @@ class ReturnedStockItem(Node):
         )
 
 
+@strawberry.type(description="A piece of evidence: a link that works for a while, and what the file is.")
+class DisputeAttachment:
+    url: str = strawberry.field(
+        description="For an upload, a signed link that expires (ask again for a fresh one); otherwise the URL "
+        "given."
+    )
+    content_type: str | None = strawberry.field(
+        description="Checked from the file's content for uploads; guessed from the name for URLs."
+    )
+    size: int | None = strawberry.field(description="Bytes of an uploaded file; null for a URL.")
+
+    @classmethod
+    def of(cls, info: Info, model: models.DisputeAttachment) -> DisputeAttachment:
+        if model.url is not None:
+            return cls(url=model.url, content_type=model.content_type, size=None)
+        context = context_of(info)
+        actor, settings = context.actor, context.settings
+        path = evidence_path(model.id, audience_of(actor.kind.value, actor.shop_id, actor.supplier_id))
+        expires_at = utcnow() + timedelta(minutes=settings.evidence_link_minutes)
+        url = signed_url(settings.public_url, settings.secret_key, path, expires_at)
+        return cls(url=url, content_type=model.content_type, size=model.size)
+
+
+@strawberry.type(description="One message in a dispute's thread, with its evidence.")
+class DisputeMessage:
+    model: strawberry.Private[models.DisputeMessage]
+    author: DisputeMessageAuthor  # type: ignore[valid-type]
+    body: str
+    created_at: datetime
+
+    @strawberry.field
+    async def attachments(self, info: Info) -> list[DisputeAttachment]:
+        rows = await context_of(info).loaders.dispute_attachments_by_message.load(self.model.id)
+        return [DisputeAttachment.of(info, row) for row in rows]
+
+    @classmethod
+    def of(cls, model: models.DisputeMessage) -> DisputeMessage:
+        return cls(model=model, author=model.author, body=model.body, created_at=model.created_at)
+
+
+@strawberry.type(
+    description="What the supplier answered: a refund of an amount, a replacement, or a refusal."
+)
+class DisputeProposal:
+    action: DisputeResponseAction  # type: ignore[valid-type]
+    amount: Money | None
+    created_at: datetime
+
+
+@strawberry.type(description="How a dispute ended, and who decided it.")
+class DisputeResolution:
+    outcome: DisputeOutcome  # type: ignore[valid-type]
+    action: DisputeResolutionAction  # type: ignore[valid-type]
+    amount: Money | None = strawberry.field(description="The supplier refund agreed or ruled, if any.")
+    decided_by: ActorKind = strawberry.field(  # type: ignore[valid-type]
+        description="MERCHANT (accepted the supplier's answer), ADMIN (a ruling) or SYSTEM (the deadline)."
+    )
+    created_at: datetime
+
+
+@strawberry.type(description="The goods the merchant sent back on a RETURN_AND_REFUND dispute.")
+class DisputeReturnShipment:
+    tracking_number: str
+    carrier: str | None
+    shipped_at: datetime
+
+
+@strawberry.type(
+    description="A merchant's claim against a supplier after shipment: evidence, the supplier's proposal, "
+    "escalation to the platform, and the resolution."
+)
+class Dispute(Node):
+    model: strawberry.Private[models.Dispute]
+    status: DisputeStatus  # type: ignore[valid-type]
+    reason: DisputeReason  # type: ignore[valid-type]
+    kind: DisputeKind  # type: ignore[valid-type]
+    respond_by: datetime = strawberry.field(
+        description="When the dispute resolves for the merchant if the supplier has not responded."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field
+    def requested_amount(self) -> Money:
+        return Money.of(self.model.requested_amount, self.model.currency)
+
+    @strawberry.field(description="The supplier's answer; null until it responds.")
+    def proposal(self) -> DisputeProposal | None:
+        model = self.model
+        if model.proposal_action is None or model.proposed_at is None:
+            return None
+        amount = model.proposal_amount
+        return DisputeProposal(
+            action=model.proposal_action,
+            amount=Money.of(amount, model.currency) if amount is not None else None,
+            created_at=model.proposed_at,
+        )
+
+    @strawberry.field(
+        description="How it ended; on a RETURN_AND_REFUND dispute the refund is decided here before the "
+        "return ships (status AWAITING_RETURN)."
+    )
+    def resolution(self) -> DisputeResolution | None:
+        model = self.model
+        if model.outcome is None or model.resolution_action is None or model.decided_at is None:
+            return None
+        amount = model.resolution_amount
+        return DisputeResolution(
+            outcome=model.outcome,
+            action=model.resolution_action,
+            amount=Money.of(amount, model.currency) if amount is not None else None,
+            decided_by=model.decided_by,
+            created_at=model.decided_at,
+        )
+
+    @strawberry.field(description="The return's tracking, once the merchant shipped it.")
+    def return_shipment(self) -> DisputeReturnShipment | None:
+        model = self.model
+        if model.return_tracking_number is None or model.return_shipped_at is None:
+            return None
+        return DisputeReturnShipment(
+            tracking_number=model.return_tracking_number,
+            carrier=model.return_carrier,
+            shipped_at=model.return_shipped_at,
+        )
+
+    @strawberry.field(description="The thread between merchant, supplier, platform and system, oldest first.")
+    async def messages(self, info: Info) -> list[DisputeMessage]:
+        rows = await context_of(info).loaders.dispute_messages_by_dispute.load(self.model.id)
+        return [DisputeMessage.of(row) for row in rows]
+
+    @strawberry.field
+    async def supplier_order(self, info: Info) -> SupplierOrder | None:
+        row = await context_of(info).loaders.supplier_order.load(self.model.supplier_order_id)
+        return SupplierOrder.of(row) if row else None
+
+    @strawberry.field(description="The store order; merchants only.")
+    async def order(self, info: Info) -> Order | None:
+        require_merchant_data(info)
+        row = await context_of(info).loaders.order.load(self.model.order_id)
+        return Order.of(row) if row else None
+
+    @classmethod
+    def of(cls, model: models.Dispute) -> Dispute:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("Dispute", model.id)),
+            status=model.status,
+            reason=model.reason,
+            kind=model.kind,
+            respond_by=model.respond_by,
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+        )
+
+
 NODE_TYPES: dict[str, Any] = {
     "Order": Order,
     "SupplierOrder": SupplierOrder,
@@ -829,4 +1010,5 @@ NODE_TYPES: dict[str, Any] = {
     "Refund": Refund,
     "ShopPolicy": ShopPolicy,
     "ReturnedStockItem": ReturnedStockItem,
+    "Dispute": Dispute,
 }

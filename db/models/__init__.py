@@ -9,6 +9,18 @@ from db.models.cancellations import (
     CancellationStatus,
     MessageAuthor,
 )
+from db.models.disputes import (
+    Dispute,
+    DisputeAttachment,
+    DisputeKind,
+    DisputeMessage,
+    DisputeMessageAuthor,
+    DisputeOutcome,
+    DisputeReason,
+    DisputeResolutionAction,
+    DisputeResponseAction,
+    DisputeStatus,
+)
 from db.models.exports import Export, ExportFormat, ExportLayout, ExportStatus
 from db.models.orders import (
     FinancialStatus,
@@ -46,6 +58,16 @@ __all__ = [
     "CancellationReason",
     "CancellationRequest",
     "CancellationStatus",
+    "Dispute",
+    "DisputeAttachment",
+    "DisputeKind",
+    "DisputeMessage",
+    "DisputeMessageAuthor",
+    "DisputeOutcome",
+    "DisputeReason",
+    "DisputeResolutionAction",
+    "DisputeResponseAction",
+    "DisputeStatus",
     "Export",
     "ExportFormat",
     "ExportLayout",

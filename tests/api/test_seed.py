@@ -21,6 +21,9 @@ from db.models import (
     CancellationMessage,
     CancellationRequest,
     CancellationStatus,
+    Dispute,
+    DisputeMessage,
+    DisputeStatus,
     FinancialStatus,
     MessageAuthor,
     Order,
@@ -32,11 +35,14 @@ from db.models import (
     Supplier,
     SupplierOrder,
     SupplierOrderStatus,
+    SupplierRefund,
 )
 from demo.catalogue import CANCEL_END_REASONS
 from demo.generator import DemoSeed, seed_demo
 from domain.actors import Actor, Scope
 from domain.cancellations import AUTO_APPROVE_KIND, OPEN, auto_approve_cancellation
+from domain.disputes import DEADLINE_KIND as DISPUTE_DEADLINE_KIND
+from domain.disputes import OPEN as OPEN_DISPUTES
 from domain.tokens import authenticate
 from tests.factories import Api
 
@@ -95,17 +101,33 @@ async def canonical_dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
             )
         }
 
+        dispute_keys = {
+            dispute_id: aliexpress_id
+            for dispute_id, aliexpress_id in await rows(
+                select(Dispute.id, SupplierOrder.aliexpress_order_id).join(
+                    SupplierOrder, SupplierOrder.id == Dispute.supplier_order_id
+                )
+            )
+        }
+
         def named(data: dict[str, Any]) -> dict[str, Any]:
             if "cancellationRequestId" in data:
                 return {**data, "cancellationRequestId": request_keys[data["cancellationRequestId"]]}
+            if "disputeId" in data:
+                return {**data, "disputeId": dispute_keys[data["disputeId"]]}
             return data
+
+        def job_payload(payload: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+            if "disputeId" in payload:
+                return True, {**payload, "disputeId": dispute_keys[payload["disputeId"]]}
+            return False, {**payload, "requestId": request_keys[payload["requestId"]]}
 
         jobs = [
             (
                 shop,
                 kind,
-                key == f"{kind}:{payload['requestId']}",
-                {**payload, "requestId": request_keys[payload["requestId"]]},
+                key == f"{kind}:{payload.get('disputeId', payload.get('requestId'))}",
+                job_payload(payload),
                 *rest,
             )
             for shop, kind, key, payload, *rest in await rows(
@@ -241,6 +263,31 @@ async def canonical_dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
                 .order_by(SupplierOrder.aliexpress_order_id, CancellationMessage.id)
             ),
             "jobs": jobs,
+            "disputes": await rows(
+                select(
+                    SupplierOrder.aliexpress_order_id,
+                    Dispute.open_key == SupplierOrder.id,
+                    *(
+                        column
+                        for column in Dispute.__table__.columns
+                        if column.name not in {"id", "shop_id", "order_id", "supplier_order_id", "open_key"}
+                    ),
+                )
+                .join(SupplierOrder, SupplierOrder.id == Dispute.supplier_order_id)
+                .order_by(SupplierOrder.aliexpress_order_id)
+            ),
+            "dispute_messages": await rows(
+                select(
+                    SupplierOrder.aliexpress_order_id,
+                    DisputeMessage.author,
+                    DisputeMessage.author_name,
+                    DisputeMessage.body,
+                    DisputeMessage.created_at,
+                )
+                .join(Dispute, Dispute.id == DisputeMessage.dispute_id)
+                .join(SupplierOrder, SupplierOrder.id == Dispute.supplier_order_id)
+                .order_by(SupplierOrder.aliexpress_order_id, DisputeMessage.id)
+            ),
         }
 
 
@@ -349,10 +396,13 @@ async def test_seed_builds_a_consistent_demo(db: Database) -> None:
         )
 
     assert {event.order_id for event in events} == {order.id for order in orders}
+    async with db.read() as session:
+        disputed = set(await session.scalars(select(Dispute.supplier_order_id)))
+    # Steps of disputes carry their real actors; they are checked in test_disputes_in_every_status.
     assert all(
         event.actor_kind is ActorKind.SYSTEM and event.actor_name == "Demo data"
         for event in events
-        if event.type not in CANCELLATION_EVENTS
+        if event.type not in CANCELLATION_EVENTS and event.supplier_order_id not in disputed
     )
     assert all(event.created_at <= NOW for event in events)
     assert {"order_imported", "supplier_order_placed", "supplier_order_shipped"} <= {
@@ -434,7 +484,7 @@ async def test_in_cancel_supplier_orders_wait_on_open_requests(db: Database) -> 
         suppliers = {supplier.id: supplier for supplier in (await session.scalars(select(Supplier))).all()}
         requests = (await session.scalars(select(CancellationRequest))).all()
         messages = (await session.scalars(select(CancellationMessage).order_by(CancellationMessage.id))).all()
-        jobs = (await session.scalars(select(Job))).all()
+        jobs = (await session.scalars(select(Job).where(Job.kind == AUTO_APPROVE_KIND))).all()
         events = (
             await session.scalars(select(OrderEvent).where(OrderEvent.type.in_(CANCELLATION_EVENTS)))
         ).all()
@@ -547,3 +597,55 @@ async def test_open_cancellation_search_matches_in_cancel_orders(api: Api, db: D
         assert len(nodes) == supplier_orders, name
         assert {node["status"] for node in nodes} <= {"PENDING", "INFO_REQUESTED"}
         assert all(datetime.fromisoformat(node["respondBy"]) > NOW for node in nodes)
+
+
+@pytest.mark.parametrize("orders", [200, 1000])
+async def test_disputes_in_every_status(db: Database, orders: int) -> None:
+    result = await seed(db, orders=orders)
+    async with db.read() as session:
+        supplier_orders = {so.id: so for so in (await session.scalars(select(SupplierOrder))).all()}
+        disputes = (await session.scalars(select(Dispute).order_by(Dispute.id))).all()
+        messages = (await session.scalars(select(DisputeMessage))).all()
+        refunds = (
+            await session.scalars(select(SupplierRefund).where(SupplierRefund.source == "dispute"))
+        ).all()
+        jobs = (await session.scalars(select(Job).where(Job.kind == DISPUTE_DEADLINE_KIND))).all()
+        events = (await session.scalars(select(OrderEvent).where(OrderEvent.type.like("dispute_%")))).all()
+
+    for shop_id in result.shop_ids.values():
+        assert {d.status for d in disputes if d.shop_id == shop_id} == set(DisputeStatus)
+    # IN_ISSUE exactly while a dispute is open, one open dispute per supplier order.
+    in_issue = {so_id for so_id, so in supplier_orders.items() if so.status is SupplierOrderStatus.IN_ISSUE}
+    open_disputes = [d for d in disputes if d.status in OPEN_DISPUTES]
+    assert sorted(d.open_key or 0 for d in open_disputes) == sorted(in_issue)
+    assert all(d.open_key is None for d in disputes if d.status not in OPEN_DISPUTES)
+    threads = {message.dispute_id for message in messages}
+    for dispute in disputes:
+        so = supplier_orders[dispute.supplier_order_id]
+        assert (dispute.shop_id, dispute.order_id, dispute.currency) == (so.shop_id, so.order_id, so.currency)
+        assert Decimal(0) < dispute.requested_amount <= so.cost
+        assert dispute.created_at <= dispute.updated_at <= NOW and dispute.id in threads
+        assert dispute.respond_by == dispute.created_at + timedelta(days=5)
+        if dispute.status is DisputeStatus.AWAITING_SUPPLIER:
+            assert dispute.respond_by > NOW
+        assert (dispute.outcome is None) == (
+            dispute.status
+            in {
+                DisputeStatus.AWAITING_SUPPLIER,
+                DisputeStatus.SUPPLIER_RESPONDED,
+                DisputeStatus.ESCALATED,
+                DisputeStatus.CANCELLED,
+            }
+        )
+    refunded = {refund.source_id: refund for refund in refunds}
+    for dispute in disputes:
+        refund = refunded.get(dispute.id)
+        if dispute.status is DisputeStatus.RESOLVED and dispute.resolution_amount is not None:
+            assert refund is not None and refund.amount == dispute.resolution_amount
+        else:
+            assert refund is None
+    assert sorted(job.payload["disputeId"] for job in jobs) == sorted(
+        d.id for d in disputes if d.status is DisputeStatus.AWAITING_SUPPLIER
+    )
+    assert all(event.created_at <= NOW for event in events)
+    assert {event.data["disputeId"] for event in events} == {d.id for d in disputes}
