@@ -50,6 +50,10 @@ class Settings:
     demo_seed_orders: int = 200
     # How long a supplier has to decide on a cancellation request before it is approved for them.
     cancellation_response_hours: int = 48
+    # Outbound webhooks may target private, loopback and link-local addresses (tests, closed networks).
+    webhook_allow_private_urls: bool = False
+    # A delivery must be answered with a 2xx within this many seconds (connect, send and headers in all).
+    webhook_timeout_seconds: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +77,8 @@ def load_settings() -> Settings:
         max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000),
         demo_seed_orders=_env_int("DEMO_SEED_ORDERS", 200),
         cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48),
+        webhook_allow_private_urls=_env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False),
+        webhook_timeout_seconds=float(_env("WEBHOOK_TIMEOUT_SECONDS", "15")),
     )
 
 

@@ -14,9 +14,10 @@ from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
+from schema.webhooks import WebhooksMutation, WebhooksQuery
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery))
-Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation))
+Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, WebhooksQuery))
+Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation, WebhooksMutation))
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

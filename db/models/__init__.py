@@ -20,6 +20,13 @@ from db.models.orders import (
     SupplierOrderStatus,
     SupplierRefund,
 )
+from db.models.outbound_webhooks import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from db.models.shops import AccessToken, ActorKind, Shop, Supplier, TokenKind
 from db.models.webhooks import InboundWebhook
 
@@ -32,6 +39,7 @@ __all__ = [
     "CancellationReason",
     "CancellationRequest",
     "CancellationStatus",
+    "DeliveryStatus",
     "FinancialStatus",
     "InboundWebhook",
     "MessageAuthor",
@@ -46,5 +54,9 @@ __all__ = [
     "SupplierOrderStatus",
     "SupplierRefund",
     "TokenKind",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "enum_column",
 ]
