@@ -163,15 +163,12 @@ async def _deliveries(context: Context, rows: Sequence[models.WebhookDelivery]) 
             .order_by(models.WebhookAttempt.delivery_id, models.WebhookAttempt.id)
         ):
             attempts.setdefault(attempt.delivery_id, []).append(attempt)
-        bodies = dict(
-            (
-                await session.execute(
-                    select(models.WebhookEvent.id, models.WebhookEvent.body).where(
-                        models.WebhookEvent.id.in_({row.event_id for row in rows})
-                    )
-                )
-            ).tuples()
+        result = await session.execute(
+            select(models.WebhookEvent.id, models.WebhookEvent.body).where(
+                models.WebhookEvent.id.in_({row.event_id for row in rows})
+            )
         )
+        bodies: dict[int, str | None] = {event_id: body for event_id, body in result.all()}
     return {
         row.id: WebhookDelivery.of(
             row, subscriptions.get(row.subscription_id), attempts.get(row.id, []), bodies.get(row.event_id)
