@@ -79,7 +79,9 @@ class WebhookDelivery(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
     topic: Mapped[str] = mapped_column(String(100))
-    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus), default=DeliveryStatus.PENDING)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        enum_column(DeliveryStatus), default=DeliveryStatus.PENDING
+    )
     # Attempts made; an attempt job carries the number it expects, so a stale or duplicate job does nothing.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The job that claimed the latest attempt: only that job may (re)send it, even after a crash.
@@ -106,4 +108,3 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
