@@ -22,6 +22,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+import db.live  # noqa: F401  (every process that runs use cases announces committed order events live)
 from db.jobs import enqueue
 from db.models import (
     DeliveryStatus,

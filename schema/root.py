@@ -13,10 +13,12 @@ from schema.extensions import MaskUnexpectedErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
+from schema.subscriptions import LiveSubscription
 from schema.types import NODE_TYPES
 from schema.webhooks import WebhooksMutation, WebhooksQuery
 
 Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, WebhooksQuery))
+Subscription = merge_types("Subscription", (LiveSubscription,))
 Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation, WebhooksMutation))
 
 
@@ -24,6 +26,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=list(NODE_TYPES.values()),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
