@@ -157,7 +157,11 @@ _PAGE = """\
   const config = {config};
   const root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(React.createElement(GraphiQL, {{
-    fetcher: GraphiQL.createFetcher({{ url: config.endpoint }}),
+    fetcher: GraphiQL.createFetcher({{
+      url: config.endpoint,
+      // Subscriptions over graphql-transport-ws; the header editor's headers become connection_init's payload.
+      subscriptionUrl: (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.endpoint,
+    }}),
     plugins: [GraphiQLPluginExplorer.explorerPlugin()],
     defaultQuery: config.defaultQuery,
     defaultHeaders: config.defaultHeaders,

@@ -13,7 +13,7 @@ from schema.extensions import MaskUnexpectedErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
-from schema.subscriptions import LiveSubscription
+from schema.subscriptions import LiveSubscription, SubscriptionsOverWebSocket
 from schema.types import NODE_TYPES
 from schema.webhooks import WebhooksMutation, WebhooksQuery
 
@@ -33,6 +33,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             MaskUnexpectedErrors,
+            SubscriptionsOverWebSocket,
         ],
         config=StrawberryConfig(auto_camel_case=True),
     )

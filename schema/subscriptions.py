@@ -19,7 +19,7 @@ and merge its class into ``Subscription`` in ``schema.root``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +27,9 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy import select
+from strawberry.extensions import SchemaExtension
 from strawberry.types import Info
+from strawberry.types.graphql import OperationType
 
 from db import models
 from db.live import listen, order_events_topic
@@ -71,6 +73,21 @@ async def changes(
             while not queue.empty():
                 ids = [*ids, *queue.get_nowait()]
             yield ids
+
+
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """A subscription sent over plain HTTP gets a clear error instead of a half-run stream."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.operation_type is OperationType.SUBSCRIPTION and not isinstance(
+            context.context, SocketContext
+        ):
+            raise GraphQLError(
+                "subscriptions run over WebSocket: connect to /graphql with the graphql-transport-ws protocol",
+                extensions={"code": "BAD_REQUEST"},
+            )
+        yield
 
 
 def _not_found(what: str) -> GraphQLError:

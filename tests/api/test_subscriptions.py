@@ -23,7 +23,7 @@ from api.app import create_app
 from config.settings import load_settings
 from db.engine import Database
 from tests.api.test_webhook_processes import _wait_ready, processes
-from tests.factories import IMPORT, Tenant, order_input
+from tests.factories import IMPORT, Api, Tenant, order_input
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL = "graphql-transport-ws"
@@ -234,3 +234,10 @@ async def test_an_event_committed_through_one_server_reaches_a_subscriber_of_ano
         [event] = await events_until(ws, "order_imported")
         assert event["order"]["id"] == order["id"]
         await ws.close()
+
+
+async def test_a_subscription_over_plain_http_is_told_to_use_the_websocket(api: Api, tenant: Tenant) -> None:
+    body = await api.gql(tenant.merchant_token, "subscription { orderEvents { type } }")
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "graphql-transport-ws" in body["errors"][0]["message"]
