@@ -15,6 +15,8 @@ import logging
 import random
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -24,21 +26,22 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiosmtplib
 import httpx
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from config.settings import Settings
+from db.engine import Database
 from db.jobs import Job, JobContext, handler
-from db.models import Shop, WebhookSubscription
+from db.models import Shop, WebhookEvent, WebhookSubscription
 from domain.webhooks import (
     DELIVER_KIND,
     DISABLED_EMAIL_KIND,
     RESPONSE_KEEP_BYTES,
     AttemptResult,
-    ClaimedAttempt,
     claim_attempt,
+    event_to_render,
     non_global_address,
     record_attempt,
-    store_body,
 )
 from schema.root import build_schema
 from schema.webhooks import render_body
@@ -206,41 +209,62 @@ async def send(
     )
 
 
-async def _body(ctx: JobContext, claimed: ClaimedAttempt) -> str:
-    if claimed.body is not None:
-        return claimed.body
-    body = await render_body(
+async def _render(ctx: JobContext, event: WebhookEvent) -> str:
+    return await render_body(
         _schema(ctx.settings),
         ctx.database,
         ctx.settings,
-        shop_id=claimed.shop_id,
-        topic=claimed.topic,
-        node_type=claimed.node_type,
-        node_id=claimed.node_id,
-        occurred_at=claimed.occurred_at,
+        shop_id=event.shop_id,
+        topic=event.topic,
+        node_type=event.node_type,
+        node_id=event.node_id,
+        occurred_at=event.occurred_at,
     )
-    async with ctx.database.write() as session:
-        return await store_body(session, claimed.event_id, body)
+
+
+_sqlite_writes: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+@asynccontextmanager
+async def _writing(database: Database) -> AsyncIterator[AsyncSession]:
+    """A write transaction; on SQLite, this process's deliveries take turns rather than wait in SQLite's
+    busy handler, whose sleeps grow to 100 ms under contention."""
+    if not database.is_sqlite:
+        async with database.write() as session:
+            yield session
+        return
+    lock = _sqlite_writes.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock, database.write() as session:
+        yield session
 
 
 @handler(DELIVER_KIND)
 async def deliver(ctx: JobContext, job: Job) -> None:
-    """One attempt of one delivery; a failure is an outcome to record, not a failed job."""
+    """One attempt of one delivery; a failure is an outcome to record, not a failed job.
+
+    The body is rendered (a read) before the attempt is claimed, so that claiming and keeping the body take one
+    short write transaction, and recording the outcome another.
+    """
     delivery_id, number = int(job.payload["deliveryId"]), int(job.payload["attempt"])
-    async with ctx.database.write() as session:
-        claimed = await claim_attempt(session, delivery_id, number, job.id, now=ctx.clock())
+    async with ctx.database.read() as session:
+        event = await event_to_render(session, delivery_id)
+    rendered = await _render(ctx, event) if event is not None else None
+    async with _writing(ctx.database) as session:
+        claimed = await claim_attempt(
+            session, delivery_id, number, job.id, now=ctx.clock(), rendered=rendered
+        )
     if claimed is None:
         return
-    body = await _body(ctx, claimed)
-    headers = signed_headers(claimed.secret, claimed.message_id, body, datetime.now(UTC))
+    assert claimed.body is not None
+    headers = signed_headers(claimed.secret, claimed.message_id, claimed.body, datetime.now(UTC))
     result = await send(
         claimed.url,
         headers,
-        body,
+        claimed.body,
         allow_private=ctx.settings.webhook_allow_private_urls,
         timeout=ctx.settings.webhook_timeout_seconds,
     )
-    async with ctx.database.write() as session:
+    async with _writing(ctx.database) as session:
         recorded = await record_attempt(session, claimed, job.id, result, now=ctx.clock(), rand=random.random)
     log.info(
         "webhook %s attempt %d to %s: %s",

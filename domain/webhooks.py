@@ -403,13 +403,30 @@ class ClaimedAttempt:
     body: str | None
 
 
+async def event_to_render(session: AsyncSession, delivery_id: int) -> WebhookEvent | None:
+    """The delivery's event when its body is still to be rendered; None when it has one (or is gone)."""
+    event = await session.scalar(
+        select(WebhookEvent)
+        .join(WebhookDelivery, WebhookDelivery.event_id == WebhookEvent.id)
+        .where(WebhookDelivery.id == delivery_id)
+    )
+    return event if event is not None and event.body is None else None
+
+
 async def claim_attempt(
-    session: AsyncSession, delivery_id: int, number: int, job_id: int, *, now: datetime
+    session: AsyncSession,
+    delivery_id: int,
+    number: int,
+    job_id: int,
+    *,
+    now: datetime,
+    rendered: str | None = None,
 ) -> ClaimedAttempt | None:
     """Take attempt ``number`` of a delivery for the job ``job_id``; None when there is nothing to send.
 
     The delivery row is locked, so of two jobs for the same attempt only the first gets it; the same job run
-    again after its worker died gets it again (the receiver dedupes by webhook-id).
+    again after its worker died gets it again (the receiver dedupes by webhook-id). A ``rendered`` body is
+    kept on the event unless it already has one, in the same transaction.
     """
     delivery = await session.scalar(
         select(WebhookDelivery)
@@ -433,6 +450,9 @@ async def claim_attempt(
         return None
     event = await session.get(WebhookEvent, delivery.event_id)
     assert event is not None
+    body = event.body
+    if body is None and rendered is not None:
+        body = await store_body(session, event.id, rendered)
     delivery.attempts = number
     delivery.attempt_job_id = job_id
     delivery.updated_at = now
@@ -448,7 +468,7 @@ async def claim_attempt(
         node_type=event.node_type,
         node_id=event.node_id,
         occurred_at=event.occurred_at,
-        body=event.body,
+        body=body,
     )
 
 
