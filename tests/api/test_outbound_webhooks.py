@@ -3,6 +3,7 @@ receiver, signatures, the retry schedule, disabling with an email (real SMTP on 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
@@ -23,7 +25,7 @@ from api.worker import Worker
 from config.settings import Settings, load_settings
 from db.engine import Database
 from db.jobs import Job
-from db.models import ActorKind, DeliveryStatus, WebhookDelivery, WebhookSubscription
+from db.models import ActorKind, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from db.types import utcnow
 from domain.actors import Actor
 from domain.errors import DomainError
@@ -564,3 +566,55 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     date = (now + timedelta(minutes=10)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert retry_after(date, now) == timedelta(minutes=10)
     assert retry_after("soon", now) is None and retry_after(None, now) is None
+
+
+@pytest.fixture
+async def served(db: Database, settings: Settings) -> AsyncIterator[str]:
+    """The app under uvicorn on loopback: each request its own connection and transaction."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, db), lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def test_concurrent_retries_over_http_send_one_attempt(
+    hooks: Api, db: Database, tenant: Tenant, receiver: Receiver, worker: Worker, served: str
+) -> None:
+    await subscribe(hooks, tenant, receiver.url, ["orders/created"])
+    await hooks.import_orders(tenant, order_input(tenant, "#7010"))
+    await worker.drain()
+    [delivery] = await deliveries(hooks, tenant)
+    assert delivery["status"] == "SUCCEEDED"
+
+    async with httpx.AsyncClient(base_url=served, timeout=60) as client:
+
+        async def retry() -> dict[str, Any]:
+            response = await client.post(
+                "/graphql",
+                json={"query": RETRY, "variables": {"id": delivery["id"]}},
+                headers={"Authorization": f"Bearer {tenant.merchant_token}"},
+            )
+            assert response.status_code == 200, response.text
+            payload: dict[str, Any] = response.json()["data"]["webhookDeliveryRetry"]
+            return payload
+
+        results = await asyncio.gather(*(retry() for _ in range(10)))
+    assert all(result["userErrors"] == [] for result in results)
+    await worker.drain()
+    # Ten jobs asked for attempt 2; one sent it, the others found it taken.
+    assert len(receiver.received) == 2
+    async with db.read() as session:
+        attempts = await session.scalar(select(func.count()).select_from(WebhookAttempt))
+    assert attempts == 2
+    [after] = await deliveries(hooks, tenant)
+    assert after["status"] == "SUCCEEDED" and after["attemptCount"] == 2
