@@ -26,6 +26,7 @@ import db.live  # noqa: F401  (every process that runs use cases announces commi
 from db.jobs import enqueue
 from db.models import (
     DeliveryStatus,
+    Shop,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEvent,
@@ -171,11 +172,11 @@ async def create_subscription(
     unique_topics = check_topics(check, ("topics",), topics)
     check_description(check, ("description",), description)
     check.raise_if_any()
+    # The shop row lock makes concurrent creations count one after the other.
+    await session.execute(select(Shop.id).where(Shop.id == actor.shop_id).with_for_update())
     count = len(
         (
-            await session.scalars(
-                select(WebhookSubscription.id).where(visible(WebhookSubscription, actor)).with_for_update()
-            )
+            await session.scalars(select(WebhookSubscription.id).where(visible(WebhookSubscription, actor)))
         ).all()
     )
     if count >= MAX_SUBSCRIPTIONS_PER_SHOP:
@@ -295,16 +296,32 @@ async def retry_delivery(
 # (topic, node type, node id) already announced in the session's transaction: one delivery per object and
 # topic per transaction, however many steps of one use case announce it.
 _ANNOUNCED = "dropdesk.webhooks.announced"
+# The shop's enabled subscriptions, read once per transaction (an import of 100 orders announces 100 times).
+_SUBSCRIBED = "dropdesk.webhooks.subscribed"
 
 
 @event.listens_for(Session, "after_commit")
 def _forget_announced_on_commit(session: Session) -> None:
     session.info.pop(_ANNOUNCED, None)
+    session.info.pop(_SUBSCRIBED, None)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_announced_on_rollback(session: Session) -> None:
     session.info.pop(_ANNOUNCED, None)
+    session.info.pop(_SUBSCRIBED, None)
+
+
+async def _enabled_subscriptions(session: AsyncSession, shop_id: int) -> list[tuple[int, list[str]]]:
+    cache: dict[int, list[tuple[int, list[str]]]] = session.info.setdefault(_SUBSCRIBED, {})
+    if shop_id not in cache:
+        rows = await session.execute(
+            select(WebhookSubscription.id, WebhookSubscription.topics).where(
+                WebhookSubscription.shop_id == shop_id, WebhookSubscription.enabled.is_(True)
+            )
+        )
+        cache[shop_id] = [(subscription_id, list(topics)) for subscription_id, topics in rows.all()]
+    return cache[shop_id]
 
 
 @reacts_to(SupplierOrderStatusChanged)
@@ -333,13 +350,9 @@ async def create_deliveries(session: AsyncSession, actor: Actor, change: TopicCh
         return
     announced.add(key)
     subscriptions = [
-        subscription
-        for subscription in await session.scalars(
-            select(WebhookSubscription).where(
-                WebhookSubscription.shop_id == change.shop_id, WebhookSubscription.enabled.is_(True)
-            )
-        )
-        if change.topic.value in subscription.topics
+        subscription_id
+        for subscription_id, topics in await _enabled_subscriptions(session, change.shop_id)
+        if change.topic.value in topics
     ]
     if not subscriptions:
         return
@@ -357,7 +370,7 @@ async def create_deliveries(session: AsyncSession, actor: Actor, change: TopicCh
     deliveries = [
         WebhookDelivery(
             shop_id=change.shop_id,
-            subscription_id=subscription.id,
+            subscription_id=subscription_id,
             event_id=event.id,
             message_id=f"msg_{uuid.uuid4().hex}",
             topic=change.topic.value,
@@ -367,7 +380,7 @@ async def create_deliveries(session: AsyncSession, actor: Actor, change: TopicCh
             created_at=now,
             updated_at=now,
         )
-        for subscription in subscriptions
+        for subscription_id in subscriptions
     ]
     session.add_all(deliveries)
     await session.flush()
