@@ -19,14 +19,15 @@ and merge its class into ``Subscription`` in ``schema.root``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.types import Info
 from strawberry.types.graphql import OperationType
@@ -44,9 +45,18 @@ MAX_EVENTS_PER_NOTICE = 1000
 
 @dataclass
 class SocketContext(Context):
-    """The context of one WebSocket connection; its actor is set once ``connection_init`` authenticates."""
+    """The context of one WebSocket connection; its actor is set once ``connection_init`` authenticates.
+
+    A connection lives for hours: each read takes a short session of its own, so that no transaction (and on
+    SQLite no stale snapshot) is held between the operations and results it serves.
+    """
 
     connection_params: dict[str, Any] | None = None
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        async with self._lock, self.database.read() as session:
+            yield session
 
 
 async def changes(
