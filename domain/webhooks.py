@@ -568,13 +568,6 @@ async def record_attempt(
     )
     if delivery is None:
         return None
-    subscription = await session.scalar(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.id == delivery.subscription_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert subscription is not None
     session.add(
         WebhookAttempt(
             shop_id=delivery.shop_id,
@@ -597,9 +590,26 @@ async def record_attempt(
         delivery.status = D.SUCCEEDED
         delivery.delivered_at = now
         delivery.next_attempt_at = None
-        subscription.failing_since = None
+        # Touches (and locks) the subscription row only when it was failing: successes to a healthy endpoint
+        # never queue behind each other.
+        await session.execute(
+            update(WebhookSubscription)
+            .where(
+                WebhookSubscription.id == delivery.subscription_id,
+                WebhookSubscription.failing_since.isnot(None),
+            )
+            .values(failing_since=None),
+            execution_options={"synchronize_session": False},
+        )
         return Recorded(D.SUCCEEDED, None, False)
 
+    subscription = await session.scalar(
+        select(WebhookSubscription)
+        .where(WebhookSubscription.id == delivery.subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert subscription is not None
     if subscription.failing_since is None:
         subscription.failing_since = now
     if result.status_code == 410:
