@@ -12,9 +12,13 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
 from api.evidence import serve_evidence
@@ -26,10 +30,12 @@ from config.logs import request_id_var
 from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import current_revision, head_revision
+from domain.actors import Actor
 from domain.disputes import MAX_ATTACHMENTS
 from domain.tokens import TokenExpired, authenticate
 from schema.context import Context
 from schema.root import build_schema
+from schema.subscriptions import SocketContext
 
 log = logging.getLogger("dropdesk.http")
 
@@ -74,17 +80,38 @@ def bearer_token(headers: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+# Until connection_init authenticates a WebSocket, its context acts for nobody: it may see no rows at all.
+NOBODY = Actor.system(None, name="unauthenticated")
+
+
 class DropdeskGraphQL(GraphQL[Context, None]):
     def __init__(self, schema: Any, database: Database, settings: Settings) -> None:
         # Uploads (dispute evidence) per the GraphQL multipart request spec; bearer tokens, not cookies,
         # authenticate, so a cross-site form post carries no credentials.
         super().__init__(
-            schema, graphql_ide=None, allow_queries_via_get=False, multipart_uploads_enabled=True
+            schema,
+            graphql_ide=None,
+            allow_queries_via_get=False,
+            multipart_uploads_enabled=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            keep_alive=True,
+            keep_alive_interval=15,
         )
         self.database = database
         self.settings = settings
 
     async def get_context(self, request: Any, response: Any) -> Context:
+        if isinstance(request, WebSocket):
+            socket_context = SocketContext(
+                actor=NOBODY,
+                database=self.database,
+                settings=self.settings,
+                request_id=request_id_var.get() or "",
+                request=request,
+                response=response,
+            )
+            request.scope.setdefault("state", {})["context"] = socket_context
+            return socket_context
         context = Context(
             actor=request.scope["state"]["actor"],
             database=self.database,
@@ -96,6 +123,39 @@ class DropdeskGraphQL(GraphQL[Context, None]):
         # Kept on the request so that the endpoint can close its session once the response is out.
         request.scope["state"]["context"] = context
         return context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws: the connection_init payload carries {"Authorization": "Bearer <token>"}.
+
+        A missing or bad token closes the socket with 4403; subscribing before that is answered 4401.
+        """
+        params = getattr(context, "connection_params", None) or {}
+        headers = {str(key).lower(): value for key, value in params.items() if isinstance(value, str)}
+        raw = bearer_token(headers)
+        if raw is None:
+            raise ConnectionRejectionError({"message": 'send {"Authorization": "Bearer <token>"}'})
+        async with self.database.read() as session:
+            actor = await authenticate(session, raw)
+        if actor is None:
+            raise ConnectionRejectionError({"message": "invalid or revoked token"})
+        context.actor = actor
+        return UNSET
+
+
+class GraphQLSocket:
+    """The WebSocket side of /graphql; closes the connection's database session when the socket ends."""
+
+    def __init__(self, graphql: DropdeskGraphQL) -> None:
+        self.graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("state", {})
+        try:
+            await self.graphql(scope, receive, send)
+        finally:
+            context = scope["state"].get("context")
+            if context is not None:
+                await context.close()
 
 
 class GraphQLEndpoint:
@@ -195,6 +255,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         routes=[
             Route("/", home),
             Route("/graphql", endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", GraphQLSocket(graphql)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route(

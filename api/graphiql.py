@@ -207,7 +207,13 @@ html, body, #root {{ height: 100%; margin: 0; }}
     // A new fetcher makes GraphiQL fetch the schema again, now with the token.
     const fetcher = React.useMemo(
       () => token
-        ? GraphiQL.createFetcher({{ url: config.endpoint, headers: {{ Authorization: "Bearer " + token }} }})
+        ? GraphiQL.createFetcher({{
+            url: config.endpoint,
+            headers: {{ Authorization: "Bearer " + token }},
+            // Subscriptions over graphql-transport-ws authenticate with connection_init's payload.
+            subscriptionUrl: (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.endpoint,
+            wsConnectionParams: {{ Authorization: "Bearer " + token }},
+          }})
         : async () => ({{ errors: [{{ message: "No token yet: paste one into the Token field above." }}] }}),
       [token],
     );

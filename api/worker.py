@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
 # Subdomains register their job handlers and reactions when imported.
+import api.outbound_webhooks  # noqa: F401  (sends webhook deliveries: needs the schema to render them)
 import domain.subdomains  # noqa: F401
 from config.settings import Settings
 from db.engine import Database

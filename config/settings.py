@@ -140,6 +140,10 @@ class Settings:
     # Orders read per batch while exporting: memory is bounded by one batch, whatever the export's size.
     export_batch_orders: int = 1000
     smtp_from: str = "Dropdesk <dropdesk@localhost>"
+    # Outbound webhooks may target private, loopback and link-local addresses (tests, closed networks).
+    webhook_allow_private_urls: bool = False
+    # A delivery must be answered with a 2xx within this many seconds (connect, send and headers in all).
+    webhook_timeout_seconds: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -222,6 +226,8 @@ def load_settings() -> Settings:
         evidence_max_bytes=_env_int("EVIDENCE_MAX_BYTES", 20 * 1024 * 1024, minimum=1),
         evidence_dir=Path(_env("EVIDENCE_DIR", str(data_dir / "evidence"))),
         evidence_link_minutes=_env_int("EVIDENCE_LINK_MINUTES", 60, minimum=1, maximum=60 * 24 * 30),
+        webhook_allow_private_urls=_env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False),
+        webhook_timeout_seconds=float(_env_int("WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1, maximum=60)),
     )
 
 

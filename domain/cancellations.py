@@ -45,6 +45,7 @@ from domain.supplier_orders import (
     record_status_change,
     refresh_order_status,
 )
+from domain.topics import Topic, announce
 
 S = SupplierOrderStatus
 C = CancellationStatus
@@ -123,6 +124,15 @@ async def request_cancellation(
     )
     session.add(request)
     await session.flush()
+    await announce(
+        session,
+        actor,
+        Topic.CANCELLATION_REQUESTS_CREATED,
+        shop_id=request.shop_id,
+        node_type="CancellationRequest",
+        node_id=request.id,
+        now=now,
+    )
     if body:
         _add_message(session, request, actor, body, now)
     _event(
@@ -194,6 +204,15 @@ async def decide_cancellation(
         )
     if body:
         _add_message(session, request, actor, body, now)
+    await announce(
+        session,
+        actor,
+        Topic.CANCELLATION_REQUESTS_DECIDED,
+        shop_id=request.shop_id,
+        node_type="CancellationRequest",
+        node_id=request.id,
+        now=now,
+    )
     if decision is Decision.APPROVE:
         await _approve(session, actor, request, supplier_order, C.APPROVED, now)
     elif decision is Decision.REJECT:
@@ -314,6 +333,15 @@ async def auto_approve_cancellation(
         now,
     )
     await _approve(session, actor, request, supplier_order, C.AUTO_APPROVED, now)
+    await announce(
+        session,
+        actor,
+        Topic.CANCELLATION_REQUESTS_DECIDED,
+        shop_id=request.shop_id,
+        node_type="CancellationRequest",
+        node_id=request.id,
+        now=now,
+    )
     return request
 
 

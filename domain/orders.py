@@ -30,6 +30,7 @@ from domain.actors import Actor, Scope
 from domain.errors import ErrorCode
 from domain.events import record_event
 from domain.supplier_orders import PackageInput, apply_packages, check_packages
+from domain.topics import Topic, announce
 from domain.validation import Checker
 
 MAX_ORDERS_PER_IMPORT = 100
@@ -438,4 +439,6 @@ async def _write_order(
         message=f"Order {order.number} {'imported' if created else 'updated by import'}",
         data={"lines": len(data.lines), "supplierOrders": len(data.supplier_orders)},
     )
+    topic = Topic.ORDERS_CREATED if created else Topic.ORDERS_UPDATED
+    await announce(session, actor, topic, shop_id=order.shop_id, node_type="Order", node_id=order.id, now=now)
     return ImportResult(order=order, created=created)

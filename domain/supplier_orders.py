@@ -18,6 +18,7 @@ from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.reactions import DomainEvent, publish
+from domain.topics import Topic, announce
 from domain.validation import Checker
 
 S = SupplierOrderStatus
@@ -343,6 +344,15 @@ async def update_supplier_order(
         supplier_order.updated_at = now
         order.updated_at = now
     await refresh_order_status(session, actor, order, now)
+    await announce(
+        session,
+        actor,
+        Topic.SUPPLIER_ORDERS_UPDATED,
+        shop_id=supplier_order.shop_id,
+        node_type="SupplierOrder",
+        node_id=supplier_order.id,
+        now=now,
+    )
     return supplier_order
 
 
@@ -378,6 +388,15 @@ async def refresh_order_status(session: AsyncSession, actor: Actor, order: Order
         type=f"order_{status.value.lower()}",
         message=message,
         data={"status": status.value},
+    )
+    await announce(
+        session,
+        actor,
+        Topic.ORDERS_UPDATED,
+        shop_id=order.shop_id,
+        node_type="Order",
+        node_id=order.id,
+        now=now,
     )
 
 

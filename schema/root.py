@@ -20,8 +20,10 @@ from schema.refunds import RefundsMutation
 from schema.returns import ReturnsMutation, ReturnsQuery
 from schema.scalars import SCALARS
 from schema.shops import ShopsQuery
+from schema.subscriptions import LiveSubscription, SubscriptionsOverWebSocket
 from schema.types import NODE_TYPES
 from schema.viewer import ViewerQuery
+from schema.webhooks import WebhooksMutation, WebhooksQuery
 
 Query = merge_types(
     "Query",
@@ -35,8 +37,10 @@ Query = merge_types(
         ExportsQuery,
         ReturnsQuery,
         PoliciesQuery,
+        WebhooksQuery,
     ),
 )
+Subscription = merge_types("Subscription", (LiveSubscription,))
 Mutation = merge_types(
     "Mutation",
     (
@@ -48,6 +52,7 @@ Mutation = merge_types(
         ReturnsMutation,
         RefundsMutation,
         PoliciesMutation,
+        WebhooksMutation,
     ),
 )
 
@@ -56,6 +61,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=list(NODE_TYPES.values()),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
@@ -63,6 +69,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             MaskUnexpectedErrors,
             InputPathsInErrors,
+            SubscriptionsOverWebSocket,
         ],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )

@@ -335,6 +335,13 @@ class OrderEvent(Node):
     data: JSON
     created_at: datetime
     supplier_order_id: strawberry.ID | None
+    order_pk: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The order this event is about.")
+    async def order(self, info: Info) -> Annotated[Order, strawberry.lazy("schema.types")] | None:
+        require_merchant_data(info)
+        row = await context_of(info).loaders.order.load(self.order_pk) if self.order_pk else None
+        return Order.of(row) if row else None
 
     @classmethod
     def of(cls, model: models.OrderEvent) -> OrderEvent:
@@ -351,6 +358,7 @@ class OrderEvent(Node):
                 if model.supplier_order_id
                 else None
             ),
+            order_pk=model.order_id,
         )
 
 

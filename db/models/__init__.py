@@ -33,6 +33,13 @@ from db.models.orders import (
     SupplierOrderStatus,
     SupplierRefund,
 )
+from db.models.outbound_webhooks import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from db.models.policies import PolicyKind, ReturnShippingPayer, ShopPolicy
 from db.models.refunds import Refund, RefundLine
 from db.models.returns import (
@@ -58,6 +65,7 @@ __all__ = [
     "CancellationReason",
     "CancellationRequest",
     "CancellationStatus",
+    "DeliveryStatus",
     "Dispute",
     "DisputeAttachment",
     "DisputeKind",
@@ -100,5 +108,9 @@ __all__ = [
     "SupplierOrderStatus",
     "SupplierRefund",
     "TokenKind",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "enum_column",
 ]
