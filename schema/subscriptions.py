@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -34,13 +34,16 @@ from strawberry.types.graphql import OperationType
 
 from db import models
 from db.live import listen, order_events_topic
+from domain import exports as export_cases
 from domain.access import visible
 from domain.actors import Scope
 from schema.context import Context, context_of, forbidden, require_scope
 from schema.ids import parse_id
-from schema.types import OrderEvent
+from schema.types import Export, OrderEvent
 
 MAX_EVENTS_PER_NOTICE = 1000
+# Exports write their progress in batches; a subscriber looks that often.
+EXPORT_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -144,3 +147,33 @@ class LiveSubscription:
                     rows = list(await session.scalars(statement))
                 for row in rows:
                     yield OrderEvent.of(row)
+
+    @strawberry.subscription(
+        description="An export as it runs: a result each time its status or progress changes, the last one "
+        "when it has finished (SUCCEEDED, FAILED or EXPIRED)."
+    )
+    async def export_progress(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The export's id (gid://dropdesk/Export/…).")
+        ],
+    ) -> AsyncGenerator[Export, None]:
+        actor = require_scope(info, Scope.WRITE_EXPORTS)
+        context = context_of(info)
+        pk = parse_id(id, "Export")
+        if pk is None:
+            raise _not_found("export")
+        last: tuple[object, ...] | None = None
+        async with aclosing(changes(info, f"export:{pk}", poll_every=EXPORT_POLL_SECONDS)) as notices:
+            async for _ in notices:
+                async with context.reading() as session:
+                    row = await export_cases.get_export(session, actor, pk)
+                if row is None:
+                    raise _not_found("export")
+                state = (row.status, row.rows_done, row.rows_total)
+                if state != last:
+                    last = state
+                    yield Export.of(row)
+                if row.status in export_cases.FINISHED:
+                    return

@@ -1,0 +1,85 @@
+"""exportProgress over graphql-transport-ws: a result per change of an export's progress, ending when it ends."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from api.worker import Worker
+from config.settings import load_settings
+from db.engine import Database
+from db.types import utcnow
+from tests.api.test_subscriptions import base_url, next_messages, open_socket  # noqa: F401  (fixture)
+from tests.factories import IMPORT, Api, Tenant, order_input
+
+EXPORT_PROGRESS = """
+subscription($id: ID!) { exportProgress(id: $id) { id status progress { done total } rowCount } }
+"""
+
+
+async def _start_export(api: Api, tenant: Tenant) -> str:
+    imported = await api.gql(
+        tenant.merchant_token,
+        IMPORT,
+        {"input": {"orders": [order_input(tenant, f"#{7001 + n}") for n in range(3)]}},
+    )
+    assert imported["data"]["ordersImport"]["userErrors"] == []
+    created = await api.gql(
+        tenant.merchant_token,
+        "mutation($input: OrdersExportInput!) { ordersExport(input: $input) { export { id } userErrors { field } } }",
+        {"input": {"format": "CSV"}},
+    )
+    assert created["data"]["ordersExport"]["userErrors"] == [], created
+    return str(created["data"]["ordersExport"]["export"]["id"])
+
+
+async def test_progress_streams_until_the_export_finishes_and_only_to_its_shop(
+    db: Database, base_url: str, tenant: Tenant, other_tenant: Tenant, api: Api, tmp_path: Path
+) -> None:
+    export_id = await _start_export(api, tenant)
+
+    stranger = await open_socket(base_url, other_tenant.merchant_token)
+    await stranger.send(
+        json.dumps(
+            {
+                "id": "x",
+                "type": "subscribe",
+                "payload": {"query": EXPORT_PROGRESS, "variables": {"id": export_id}},
+            }
+        )
+    )
+    refused = await next_messages(stranger, timeout=3)
+    errors = refused[0]["payload"]["errors"]
+    assert refused[0]["type"] == "next" and errors[0]["extensions"]["code"] == "NOT_FOUND", refused
+    await stranger.close()
+
+    ws = await open_socket(base_url, tenant.merchant_token)
+    await ws.send(
+        json.dumps(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": EXPORT_PROGRESS, "variables": {"id": export_id}},
+            }
+        )
+    )
+    first = await next_messages(ws, timeout=2)
+    assert [m["payload"]["data"]["exportProgress"]["status"] for m in first] == ["PENDING"]
+
+    settings = replace(
+        load_settings(), database_url=db.url, data_dir=tmp_path, export_dir_override=str(tmp_path)
+    )
+    worker = Worker(db, settings, clock=lambda: utcnow() + timedelta(seconds=1))
+    assert await worker.drain() == 1
+
+    rest = await next_messages(ws, timeout=4)
+    results: list[dict[str, Any]] = [
+        m["payload"]["data"]["exportProgress"] for m in rest if m["type"] == "next"
+    ]
+    assert results[-1]["status"] == "SUCCEEDED" and results[-1]["progress"] == {"done": 6, "total": 6}
+    assert results[-1]["rowCount"] == 6 and results[-1]["id"] == export_id
+    assert rest[-1] == {"id": "1", "type": "complete"}
+    await ws.close()
