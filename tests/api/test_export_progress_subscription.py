@@ -12,8 +12,12 @@ from api.worker import Worker
 from config.settings import load_settings
 from db.engine import Database
 from db.types import utcnow
-from tests.api.test_subscriptions import base_url, next_messages, open_socket  # noqa: F401  (fixture)
+from tests.api import test_subscriptions
+from tests.api.test_subscriptions import next_messages, open_socket
 from tests.factories import IMPORT, Api, Tenant, order_input
+
+# The uvicorn server of the subscription tests, with its worker off so that the test runs the export.
+server_url = test_subscriptions.base_url
 
 EXPORT_PROGRESS = """
 subscription($id: ID!) { exportProgress(id: $id) { id status progress { done total } rowCount } }
@@ -37,11 +41,11 @@ async def _start_export(api: Api, tenant: Tenant) -> str:
 
 
 async def test_progress_streams_until_the_export_finishes_and_only_to_its_shop(
-    db: Database, base_url: str, tenant: Tenant, other_tenant: Tenant, api: Api, tmp_path: Path
+    db: Database, server_url: str, tenant: Tenant, other_tenant: Tenant, api: Api, tmp_path: Path
 ) -> None:
     export_id = await _start_export(api, tenant)
 
-    stranger = await open_socket(base_url, other_tenant.merchant_token)
+    stranger = await open_socket(server_url, other_tenant.merchant_token)
     await stranger.send(
         json.dumps(
             {
@@ -56,7 +60,7 @@ async def test_progress_streams_until_the_export_finishes_and_only_to_its_shop(
     assert refused[0]["type"] == "next" and errors[0]["extensions"]["code"] == "NOT_FOUND", refused
     await stranger.close()
 
-    ws = await open_socket(base_url, tenant.merchant_token)
+    ws = await open_socket(server_url, tenant.merchant_token)
     await ws.send(
         json.dumps(
             {
