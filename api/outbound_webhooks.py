@@ -23,7 +23,6 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import aiosmtplib
 import httpx
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +32,7 @@ from config.settings import Settings
 from db.engine import Database
 from db.jobs import Job, JobContext, handler
 from db.models import Shop, WebhookEvent, WebhookSubscription
+from domain.mail import send_mail
 from domain.webhooks import (
     DELIVER_KIND,
     DISABLED_EMAIL_KIND,
@@ -279,45 +279,17 @@ async def deliver(ctx: JobContext, job: Job) -> None:
 # --- the email that says a subscription was disabled ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SmtpServer:
-    hostname: str
-    port: int
-    use_tls: bool
-    username: str | None
-    password: str | None
-
-    @classmethod
-    def parse(cls, url: str) -> SmtpServer:
-        parts = urlsplit(url)
-        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
-            raise ValueError(f"DROPDESK_SMTP_URL must be smtp://host:port or smtps://host:port, not {url!r}")
-        tls = parts.scheme == "smtps"
-        return cls(
-            hostname=parts.hostname,
-            port=parts.port or (465 if tls else 25),
-            use_tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
-
-
 async def send_email(settings: Settings, to: str, subject: str, text: str) -> None:
-    server = SmtpServer.parse(settings.smtp_url)
+    """One plain-text message through the configured mail server; without one, it is logged and dropped."""
+    smtp = settings.smtp
+    if smtp is None:
+        log.warning("no DROPDESK_SMTP_URL: %r to %s not sent", subject, to)
+        return
     message = EmailMessage()
-    message["From"] = f"Dropdesk <no-reply@{urlsplit(settings.public_url).hostname or 'dropdesk.local'}>"
     message["To"] = to
     message["Subject"] = subject
     message.set_content(text)
-    await aiosmtplib.send(
-        message,
-        hostname=server.hostname,
-        port=server.port,
-        use_tls=server.use_tls,
-        username=server.username,
-        password=server.password,
-        timeout=30,
-    )
+    await send_mail(smtp, message)
 
 
 @handler(DISABLED_EMAIL_KIND)
