@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,48 +12,32 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
+from api import edge
 from api.graphiql import graphiql_page, graphiql_routes
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.idempotency import checked_key, is_mutation, run_once
+from api.observability import EdgeMiddleware, metrics_endpoint
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
 from config.logs import request_id_var
 from config.settings import Settings, get_settings
 from db.engine import Database
 from db.migrate import current_revision, head_revision
+from domain.token_usage import TokenUsage
 from domain.tokens import authenticate
 from schema.context import Context
+from schema.extensions import THROTTLED, Outcome
 from schema.root import build_schema
 
 log = logging.getLogger("dropdesk.http")
 
 
-class RequestIdMiddleware:
-    """Gives every request an id (or keeps the caller's X-Request-Id) for logs and masked errors."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if given and len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-
-        async def send_with_id(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
+# Kept under its old name: the edge middleware gives every request its id, log line and metrics.
+RequestIdMiddleware = EdgeMiddleware
 
 
 def unauthorized(message: str) -> JSONResponse:
@@ -90,21 +73,51 @@ class DropdeskGraphQL(GraphQL[Context, None]):
         request.scope["state"]["context"] = context
         return context
 
+    async def process_result(self, request: Any, result: Any) -> Any:
+        answer = await super().process_result(request, result)
+        state = request.scope.get("state", {})
+        # A request refused before execution has no `data` under application/graphql-response+json.
+        if state.get("media_type") == edge.GRAPHQL_RESPONSE_JSON and not _executed(state):
+            answer.pop("data", None)
+        return answer
+
+
+def _executed(state: dict[str, Any]) -> bool:
+    outcome: Outcome | None = state.get("graphql_outcome")
+    return outcome is not None and outcome.executed
+
+
+def _request_error_status(state: dict[str, Any]) -> Any:
+    """Under application/graphql-response+json a request refused before execution is a 4xx."""
+
+    def on_start(status: int) -> int:
+        if status != 200 or state.get("media_type") != edge.GRAPHQL_RESPONSE_JSON or _executed(state):
+            return status
+        outcome: Outcome | None = state.get("graphql_outcome")
+        return 429 if outcome is not None and THROTTLED in outcome.error_codes else 400
+
+    return on_start
+
 
 class GraphQLEndpoint:
-    """Authenticates the bearer token before GraphQL runs: no token or a bad one is an HTTP 401."""
+    """Authenticates the bearer token before GraphQL runs (no token or a bad one is an HTTP 401), then checks
+    the request at the edge (size, JSON shape), and runs mutations with an Idempotency-Key at most once."""
 
-    def __init__(self, graphql: DropdeskGraphQL, database: Database) -> None:
+    def __init__(self, graphql: DropdeskGraphQL, database: Database, settings: Settings) -> None:
         self.graphql = graphql
         self.database = database
+        self.settings = settings
+        self.token_usage = TokenUsage(database)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             await graphiql_page()(scope, receive, send)
             return
+        state = scope.setdefault("state", {})
         raw = bearer_token(request.headers)
         if raw is None:
+            state["error_code"] = "UNAUTHENTICATED"
             await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
                 scope, receive, send
             )
@@ -112,15 +125,65 @@ class GraphQLEndpoint:
         async with self.database.read() as session:
             actor = await authenticate(session, raw)
         if actor is None:
+            state["error_code"] = "UNAUTHENTICATED"
             await unauthorized("invalid or revoked token")(scope, receive, send)
             return
-        scope.setdefault("state", {})["actor"] = actor
+        state["actor"] = actor
+        await self.token_usage.touch(actor.token_id)
+        media_type = edge.response_media_type(request.headers.get("accept"))
         try:
-            await self.graphql(scope, receive, send)
+            if media_type is None:
+                raise edge.Refused(
+                    406, "NOT_ACCEPTABLE", f"answers are {edge.GRAPHQL_RESPONSE_JSON} or {edge.JSON_MEDIA}"
+                )
+            state["media_type"] = media_type
+            await self._run(scope, receive, send, request, media_type)
+        except edge.Refused as refusal:
+            state["error_code"] = refusal.code
+            await refusal.response(media_type or edge.JSON_MEDIA)(scope, receive, send)
         finally:
-            context = scope["state"].get("context")
+            context = state.get("context")
             if context is not None:
                 await context.close()
+
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, request: Request, media_type: str
+    ) -> None:
+        payload: edge.GraphQLPayload | None = None
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "")
+            body = await edge.read_body(scope, receive, edge.body_limit(self.settings, content_type))
+            if "json" in content_type.split(";", 1)[0].lower():
+                payload = edge.parse_json_payload(body, self.settings)
+            elif not edge.is_multipart(content_type):
+                raise edge.Refused(
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "send application/json (or multipart/form-data for uploads)",
+                )
+            receive = edge.replay(body)
+        state = scope["state"]
+
+        async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
+            await self.graphql(
+                scope, receive, edge.answering_json(send, media_type, _request_error_status(state))
+            )
+
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and payload is not None and is_mutation(payload, self.settings):
+            await run_once(
+                graphql,
+                scope,
+                receive,
+                send,
+                database=self.database,
+                settings=self.settings,
+                actor=state["actor"],
+                key=checked_key(key),
+                payload=payload,
+            )
+            return
+        await graphql(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:
@@ -131,7 +194,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     database = database or Database(settings.database_url)
     graphql = DropdeskGraphQL(build_schema(settings), database, settings)
-    endpoint = GraphQLEndpoint(graphql, database)
+    endpoint = GraphQLEndpoint(graphql, database, settings)
 
     async def readyz(request: Request) -> Response:
         checks: dict[str, Any] = {}
@@ -165,6 +228,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             Route("/graphql", endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint(database)),
             Route(
                 "/webhooks/suppliers/{supplier_id}",
                 receive_supplier_webhook,
@@ -174,7 +238,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ],
         lifespan=lifespan,
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(EdgeMiddleware)
     app.state.database = database
     app.state.settings = settings
     return app

@@ -50,6 +50,18 @@ class Settings:
     demo_seed_orders: int = 200
     # How long a supplier has to decide on a cancellation request before it is approved for them.
     cancellation_response_hours: int = 48
+    # The edge: what one request may send and ask before anything runs.
+    max_body_bytes: int = 1_000_000
+    # multipart/form-data requests (file uploads) are read up to this size instead.
+    max_upload_body_bytes: int = 25_000_000
+    max_query_bytes: int = 100_000
+    max_variables_bytes: int = 1_000_000
+    max_json_depth: int = 64
+    max_query_cost: int = 1000
+    # Leaky bucket of query cost per token: its size and the points it regains per second.
+    cost_bucket_size: int = 2000
+    cost_restore_rate: int = 100
+    idempotency_key_hours: int = 24
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +85,15 @@ def load_settings() -> Settings:
         max_query_tokens=_env_int("MAX_QUERY_TOKENS", 2000),
         demo_seed_orders=_env_int("DEMO_SEED_ORDERS", 200),
         cancellation_response_hours=_env_int("CANCELLATION_RESPONSE_HOURS", 48),
+        max_body_bytes=_env_int("MAX_BODY_BYTES", 1_000_000),
+        max_upload_body_bytes=_env_int("MAX_UPLOAD_BODY_BYTES", 25_000_000),
+        max_query_bytes=_env_int("MAX_QUERY_BYTES", 100_000),
+        max_variables_bytes=_env_int("MAX_VARIABLES_BYTES", 1_000_000),
+        max_json_depth=_env_int("MAX_JSON_DEPTH", 64),
+        max_query_cost=_env_int("MAX_QUERY_COST", 1000),
+        cost_bucket_size=_env_int("COST_BUCKET_SIZE", 2000),
+        cost_restore_rate=_env_int("COST_RESTORE_RATE", 100),
+        idempotency_key_hours=_env_int("IDEMPOTENCY_KEY_HOURS", 24),
     )
 
 

@@ -6,9 +6,9 @@ except the edges (the app, the worker, the CLI) and the tests.
 
 from __future__ import annotations
 
-from domain import cancellations, orders, supplier_orders
+from domain import cancellations, idempotency, orders, supplier_orders
 from domain.reactions import mark_subdomains_loaded
 
-SUBDOMAINS = (orders, supplier_orders, cancellations)
+SUBDOMAINS = (orders, supplier_orders, cancellations, idempotency)
 
 mark_subdomains_loaded()

@@ -9,7 +9,8 @@ from strawberry.tools import merge_types
 
 from config.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
-from schema.extensions import MaskUnexpectedErrors
+from schema.cost import CostBuckets
+from schema.extensions import MaskUnexpectedErrors, RequestGuard
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.shops import ShopsQuery
@@ -19,7 +20,9 @@ Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQ
 Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation))
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> strawberry.Schema:
+    # One bucket store per schema, so per app: each API process keeps its own budgets.
+    buckets = buckets or CostBuckets(settings.cost_bucket_size, settings.cost_restore_rate)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -28,6 +31,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+            lambda: RequestGuard(settings, buckets),
             MaskUnexpectedErrors,
         ],
         config=StrawberryConfig(auto_camel_case=True),

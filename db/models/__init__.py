@@ -9,6 +9,7 @@ from db.models.cancellations import (
     CancellationStatus,
     MessageAuthor,
 )
+from db.models.idempotency import IdempotencyKey
 from db.models.orders import (
     FinancialStatus,
     Order,
@@ -33,6 +34,7 @@ __all__ = [
     "CancellationRequest",
     "CancellationStatus",
     "FinancialStatus",
+    "IdempotencyKey",
     "InboundWebhook",
     "MessageAuthor",
     "Order",

@@ -112,7 +112,7 @@ def test_serve_migrates_seeds_prints_tokens_and_answers(tmp_path: Path) -> None:
             json={"query": "{ shop { name } ordersCount }"},
             headers={"Authorization": f"Bearer {token}"},
         )
-        assert response.json() == {"data": {"shop": {"name": "Demo Outfitters"}, "ordersCount": 18}}
+        assert response.json()["data"] == {"shop": {"name": "Demo Outfitters"}, "ordersCount": 18}
         page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"Accept": "text/html"})
         assert page.status_code in (200, 503) and "GraphiQL" in page.text
 
