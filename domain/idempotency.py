@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db.engine import Database
-from db.jobs import JobContext, handler, register_schedule
+from db.jobs import Job, JobContext, handler, register_schedule
 from db.models import IdempotencyKey
 from db.types import utcnow
 
@@ -147,7 +147,7 @@ async def release(database: Database, row_id: int) -> None:
 
 
 @handler(CLEANUP_KIND)
-async def delete_expired_keys(ctx: JobContext, job: object) -> None:
+async def delete_expired_keys(ctx: JobContext, job: Job) -> None:
     """Delete expired keys in batches, so that SQLite's write lock is never held for long."""
     now = ctx.clock()
     while True:

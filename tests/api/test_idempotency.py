@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select, text, update
@@ -12,10 +13,10 @@ from sqlalchemy import func, select, text, update
 from api.app import create_app
 from config.settings import load_settings
 from db.engine import Database
-from db.jobs import JobContext
+from db.jobs import Job, JobContext
 from db.models import IdempotencyKey, Order
 from db.types import utcnow
-from domain.idempotency import delete_expired_keys
+from domain.idempotency import CLEANUP_KIND, delete_expired_keys
 from schema.ids import parse_id
 from tests.api.live import served
 from tests.factories import IMPORT, Api, Tenant, order_input
@@ -27,7 +28,7 @@ async def _orders(db: Database) -> int:
 
 
 async def _post(
-    client: httpx.AsyncClient, token: str, key: str | None, variables: dict[str, object]
+    client: httpx.AsyncClient, token: str, key: str | None, variables: dict[str, Any]
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"}
     if key is not None:
@@ -135,6 +136,6 @@ async def test_keys_expire(api: Api, tenant: Tenant, db: Database) -> None:
     assert "idempotent-replayed" not in again.headers
     async with db.write() as session:
         await session.execute(update(IdempotencyKey).values(expires_at=utcnow() - timedelta(seconds=1)))
-    await delete_expired_keys(JobContext(db, load_settings(), "test"), object())
+    await delete_expired_keys(JobContext(db, load_settings(), "test"), Job(kind=CLEANUP_KIND, payload={}))
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
