@@ -18,6 +18,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    GraphQLSyntaxError,
     InlineFragmentNode,
     ListValueNode,
     ObjectValueNode,
@@ -102,12 +103,23 @@ class MaskUnexpectedErrors(SchemaExtension):
                     extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
                 )
             )
-        result.errors = masked
         outcome = outcome_of(self.execution_context.context)
+        executed = outcome is not None and outcome.executed
+        for error in masked:
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": _code_of(error, executed)}
+        result.errors = masked
         if outcome is not None:
-            outcome.error_codes = [
-                str((error.extensions or {}).get("code") or "GRAPHQL_ERROR") for error in masked
-            ]
+            outcome.error_codes = [str((error.extensions or {})["code"]) for error in masked]
+
+
+def _code_of(error: GraphQLError, executed: bool) -> str:
+    """A code for errors graphql-core raises without one, as other GraphQL servers name them."""
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if not executed:
+        return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_USER_INPUT"
+    return "BAD_USER_INPUT" if error.path is None else "GRAPHQL_ERROR"
 
 
 # --- document limits, before parsing ---------------------------------------------------------------------
@@ -257,11 +269,14 @@ class RequestGuard(SchemaExtension):
             context.result = GraphQLExecutionResult(data=None, errors=[error])
             yield
             return
-        if outcome is not None:
-            outcome.executed = True
         yield
         result = context.result
         data = getattr(result, "data", None)
+        if outcome is not None:
+            # Variables that do not coerce fail inside execution, with no data and errors without a path:
+            # that is a request error too.
+            errors = getattr(result, "errors", None) or []
+            outcome.executed = data is not None or any(error.path for error in errors) or not errors
         calculator = CostCalculator(context.schema._schema, document, context.variables, DEFAULT_PAGE_SIZE)
         self.actual = calculator.actual(operation, data)
         if self.bucket_key is not None:

@@ -268,3 +268,45 @@ async def test_every_operation_refuses_nul_and_surrogates_in_its_arguments(api: 
                 assert error["message"].startswith("$v") and reason in error["message"], error
                 checked += 1
     assert checked >= 10
+
+
+# --- supplier webhooks: input that can never succeed is a 400, so that the sender stops retrying ------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"id": "x", "decision": "APPROVE", "message": "ok\x00"}, "body.data.message must not contain NUL"),
+        (
+            {"id": "x", "decision": "APPROVE", "message": "ok\ud800"},
+            "body.data.message must not contain lone",
+        ),
+        (
+            {
+                "id": "x",
+                "decision": "APPROVE",
+                "extra": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+            },
+            "nested",
+        ),
+    ],
+)
+async def test_unstorable_webhook_bodies_are_400(
+    api: Api, tenant: Tenant, data: dict[str, Any], message: str
+) -> None:
+    from tests.api.test_supplier_webhooks import send, signed
+
+    body = json.dumps({"type": "cancellation_request.decided", "data": data})  # lone surrogates as escapes
+    response = await send(api, tenant.supplier_ids[0], *signed(body))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "MALFORMED"
+    assert message in response.json()["error"]["message"]
+    assert response.headers["x-request-id"]
+
+
+async def test_a_webhook_nested_past_the_parser_is_400(api: Api, tenant: Tenant) -> None:
+    from tests.api.test_supplier_webhooks import send, signed
+
+    raw = b'{"type": "cancellation_request.decided", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = await send(api, tenant.supplier_ids[0], *signed(raw))
+    assert response.status_code == 400
