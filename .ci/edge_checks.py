@@ -89,7 +89,7 @@ def run_audit(url: str, token: str) -> bool:
     return completed.returncode == 0
 
 
-def run_fuzz(url: str, token: str, examples: int, time_limit: float, seed: int) -> None:
+def run_fuzz(url: str, token: str, examples: int, time_limit: float, seed: int, workdir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(HOOKS_DIR), "SCHEMATHESIS_HOOKS": "hooks"}
     command = [
         str(BIN / "st"),
@@ -109,7 +109,9 @@ def run_fuzz(url: str, token: str, examples: int, time_limit: float, seed: int) 
     try:
         # Schemathesis counts FORBIDDEN and BAD_USER_INPUT answers as failures (ST113, ST206); what this
         # check judges is the server's side, read from its log below, so its exit code is not used.
-        completed = subprocess.run(command, env=env, timeout=time_limit, capture_output=True, text=True)
+        completed = subprocess.run(
+            command, env=env, cwd=workdir, timeout=time_limit, capture_output=True, text=True
+        )
         summary = [line for line in completed.stdout.splitlines() if "generated" in line or "Tested" in line]
         print("\n".join(summary))
     except subprocess.TimeoutExpired:
@@ -150,7 +152,7 @@ def main() -> int:
         before, _, _ = read_log(log)
         for seed, (name, token) in enumerate((("merchant", merchant), ("supplier", supplier)), start=1):
             print(f"== schemathesis with the {name} token", flush=True)
-            run_fuzz(url, token, args.examples, args.time_limit, seed)
+            run_fuzz(url, token, args.examples, args.time_limit, seed, workdir)
     finally:
         process.terminate()
         process.wait(timeout=30)
