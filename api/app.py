@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
 from api import edge
 from api.graphiql import graphiql_page, graphiql_routes
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from api.idempotency import checked_key, is_mutation, run_once
+from api.idempotency import canonical_multipart, checked_key, is_mutation, run_once
 from api.observability import EdgeMiddleware, metrics_endpoint
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
@@ -99,6 +100,18 @@ def _request_error_status(state: dict[str, Any]) -> Any:
     return on_start
 
 
+def _retry_after(state: dict[str, Any]) -> Any:
+    """A throttled answer tells when to come back, in whole seconds, as HTTP clients expect."""
+
+    def headers() -> list[tuple[bytes, bytes]]:
+        outcome: Outcome | None = state.get("graphql_outcome")
+        if outcome is None or outcome.retry_after is None:
+            return []
+        return [(b"retry-after", str(math.ceil(outcome.retry_after)).encode())]
+
+    return headers
+
+
 class GraphQLEndpoint:
     """Authenticates the bearer token before GraphQL runs (no token or a bad one is an HTTP 401), then checks
     the request at the edge (size, JSON shape), and runs mutations with an Idempotency-Key at most once."""
@@ -150,12 +163,15 @@ class GraphQLEndpoint:
         self, scope: Scope, receive: Receive, send: Send, request: Request, media_type: str
     ) -> None:
         payload: edge.GraphQLPayload | None = None
+        upload: bytes | None = None
         if request.method == "POST":
             content_type = request.headers.get("content-type", "")
             body = await edge.read_body(scope, receive, edge.body_limit(self.settings, content_type))
             if "json" in content_type.split(";", 1)[0].lower():
                 payload = edge.parse_json_payload(body, self.settings)
-            elif not edge.is_multipart(content_type):
+            elif edge.is_multipart(content_type):
+                upload = body
+            else:
                 raise edge.Refused(
                     415,
                     "UNSUPPORTED_MEDIA_TYPE",
@@ -166,11 +182,19 @@ class GraphQLEndpoint:
 
         async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
             await self.graphql(
-                scope, receive, edge.answering_json(send, media_type, _request_error_status(state))
+                scope,
+                receive,
+                edge.answering_json(send, media_type, _request_error_status(state), _retry_after(state)),
             )
 
         key = request.headers.get(IDEMPOTENCY_HEADER)
+        # What identifies a mutation for its key; uploads are always mutations.
+        canonical: bytes | None = None
         if key is not None and payload is not None and is_mutation(payload, self.settings):
+            canonical = payload.canonical
+        elif key is not None and upload is not None:
+            canonical = canonical_multipart(upload, request.headers.get("content-type", ""))
+        if key is not None and canonical is not None:
             await run_once(
                 graphql,
                 scope,
@@ -180,7 +204,7 @@ class GraphQLEndpoint:
                 settings=self.settings,
                 actor=state["actor"],
                 key=checked_key(key),
-                payload=payload,
+                canonical_request=canonical,
             )
             return
         await graphql(scope, receive, send)

@@ -209,6 +209,7 @@ def answering_json(
     send: Send,
     media_type: str,
     on_start: Callable[[int], int] | None = None,
+    extra_headers: Callable[[], list[tuple[bytes, bytes]]] | None = None,
 ) -> Send:
     """Wraps ``send``: answers carry ``media_type``, and plain-text refusals from below become JSON errors."""
     pending: dict[str, Any] = {}
@@ -220,6 +221,8 @@ def answering_json(
             status = message["status"]
             if on_start is not None:
                 status = on_start(status)
+            if extra_headers is not None:
+                headers += extra_headers()
             if original.startswith(b"text/plain") and status >= 400:
                 pending.update(status=status, headers=headers, chunks=[])
                 return

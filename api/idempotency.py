@@ -43,6 +43,16 @@ def is_mutation(payload: GraphQLPayload, settings: Settings) -> bool:
     return len(chosen) >= 1 and chosen[0].operation is OperationType.MUTATION
 
 
+def canonical_multipart(body: bytes, content_type: str) -> bytes:
+    """A multipart body with its boundary replaced: a retry may pick another boundary for the same parts."""
+    boundary = ""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary":
+            boundary = value.strip('"')
+    return body.replace(boundary.encode("latin-1"), b"BOUNDARY") if boundary else body
+
+
 def checked_key(raw: str) -> str:
     key = raw.strip()
     if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
@@ -77,10 +87,10 @@ async def run_once(
     settings: Settings,
     actor: Actor,
     key: str,
-    payload: GraphQLPayload,
+    canonical_request: bytes,
 ) -> None:
     """Run the request unless its key has an answer already; then send that answer."""
-    digest = idempotency.request_hash(payload.canonical)
+    digest = idempotency.request_hash(canonical_request)
     deadline = time.monotonic() + WAIT_FOR_TWIN_SECONDS
     assert actor.token_id is not None
     while True:

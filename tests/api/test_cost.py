@@ -104,6 +104,7 @@ async def test_the_bucket_throttles_with_the_seconds_to_wait(
     [error] = body["errors"]
     assert error["extensions"]["code"] == "THROTTLED"
     assert 2.5 <= error["extensions"]["retryAfterSeconds"] <= 3.2
+    assert response.headers["retry-after"] == "4" or response.headers["retry-after"] == "3"
     assert body["data"] is None
     assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] < 41
 

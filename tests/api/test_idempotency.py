@@ -139,3 +139,53 @@ async def test_keys_expire(api: Api, tenant: Tenant, db: Database) -> None:
     await delete_expired_keys(JobContext(db, load_settings(), "test"), Job(kind=CLEANUP_KIND, payload={}))
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+
+
+def _multipart(boundary: str, content: bytes) -> tuple[bytes, str]:
+    operations = b'{"query": "mutation($f: Upload) { upload(file: $f) }", "variables": {"f": null}}'
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'.encode()
+        + operations
+        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n'.encode()
+        + b'{"0": ["variables.f"]}'
+        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="0"; filename="a.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def test_uploads_are_idempotent_whatever_boundary_the_retry_picks(api: Api, tenant: Tenant) -> None:
+    async def send(boundary: str, content: bytes) -> httpx.Response:
+        body, content_type = _multipart(boundary, content)
+        headers = {
+            "Authorization": f"Bearer {tenant.merchant_token}",
+            "Idempotency-Key": "upload-1",
+            "content-type": content_type,
+        }
+        return await api.client.post("/graphql", content=body, headers=headers)
+
+    first = await send("aaaa1111", b"\x89PNG" + b"x" * 2_000_000)  # past the 1 MB JSON limit, under uploads'
+    assert first.status_code != 413
+    assert first.headers["content-type"].startswith("application/json")
+    retry = await send("bbbb2222", b"\x89PNG" + b"x" * 2_000_000)
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == first.content
+    other = await send("cccc3333", b"\x89PNG" + b"y" * 10)
+    assert other.status_code == 422
+
+
+async def test_uploads_have_their_own_size_limit(db: Database, tenant: Tenant) -> None:
+    settings = replace(load_settings(), database_url=db.url, max_upload_body_bytes=100_000)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings, db)), base_url="http://t"
+    ) as client:
+        body, content_type = _multipart("zz", b"x" * 200_000)
+        response = await client.post(
+            "/graphql",
+            content=body,
+            headers={"Authorization": f"Bearer {tenant.merchant_token}", "content-type": content_type},
+        )
+    assert response.status_code == 413
+    assert "larger than 100000 bytes" in response.json()["errors"][0]["message"]
