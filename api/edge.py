@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from config.logs import request_id_var
 from config.settings import Settings
-from domain.text import json_depth_exceeds
+from domain.text import find_unstorable, json_depth_exceeds
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON_MEDIA = "application/json"
@@ -172,6 +172,11 @@ def parse_json_payload(body: bytes, settings: Settings) -> GraphQLPayload:
     extensions = payload.get("extensions")
     if extensions is not None and not isinstance(extensions, dict):
         raise Refused(400, "BAD_REQUEST", "`extensions` must be an object or null")
+    # Variables are checked with the operation (their path named in a GraphQL error); these never reach it.
+    for name, value in (("operationName", operation_name), ("extensions", extensions)):
+        problem = find_unstorable(value, (name,))
+        if problem is not None:
+            raise Refused(400, "BAD_REQUEST", problem.message)
     if len(query) > settings.max_query_bytes:
         raise Refused(
             413, "QUERY_TOO_LARGE", f"the query document is larger than {settings.max_query_bytes} bytes"

@@ -117,6 +117,10 @@ def _code_of(error: GraphQLError, executed: bool) -> str:
     """A code for errors graphql-core raises without one, as other GraphQL servers name them."""
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$") and (
+        "invalid value" in error.message or "was not provided" in error.message
+    ):
+        return "BAD_USER_INPUT"  # a value that does not coerce, not a document that does not validate
     if not executed:
         return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_USER_INPUT"
     return "BAD_USER_INPUT" if error.path is None else "GRAPHQL_ERROR"

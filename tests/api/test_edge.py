@@ -59,6 +59,9 @@ async def _raw(
         (b'{"query": "{ shop { name } }", "variables": [1]}', "`variables` must be an object"),
         (b'{"query": "{ shop { name } }", "operationName": 3}', "`operationName` must be a string"),
         (b'{"query": "{ shop { name } }", "extensions": "x"}', "`extensions` must be an object"),
+        (b'{"query": "query A { shop { name } }", "operationName": "\\ud800"}', "operationName must not"),
+        (b'{"query": "query A { shop { name } }", "operationName": "A\\u0000"}', "operationName must not"),
+        (b'{"query": "{ shop { name } }", "extensions": {"k": "\\ud800"}}', "extensions.k must not"),
         (b"[" * 1000 + b"]" * 1000, "nested"),
         (b'{"query": "{ shop { name } }", "variables": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}}", "nested"),
         (
