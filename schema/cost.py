@@ -52,6 +52,18 @@ def _is_list(type_: Any) -> bool:
     return isinstance(type_, GraphQLList)
 
 
+@dataclass(frozen=True)
+class _Selected:
+    """A composite field of a selection, as the walk over a result needs it."""
+
+    key: str
+    name: str
+    named: GraphQLNamedType
+    selection_set: SelectionSetNode
+    condition: str | None
+    connection_items: bool
+
+
 class CostCalculator:
     """Walks one operation's selections against the schema; fragments are expanded where they are spread."""
 
@@ -65,6 +77,8 @@ class CostCalculator:
         self.schema = schema
         self.variables = variables or {}
         self.default_page_size = default_page_size
+        self._expanded: dict[tuple[int, str], list[tuple[FieldNode, GraphQLField, str | None]]] = {}
+        self._plans: dict[tuple[int, str], list[_Selected]] = {}
         self.fragments = {
             definition.name.value: definition
             for definition in document.definitions
@@ -121,41 +135,54 @@ class CostCalculator:
         if root is None or not data:
             return 0
         per_field = MUTATION_COST if operation.operation is OperationType.MUTATION else 0
+        roots = sum(
+            per_field
+            for field, _ in self._fields(operation.selection_set, root)
+            if (field.alias.value if field.alias else field.name.value) in data
+        )
+        return roots + self._walk(self._plan(operation.selection_set, root), data)
+
+    def _walk(self, plan: list[_Selected], value: Mapping[str, Any]) -> int:
+        """Objects in a result, by a plan of its composite fields: one pass, no scalar looked at."""
         total = 0
-        for field, definition in self._fields(operation.selection_set, root):
-            key = field.alias.value if field.alias else field.name.value
-            if key in data:
-                total += per_field + self._actual_cost(field, definition, data[key])
-        return total
-
-    def _actual_cost(self, field: FieldNode, definition: GraphQLField, value: Any) -> int:
-        named = get_named_type(definition.type)
-        if value is None or not is_composite_type(named) or field.selection_set is None:
-            return 0
-        if isinstance(value, list):
-            # Inside a connection every item counts; elsewhere a list counts once, as it was requested.
-            items = value if self._in_connection else value[:1]
-            return sum(self._actual_object(field, named, item) for item in items)
-        return self._actual_object(field, named, value)
-
-    _in_connection = False
-
-    def _actual_object(self, field: FieldNode, named: GraphQLNamedType, value: Any) -> int:
-        if not isinstance(value, Mapping) or field.selection_set is None:
-            return 0
-        total = 0 if self._in_connection and field.name.value == "edges" else OBJECT_COST
-        connection = _is_connection(named)
-        for child, child_definition in self._fields(field.selection_set, named, value):
-            key = child.alias.value if child.alias else child.name.value
-            if key not in value:
+        typename = value.get("__typename")
+        for selected in plan:
+            if selected.condition is not None and typename is not None and selected.condition != typename:
                 continue
-            outer = self._in_connection
-            self._in_connection = connection and child.name.value in CONNECTION_ITEMS
-            try:
-                total += self._actual_cost(child, child_definition, value[key])
-            finally:
-                self._in_connection = outer
+            child = value.get(selected.key)
+            if child is None:
+                continue
+            if isinstance(child, list):
+                # Inside a connection every item counts; elsewhere a list counts once, as it was requested.
+                items = child if selected.connection_items else child[:1]
+            else:
+                items = [child]
+            own = 0 if selected.connection_items and selected.name == "edges" else OBJECT_COST
+            children = self._plan(selected.selection_set, selected.named)
+            for item in items:
+                if isinstance(item, Mapping):
+                    total += own + (self._walk(children, item) if children else 0)
         return total
+
+    def _plan(self, selection_set: SelectionSetNode, parent: GraphQLNamedType) -> list[_Selected]:
+        cache_key = (id(selection_set), parent.name)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            connection = _is_connection(parent)
+            plan = self._plans[cache_key] = [
+                _Selected(
+                    key=field.alias.value if field.alias else field.name.value,
+                    name=field.name.value,
+                    named=named,
+                    selection_set=field.selection_set,
+                    condition=condition,
+                    connection_items=connection and field.name.value in CONNECTION_ITEMS,
+                )
+                for field, definition, condition in self._expanded_fields(selection_set, parent)
+                if field.selection_set is not None
+                and is_composite_type(named := get_named_type(definition.type))
+            ]
+        return plan
 
     # --- selections ------------------------------------------------------------------------------
 
@@ -163,42 +190,54 @@ class CostCalculator:
         return self.schema.get_root_type(operation.operation)
 
     def _fields(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType
+    ) -> Iterable[tuple[FieldNode, GraphQLField]]:
+        """The fields selected on ``parent``, fragments expanded (all of them: the document's upper bound)."""
+        return [(field, definition) for field, definition, _ in self._expanded_fields(selection_set, parent)]
+
+    def _expanded_fields(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType
+    ) -> list[tuple[FieldNode, GraphQLField, str | None]]:
+        cache_key = (id(selection_set), parent.name)
+        expanded = self._expanded.get(cache_key)
+        if expanded is None:
+            expanded = self._expanded[cache_key] = list(
+                self._expand(selection_set, parent, None, frozenset())
+            )
+        return expanded
+
+    def _expand(
         self,
         selection_set: SelectionSetNode,
         parent: GraphQLNamedType,
-        value: Mapping[str, Any] | None = None,
-        seen: frozenset[str] = frozenset(),
-    ) -> Iterable[tuple[FieldNode, GraphQLField]]:
-        """The fields selected on ``parent``, fragments expanded; unknown fields (never valid) are skipped."""
+        condition: str | None,
+        seen: frozenset[str],
+    ) -> Iterable[tuple[FieldNode, GraphQLField, str | None]]:
+        """(field, its definition, the concrete type a fragment limits it to, or None); unknown fields, never
+        valid, are skipped."""
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
                 definition = self._definition(parent, selection.name.value)
                 if definition is not None:
-                    yield selection, definition
-            elif isinstance(selection, InlineFragmentNode):
-                target = (
-                    self.schema.get_type(selection.type_condition.name.value)
-                    if selection.type_condition
-                    else parent
-                )
-                if target is not None and self._applies(target, value):
-                    yield from self._fields(selection.selection_set, target, value, seen)
+                    yield selection, definition, condition
+                continue
+            if isinstance(selection, InlineFragmentNode):
+                name = selection.type_condition.name.value if selection.type_condition else None
+                fragment_selections = selection.selection_set
             elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is None or name in seen:
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is None or selection.name.value in seen:
                     continue
-                target = self.schema.get_type(fragment.type_condition.name.value)
-                if target is not None and self._applies(target, value):
-                    yield from self._fields(fragment.selection_set, target, value, seen | {name})
-
-    @staticmethod
-    def _applies(target: GraphQLNamedType, value: Mapping[str, Any] | None) -> bool:
-        # Over a result, a fragment on another concrete type selected nothing; the document counts them all.
-        if value is None or not isinstance(target, GraphQLObjectType):
-            return True
-        typename = value.get("__typename")
-        return typename is None or typename == target.name
+                seen = seen | {selection.name.value}
+                name = fragment.type_condition.name.value
+                fragment_selections = fragment.selection_set
+            else:
+                continue
+            target = self.schema.get_type(name) if name else parent
+            if target is None:
+                continue
+            concrete = target.name if isinstance(target, GraphQLObjectType) and name else condition
+            yield from self._expand(fragment_selections, target, concrete, seen)
 
     @staticmethod
     def _definition(parent: GraphQLNamedType, name: str) -> GraphQLField | None:
