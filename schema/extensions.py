@@ -23,6 +23,7 @@ from graphql import (
     ListValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     Source,
     StringValueNode,
@@ -269,8 +270,18 @@ class RequestGuard(SchemaExtension):
             yield
             return
         error = self._refusal(document, operation, outcome)
+        if error is not None and operation.operation is OperationType.SUBSCRIPTION:
+            # A subscription starts whatever result is set here; an error raised from this hook stops it.
+            raise error
         if error is not None:
             context.result = GraphQLExecutionResult(data=None, errors=[error])
+            yield
+            return
+        if operation.operation is OperationType.SUBSCRIPTION:
+            # Its events come after this hook; the requested cost is charged once, when it starts.
+            self.actual = self.requested
+            if outcome is not None:
+                outcome.executed = True
             yield
             return
         yield

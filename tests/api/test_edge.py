@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import strawberry
 from sqlalchemy import func, select
 
 from api.app import create_app
 from config.settings import load_settings
 from db.engine import Database
 from db.models import Order
+from schema.cost import CostBuckets
+from schema.extensions import RequestGuard
 from tests.api.live import served
 from tests.factories import IMPORT, Api, Tenant, order_input
 
@@ -313,3 +318,40 @@ async def test_a_webhook_nested_past_the_parser_is_400(api: Api, tenant: Tenant)
     raw = b'{"type": "cancellation_request.decided", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     response = await send(api, tenant.supplier_ids[0], *signed(raw))
     assert response.status_code == 400
+
+
+# --- subscriptions go through the same guard ---------------------------------------------------------------
+
+
+@strawberry.type
+class PingQuery:
+    ping: str = "pong"
+
+
+@strawberry.type
+class EchoSubscription:
+    @strawberry.subscription
+    async def echo(self, text: str) -> AsyncGenerator[str, None]:
+        yield text
+
+
+async def test_subscriptions_are_guarded_too() -> None:
+    settings = replace(load_settings(), max_query_cost=5)
+    schema = strawberry.Schema(
+        query=PingQuery,
+        subscription=EchoSubscription,
+        extensions=[lambda: RequestGuard(settings, CostBuckets(100, 1))],
+    )
+    context = SimpleNamespace(actor=SimpleNamespace(token_id=1, name="t"), request=None)
+
+    async def first(query: str, variables: dict[str, Any]) -> Any:
+        stream = await schema.subscribe(query, variable_values=variables, context_value=context)
+        async for result in stream:  # type: ignore[union-attr]
+            return result
+        return None
+
+    refused = await first("subscription($t: String!) { echo(text: $t) }", {"t": "a\x00"})
+    assert refused.errors[0].extensions["code"] == "BAD_USER_INPUT"
+    assert refused.errors[0].message == "$t must not contain NUL characters"
+    allowed = await first("subscription($t: String!) { echo(text: $t) }", {"t": "hello"})
+    assert allowed.data == {"echo": "hello"}
