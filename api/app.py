@@ -1,10 +1,14 @@
-"""The Starlette application: GraphQL (with bearer-token auth), health checks, and the worker in embedded mode."""
+"""The Starlette application: GraphQL (with bearer-token auth), health checks, and the worker in embedded mode.
+
+Every request passes ``api.observability.EdgeMiddleware`` (request id, access log, metrics, JSON errors);
+``/graphql`` then authenticates, checks the request at the edge (``api.edge``) and runs mutations with an
+Idempotency-Key once (``api.idempotency``); the schema's own guard (``schema.extensions``) does the rest.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,14 +35,9 @@ from db.migrate import current_revision, head_revision
 from domain.token_usage import TokenUsage
 from domain.tokens import authenticate
 from schema.context import Context
-from schema.extensions import THROTTLED, Outcome
 from schema.root import build_schema
 
 log = logging.getLogger("dropdesk.http")
-
-
-# Kept under its old name: the edge middleware gives every request its id, log line and metrics.
-RequestIdMiddleware = EdgeMiddleware
 
 
 def unauthorized(message: str) -> JSONResponse:
@@ -78,38 +77,9 @@ class DropdeskGraphQL(GraphQL[Context, None]):
         answer = await super().process_result(request, result)
         state = request.scope.get("state", {})
         # A request refused before execution has no `data` under application/graphql-response+json.
-        if state.get("media_type") == edge.GRAPHQL_RESPONSE_JSON and not _executed(state):
+        if state.get("media_type") == edge.GRAPHQL_RESPONSE_JSON and not edge.executed(state):
             answer.pop("data", None)
         return answer
-
-
-def _executed(state: dict[str, Any]) -> bool:
-    outcome: Outcome | None = state.get("graphql_outcome")
-    return outcome is not None and outcome.executed
-
-
-def _request_error_status(state: dict[str, Any]) -> Any:
-    """Under application/graphql-response+json a request refused before execution is a 4xx."""
-
-    def on_start(status: int) -> int:
-        if status != 200 or state.get("media_type") != edge.GRAPHQL_RESPONSE_JSON or _executed(state):
-            return status
-        outcome: Outcome | None = state.get("graphql_outcome")
-        return 429 if outcome is not None and THROTTLED in outcome.error_codes else 400
-
-    return on_start
-
-
-def _retry_after(state: dict[str, Any]) -> Any:
-    """A throttled answer tells when to come back, in whole seconds, as HTTP clients expect."""
-
-    def headers() -> list[tuple[bytes, bytes]]:
-        outcome: Outcome | None = state.get("graphql_outcome")
-        if outcome is None or outcome.retry_after is None:
-            return []
-        return [(b"retry-after", str(math.ceil(outcome.retry_after)).encode())]
-
-    return headers
 
 
 class GraphQLEndpoint:
@@ -184,7 +154,9 @@ class GraphQLEndpoint:
             await self.graphql(
                 scope,
                 receive,
-                edge.answering_json(send, media_type, _request_error_status(state), _retry_after(state)),
+                edge.answering_json(
+                    send, media_type, edge.request_error_status(state), edge.retry_after_headers(state)
+                ),
             )
 
         key = request.headers.get(IDEMPOTENCY_HEADER)

@@ -9,6 +9,7 @@ answer's media type follows the client's ``Accept`` (``application/graphql-respo
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 from config.logs import request_id_var
 from config.settings import Settings
 from domain.text import find_unstorable, json_depth_exceeds
+from schema.extensions import THROTTLED, Outcome
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON_MEDIA = "application/json"
@@ -194,6 +196,35 @@ def parse_json_payload(body: bytes, settings: Settings) -> GraphQLPayload:
 
 
 # --- answers ------------------------------------------------------------------------------------------
+
+
+def executed(state: dict[str, Any]) -> bool:
+    outcome: Outcome | None = state.get("graphql_outcome")
+    return outcome is not None and outcome.executed
+
+
+def request_error_status(state: dict[str, Any]) -> Any:
+    """Under application/graphql-response+json a request refused before execution is a 4xx."""
+
+    def on_start(status: int) -> int:
+        if status != 200 or state.get("media_type") != GRAPHQL_RESPONSE_JSON or executed(state):
+            return status
+        outcome: Outcome | None = state.get("graphql_outcome")
+        return 429 if outcome is not None and THROTTLED in outcome.error_codes else 400
+
+    return on_start
+
+
+def retry_after_headers(state: dict[str, Any]) -> Any:
+    """A throttled answer tells when to come back, in whole seconds, as HTTP clients expect."""
+
+    def headers() -> list[tuple[bytes, bytes]]:
+        outcome: Outcome | None = state.get("graphql_outcome")
+        if outcome is None or outcome.retry_after is None:
+            return []
+        return [(b"retry-after", str(math.ceil(outcome.retry_after)).encode())]
+
+    return headers
 
 
 @dataclass
