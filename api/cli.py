@@ -197,12 +197,17 @@ def cmd_token_list(args: argparse.Namespace) -> int:
             statement = statement.where(AccessToken.shop_id == args.shop)
         async with database.read() as session:
             tokens = (await session.execute(statement)).scalars().all()
-        print(f"{'id':>5}  {'kind':<8} {'shop':>5}  {'prefix':<9} {'name':<30} {'created':<20} revoked")
+        print(
+            f"{'id':>5}  {'kind':<8} {'shop':>5}  {'prefix':<9} {'name':<30} {'created':<20} "
+            f"{'last used':<20} revoked"
+        )
         for token in tokens:
             revoked = token.revoked_at.strftime("%Y-%m-%d %H:%M") if token.revoked_at else "-"
+            last_used = token.last_used_at.strftime("%Y-%m-%d %H:%M") if token.last_used_at else "-"
             print(
                 f"{token.id:>5}  {token.kind.value:<8} {token.shop_id or '-':>5}  {token.prefix:<9} "
-                f"{token.name[:30]:<30} {token.created_at.strftime('%Y-%m-%d %H:%M'):<20} {revoked}"
+                f"{token.name[:30]:<30} {token.created_at.strftime('%Y-%m-%d %H:%M'):<20} {last_used:<20} "
+                f"{revoked}"
             )
         return 0
 
@@ -279,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--name", default="cli")
     token_create.add_argument("--scopes", help=f"comma-separated, from {','.join(Scope.ALL)} (default: all)")
     token_create.set_defaults(func=cmd_token_create)
-    token_list = token.add_parser("list", help="list tokens (never their values) with when they were revoked")
+    token_list = token.add_parser(
+        "list", help="list tokens (never their values) with when they were last used and revoked"
+    )
     token_list.add_argument("--shop", type=int, help="only this shop's merchant and supplier tokens")
     token_list.set_defaults(func=cmd_token_list)
     token_revoke = token.add_parser("revoke", help="revoke a token by its id (see token list)")
