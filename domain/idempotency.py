@@ -138,14 +138,6 @@ async def finish(
         )
 
 
-async def release(database: Database, row_id: int) -> None:
-    """Forget a claim whose request could not run at all (the client went away before an answer)."""
-    async with database.write() as session:
-        await session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.id == row_id, IdempotencyKey.status_code.is_(None))
-        )
-
-
 @handler(CLEANUP_KIND)
 async def delete_expired_keys(ctx: JobContext, job: Job) -> None:
     """Delete expired keys in batches, so that SQLite's write lock is never held for long."""

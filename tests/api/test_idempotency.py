@@ -14,9 +14,9 @@ from api.app import create_app
 from config.settings import load_settings
 from db.engine import Database
 from db.jobs import Job, JobContext
-from db.models import IdempotencyKey, Order
+from db.models import AccessToken, IdempotencyKey, Order
 from db.types import utcnow
-from domain.idempotency import CLEANUP_KIND, delete_expired_keys
+from domain.idempotency import ABANDONED_AFTER, CLEANUP_KIND, Claimed, InProgress, claim, delete_expired_keys
 from schema.ids import parse_id
 from tests.api.live import served
 from tests.factories import IMPORT, Api, Tenant, order_input
@@ -189,3 +189,24 @@ async def test_uploads_have_their_own_size_limit(db: Database, tenant: Tenant) -
         )
     assert response.status_code == 413
     assert "larger than 100000 bytes" in response.json()["errors"][0]["message"]
+
+
+async def test_a_claim_whose_process_died_is_taken_over(db: Database, tenant: Tenant) -> None:
+    async with db.read() as session:
+        token_id = await session.scalar(select(AccessToken.id).where(AccessToken.name == "staff"))
+    assert token_id is not None
+    ttl = timedelta(hours=24)
+    first = await claim(db, token_id=token_id, shop_id=tenant.shop_id, key="k", request_digest="d", ttl=ttl)
+    assert isinstance(first, Claimed)
+    twin = await claim(db, token_id=token_id, shop_id=tenant.shop_id, key="k", request_digest="d", ttl=ttl)
+    assert isinstance(twin, InProgress)
+    later = utcnow() + ABANDONED_AFTER + timedelta(seconds=1)
+    taken = await claim(
+        db, token_id=token_id, shop_id=tenant.shop_id, key="k", request_digest="d", ttl=ttl, now=later
+    )
+    assert taken == Claimed(first.row_id)
+    # Only one of two late twins takes it over.
+    again = await claim(
+        db, token_id=token_id, shop_id=tenant.shop_id, key="k", request_digest="d", ttl=ttl, now=later
+    )
+    assert isinstance(again, InProgress)
