@@ -1,10 +1,14 @@
-"""The Starlette application: GraphQL (with bearer-token auth), health checks, and the worker in embedded mode."""
+"""The Starlette application: GraphQL (with bearer-token auth), health checks, and the worker in embedded mode.
+
+Every request passes ``api.observability.EdgeMiddleware`` (request id, access log, metrics, JSON errors);
+``/graphql`` then authenticates, checks the request at the edge (``api.edge``) and runs mutations with an
+Idempotency-Key once (``api.idempotency``); the schema's own guard (``schema.extensions``) does the rest.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -21,9 +25,13 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 import domain.subdomains  # noqa: F401  (registers reactions and job handlers)
+from api import edge
 from api.evidence import serve_evidence
 from api.exports import download_export
 from api.graphiql import graphiql_page, graphiql_routes
+from api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.idempotency import canonical_multipart, checked_key, is_mutation, run_once
+from api.observability import EdgeMiddleware, metrics_endpoint
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
 from config.logs import request_id_var
@@ -32,38 +40,13 @@ from db.engine import Database
 from db.migrate import current_revision, head_revision
 from domain.actors import Actor
 from domain.disputes import MAX_ATTACHMENTS
+from domain.token_usage import TokenUsage
 from domain.tokens import TokenExpired, authenticate
 from schema.context import Context
 from schema.root import build_schema
 from schema.subscriptions import SocketContext
 
 log = logging.getLogger("dropdesk.http")
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (or keeps the caller's X-Request-Id) for logs and masked errors."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if given and len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-
-        async def send_with_id(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
 
 
 def unauthorized(message: str) -> JSONResponse:
@@ -124,6 +107,14 @@ class DropdeskGraphQL(GraphQL[Context, None]):
         request.scope["state"]["context"] = context
         return context
 
+    async def process_result(self, request: Any, result: Any) -> Any:
+        answer = await super().process_result(request, result)
+        state = request.scope.get("state", {})
+        # A request refused before execution has no `data` under application/graphql-response+json.
+        if state.get("media_type") == edge.GRAPHQL_RESPONSE_JSON and not edge.executed(state):
+            answer.pop("data", None)
+        return answer
+
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """graphql-transport-ws: the connection_init payload carries {"Authorization": "Bearer <token>"}.
 
@@ -159,11 +150,14 @@ class GraphQLSocket:
 
 
 class GraphQLEndpoint:
-    """Authenticates the bearer token before GraphQL runs: no token or a bad one is an HTTP 401."""
+    """Authenticates the bearer token before GraphQL runs (no token or a bad one is an HTTP 401), then checks
+    the request at the edge (size, JSON shape), and runs mutations with an Idempotency-Key at most once."""
 
-    def __init__(self, graphql: DropdeskGraphQL, database: Database) -> None:
+    def __init__(self, graphql: DropdeskGraphQL, database: Database, settings: Settings) -> None:
         self.graphql = graphql
         self.database = database
+        self.settings = settings
+        self.token_usage = TokenUsage(database)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -176,8 +170,10 @@ class GraphQLEndpoint:
                 status_code=413,
             )(scope, receive, send)
             return
+        state = scope.setdefault("state", {})
         raw = bearer_token(request.headers)
         if raw is None:
+            state["error_code"] = "UNAUTHENTICATED"
             await unauthorized("missing bearer token: send Authorization: Bearer <token>")(
                 scope, receive, send
             )
@@ -189,15 +185,78 @@ class GraphQLEndpoint:
             await unauthorized(str(expired))(scope, receive, send)
             return
         if actor is None:
+            state["error_code"] = "UNAUTHENTICATED"
             await unauthorized("invalid or revoked token")(scope, receive, send)
             return
-        scope.setdefault("state", {})["actor"] = actor
+        state["actor"] = actor
+        await self.token_usage.touch(actor.token_id)
+        media_type = edge.response_media_type(request.headers.get("accept"))
         try:
-            await self.graphql(scope, receive, send)
+            if media_type is None:
+                raise edge.Refused(
+                    406, "NOT_ACCEPTABLE", f"answers are {edge.GRAPHQL_RESPONSE_JSON} or {edge.JSON_MEDIA}"
+                )
+            state["media_type"] = media_type
+            await self._run(scope, receive, send, request, media_type)
+        except edge.Refused as refusal:
+            state["error_code"] = refusal.code
+            await refusal.response(media_type or edge.JSON_MEDIA)(scope, receive, send)
         finally:
-            context = scope["state"].get("context")
+            context = state.get("context")
             if context is not None:
                 await context.close()
+
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, request: Request, media_type: str
+    ) -> None:
+        payload: edge.GraphQLPayload | None = None
+        upload: bytes | None = None
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "")
+            body = await edge.read_body(scope, receive, edge.body_limit(self.settings, content_type))
+            if "json" in content_type.split(";", 1)[0].lower():
+                payload = edge.parse_json_payload(body, self.settings)
+            elif edge.is_multipart(content_type):
+                upload = body
+            else:
+                raise edge.Refused(
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "send application/json (or multipart/form-data for uploads)",
+                )
+            receive = edge.replay(body)
+        state = scope["state"]
+
+        async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
+            await self.graphql(
+                scope,
+                receive,
+                edge.answering_json(
+                    send, media_type, edge.request_error_status(state), edge.retry_after_headers(state)
+                ),
+            )
+
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        # What identifies a mutation for its key; uploads are always mutations.
+        canonical: bytes | None = None
+        if key is not None and payload is not None and is_mutation(payload, self.settings):
+            canonical = payload.canonical
+        elif key is not None and upload is not None:
+            canonical = canonical_multipart(upload, request.headers.get("content-type", ""))
+        if key is not None and canonical is not None:
+            await run_once(
+                graphql,
+                scope,
+                receive,
+                send,
+                database=self.database,
+                settings=self.settings,
+                actor=state["actor"],
+                key=checked_key(key),
+                canonical_request=canonical,
+            )
+            return
+        await graphql(scope, receive, send)
 
 
 def _upload_too_large(request: Request, settings: Settings) -> bool:
@@ -222,7 +281,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     database = database or Database(settings.database_url)
     graphql = DropdeskGraphQL(build_schema(settings), database, settings)
-    endpoint = GraphQLEndpoint(graphql, database)
+    endpoint = GraphQLEndpoint(graphql, database, settings)
 
     async def readyz(request: Request) -> Response:
         checks: dict[str, Any] = {}
@@ -258,6 +317,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             WebSocketRoute("/graphql", GraphQLSocket(graphql)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint(database)),
             Route(
                 "/webhooks/suppliers/{supplier_id}",
                 receive_supplier_webhook,
@@ -269,7 +329,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ],
         lifespan=lifespan,
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(EdgeMiddleware)
     app.state.database = database
     app.state.settings = settings
     return app

@@ -313,6 +313,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
                     token.name,
                     ",".join(token.scopes) or "-",
                     _when(token.created_at),
+                    _when(token.last_used_at),
                     _when(token.expires_at) + (" (expired)" if expired else ""),
                     _when(token.revoked_at),
                 ]
@@ -326,6 +327,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
             "name",
             "scopes",
             "created",
+            "last used",
             "expires",
             "revoked",
         ]
@@ -446,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="lifetime such as 90m, 12h, 30d or 8w (default: never expires)",
     )
     token_create.set_defaults(func=cmd_token_create)
-    token_list = token.add_parser("list", help="list tokens (never their values) with when they were revoked")
+    token_list = token.add_parser(
+        "list", help="list tokens (never their values) with when they were last used and revoked"
+    )
     token_list.add_argument("--shop", type=int, help="only this shop's merchant and supplier tokens")
     token_list.set_defaults(func=cmd_token_list)
     token_revoke = token.add_parser("revoke", help="revoke a token by its id (see token list)")

@@ -35,12 +35,14 @@ from domain import disputes as dispute_cases
 from domain import supplier_orders as supplier_order_cases
 from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode
+from domain.text import find_unstorable
 from schema.ids import InvalidId, decode_id, to_global_id
 
 log = logging.getLogger("dropdesk.webhooks")
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_WEBHOOK_ID_LENGTH = 255
+MAX_BODY_DEPTH = 32
 REPLAY_HEADER = "dropdesk-webhook-replay"
 
 Command = Callable[[AsyncSession, Actor], Awaitable[dict[str, Any]]]
@@ -370,10 +372,14 @@ async def _receive(request: Request, database: Database) -> JSONResponse:
 def _parse(text: str) -> tuple[str, Command | None]:
     try:
         event = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Malformed("the body is not JSON") from None
     if not isinstance(event, dict):
         raise Malformed("the body must be a JSON object")
+    # Text no database stores can never succeed: 400, so that the sender stops retrying.
+    unstorable = find_unstorable(event, ("body",), max_depth=MAX_BODY_DEPTH)
+    if unstorable is not None:
+        raise Malformed(unstorable.message)
     event_type = _text(event, "type", "body", required=True) or ""
     data = event.get("data")
     if not isinstance(data, dict):

@@ -38,6 +38,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
+        # Access lines carry the request's figures: method, path, status, duration, operation, token name.
+        http = getattr(record, "http", None)
+        if isinstance(http, dict):
+            entry.update(http)
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = "".join(traceback.format_exception(*record.exc_info))
         return json.dumps(entry, default=str)

@@ -144,6 +144,18 @@ class Settings:
     webhook_allow_private_urls: bool = False
     # A delivery must be answered with a 2xx within this many seconds (connect, send and headers in all).
     webhook_timeout_seconds: float = 15.0
+    # The edge: what one request may send and ask before anything runs.
+    max_body_bytes: int = 1_000_000
+    # multipart/form-data requests (file uploads) are read up to this size instead.
+    max_upload_body_bytes: int = 25_000_000
+    max_query_bytes: int = 100_000
+    max_variables_bytes: int = 1_000_000
+    max_json_depth: int = 64
+    max_query_cost: int = 1000
+    # Leaky bucket of query cost per token: its size and the points it regains per second.
+    cost_bucket_size: int = 2000
+    cost_restore_rate: int = 100
+    idempotency_key_hours: int = 24
 
     @property
     def is_sqlite(self) -> bool:
@@ -228,6 +240,15 @@ def load_settings() -> Settings:
         evidence_link_minutes=_env_int("EVIDENCE_LINK_MINUTES", 60, minimum=1, maximum=60 * 24 * 30),
         webhook_allow_private_urls=_env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False),
         webhook_timeout_seconds=float(_env_int("WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1, maximum=60)),
+        max_body_bytes=_env_int("MAX_BODY_BYTES", 1_000_000, minimum=1024),
+        max_upload_body_bytes=_env_int("MAX_UPLOAD_BODY_BYTES", 25_000_000, minimum=1024),
+        max_query_bytes=_env_int("MAX_QUERY_BYTES", 100_000, minimum=100),
+        max_variables_bytes=_env_int("MAX_VARIABLES_BYTES", 1_000_000, minimum=100),
+        max_json_depth=_env_int("MAX_JSON_DEPTH", 64, minimum=4, maximum=10_000),
+        max_query_cost=_env_int("MAX_QUERY_COST", 1000, minimum=1),
+        cost_bucket_size=_env_int("COST_BUCKET_SIZE", 2000, minimum=1),
+        cost_restore_rate=_env_int("COST_RESTORE_RATE", 100, minimum=1),
+        idempotency_key_hours=_env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1, maximum=24 * 30),
     )
 
 

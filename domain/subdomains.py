@@ -6,9 +6,9 @@ except the edges (the app, the worker, the CLI) and the tests.
 
 from __future__ import annotations
 
-from domain import cancellations, disputes, exports, orders, supplier_orders, webhooks
+from domain import cancellations, disputes, exports, idempotency, orders, supplier_orders, webhooks
 from domain.reactions import mark_subdomains_loaded
 
-SUBDOMAINS = (orders, supplier_orders, cancellations, disputes, exports, webhooks)
+SUBDOMAINS = (orders, supplier_orders, cancellations, disputes, exports, idempotency, webhooks)
 
 mark_subdomains_loaded()

@@ -1,16 +1,76 @@
-"""Schema extensions: unexpected errors are masked and carry the request id that the log line carries."""
+"""Schema extensions: the guards every operation passes before it runs, whatever the transport (HTTP, multipart,
+WebSocket), and unexpected errors masked with the request id that the log line carries.
+
+Each hook here runs once per operation; none is a per-field ``resolve`` hook, which would slow every field.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from graphql import GraphQLError
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    Source,
+    StringValueNode,
+    TokenKind,
+    ValueNode,
+)
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.language.lexer import Lexer
 from strawberry.extensions import SchemaExtension
 
 from config.logs import current_request_id
+from config.settings import Settings
+from domain.text import find_unstorable, unstorable_reason
+from schema.cost import CostBuckets, CostCalculator
+from schema.pagination import DEFAULT_PAGE_SIZE
 
 log = logging.getLogger("dropdesk.graphql")
+
+BAD_USER_INPUT = "BAD_USER_INPUT"
+THROTTLED = "THROTTLED"
+MAX_COST_EXCEEDED = "MAX_COST_EXCEEDED"
+QUERY_TOO_LARGE = "QUERY_TOO_LARGE"
+
+
+@dataclass
+class Outcome:
+    """What the edge needs to know about one GraphQL request once it has run (logs, metrics, HTTP status)."""
+
+    operation_name: str | None = None
+    operation_type: str | None = None
+    # False when the operation was refused before execution (parse, validation, input, cost, throttling).
+    executed: bool = False
+    retry_after: float | None = None
+    error_codes: list[str] = field(default_factory=list)
+
+
+def outcome_of(context: Any) -> Outcome | None:
+    """The Outcome kept on the request's ASGI scope (None for a context without a request, as in tests)."""
+    request = getattr(context, "request", None)
+    scope = getattr(request, "scope", None)
+    if scope is None:
+        return None
+    state = scope.setdefault("state", {})
+    outcome = state.get("graphql_outcome")
+    if outcome is None:
+        outcome = state["graphql_outcome"] = Outcome()
+    return outcome  # type: ignore[no-any-return]
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -44,4 +104,255 @@ class MaskUnexpectedErrors(SchemaExtension):
                     extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
                 )
             )
+        outcome = outcome_of(self.execution_context.context)
+        executed = outcome is not None and outcome.executed
+        for error in masked:
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": _code_of(error, executed)}
         result.errors = masked
+        if outcome is not None:
+            outcome.error_codes = [str((error.extensions or {})["code"]) for error in masked]
+
+
+def _code_of(error: GraphQLError, executed: bool) -> str:
+    """A code for errors graphql-core raises without one, as other GraphQL servers name them."""
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$") and (
+        "invalid value" in error.message or "was not provided" in error.message
+    ):
+        return "BAD_USER_INPUT"  # a value that does not coerce, not a document that does not validate
+    if not executed:
+        return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_USER_INPUT"
+    return "BAD_USER_INPUT" if error.path is None else "GRAPHQL_ERROR"
+
+
+# --- document limits, before parsing ---------------------------------------------------------------------
+
+
+def count_tokens(document: str, limit: int) -> int:
+    """Tokens in a document, comments included; stops counting once past ``limit``."""
+    lexer = Lexer(Source(document))
+    count = 0
+    token = lexer.token
+    while token.kind is not TokenKind.EOF:
+        following = lexer.advance()
+        between = token.next
+        while between is not None and between is not following:
+            count += 1  # comments, which the parser skips but which still cost lexing
+            between = between.next
+        if following.kind is not TokenKind.EOF:
+            count += 1
+        if count > limit:
+            return count
+        token = following
+    return count
+
+
+# --- text that cannot be stored, named by its path ---------------------------------------------------------
+
+
+def _literal_problem(value: ValueNode, path: list[str | int]) -> tuple[list[str | int], str] | None:
+    if isinstance(value, StringValueNode):
+        reason = unstorable_reason(value.value)
+        return (path, reason) if reason else None
+    if isinstance(value, ListValueNode):
+        for index, item in enumerate(value.values):
+            if found := _literal_problem(item, [*path, index]):
+                return found
+    if isinstance(value, ObjectValueNode):
+        for object_field in value.fields:
+            if found := _literal_problem(object_field.value, [*path, object_field.name.value]):
+                return found
+    return None
+
+
+def _selection_problem(
+    selection_set: SelectionSetNode | None, path: list[str | int], document: DocumentNode
+) -> tuple[list[str | int], str] | None:
+    if selection_set is None:
+        return None
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            key = selection.alias.value if selection.alias else selection.name.value
+            arguments: tuple[ArgumentNode, ...] = tuple(selection.arguments or ())
+            for argument in arguments:
+                if found := _literal_problem(argument.value, [*path, key, argument.name.value]):
+                    return found
+            if found := _selection_problem(selection.selection_set, [*path, key], document):
+                return found
+        elif isinstance(selection, InlineFragmentNode) and (
+            found := _selection_problem(selection.selection_set, path, document)
+        ):
+            return found
+    return None
+
+
+def unstorable_text_error(
+    document: DocumentNode, operation: OperationDefinitionNode, variables: dict[str, Any] | None
+) -> GraphQLError | None:
+    """A BAD_USER_INPUT error naming the first variable or literal with NUL or lone surrogates, or None."""
+    if variables:
+        problem = find_unstorable(variables)
+        if problem is not None:
+            return GraphQLError(
+                f"${problem.message}" if problem.path else problem.message,
+                extensions={"code": BAD_USER_INPUT, "field": [str(part) for part in problem.path]},
+            )
+    found = _selection_problem(operation.selection_set, [], document)
+    if found is None:
+        for definition in document.definitions:
+            # Fragments carry arguments too; their fields are named from the fragment.
+            selection_set = getattr(definition, "selection_set", None)
+            if definition is not operation and selection_set is not None:
+                found = _selection_problem(selection_set, [], document)
+                if found:
+                    break
+    if found is None:
+        return None
+    path, reason = found
+    dotted = ""
+    for part in path:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
+    return GraphQLError(
+        f"{dotted} {reason}", extensions={"code": BAD_USER_INPUT, "field": [str(part) for part in path]}
+    )
+
+
+def selected_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            name is None or (definition.name is not None and definition.name.value == name)
+        ):
+            return definition
+    return None
+
+
+# --- the guard ---------------------------------------------------------------------------------------------
+
+
+class RequestGuard(SchemaExtension):
+    """Document size and tokens before parsing; stored text, cost and the token's budget before execution;
+    ``extensions.cost`` on every answer."""
+
+    def __init__(self, settings: Settings, buckets: CostBuckets) -> None:
+        self.settings = settings
+        self.buckets = buckets
+        self.requested: int = 0
+        self.actual: int = 0
+        self.bucket_key: Any = None
+        self.taken = 0
+
+    def on_parse(self) -> Iterator[None]:
+        query = self.execution_context.query or ""
+        limit = self.settings.max_query_bytes
+        if len(query) > limit or len(query.encode("utf-8", "surrogatepass")) > limit:
+            raise GraphQLError(
+                f"the query document is larger than {limit} bytes", extensions={"code": QUERY_TOO_LARGE}
+            )
+        max_tokens = self.settings.max_query_tokens
+        if count_tokens(query, max_tokens) > max_tokens:
+            raise GraphQLError(
+                f"the query document has more than {max_tokens} tokens (comments count)",
+                extensions={"code": QUERY_TOO_LARGE},
+            )
+        yield
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        outcome = outcome_of(context.context)
+        document = context.graphql_document
+        operation = selected_operation(document, context.operation_name) if document else None
+        if outcome is not None and operation is not None:
+            outcome.operation_name = context.operation_name
+            outcome.operation_type = operation.operation.value
+        if document is None or operation is None:
+            yield
+            return
+        error = self._refusal(document, operation, outcome)
+        if error is not None and operation.operation is OperationType.SUBSCRIPTION:
+            # A subscription starts whatever result is set here; an error raised from this hook stops it.
+            raise error
+        if error is not None:
+            context.result = GraphQLExecutionResult(data=None, errors=[error])
+            yield
+            return
+        if operation.operation is OperationType.SUBSCRIPTION:
+            # Its events come after this hook; the requested cost is charged once, when it starts.
+            self.actual = self.requested
+            if outcome is not None:
+                outcome.executed = True
+            yield
+            return
+        yield
+        result = context.result
+        data = getattr(result, "data", None)
+        if outcome is not None:
+            # Variables that do not coerce fail inside execution, with no data and errors without a path:
+            # that is a request error too.
+            errors = getattr(result, "errors", None) or []
+            outcome.executed = data is not None or any(error.path for error in errors) or not errors
+        calculator = CostCalculator(context.schema._schema, document, context.variables, DEFAULT_PAGE_SIZE)
+        self.actual = calculator.actual(operation, data)
+        if self.bucket_key is not None:
+            self.buckets.give_back(self.bucket_key, self.taken - self.actual)
+
+    def _refusal(
+        self, document: DocumentNode, operation: OperationDefinitionNode, outcome: Outcome | None
+    ) -> GraphQLError | None:
+        context = self.execution_context
+        variables = context.variables
+        if variables:
+            size = len(json.dumps(variables, default=str))
+            if size > self.settings.max_variables_bytes:
+                return GraphQLError(
+                    f"the variables are larger than {self.settings.max_variables_bytes} bytes",
+                    extensions={"code": QUERY_TOO_LARGE},
+                )
+        bad_text = unstorable_text_error(document, operation, variables)
+        if bad_text is not None:
+            return bad_text
+        calculator = CostCalculator(context.schema._schema, document, variables, DEFAULT_PAGE_SIZE)
+        self.requested = calculator.requested(operation)
+        if self.requested > self.settings.max_query_cost:
+            return GraphQLError(
+                f"the query costs {self.requested}, more than the maximum of {self.settings.max_query_cost}; "
+                "ask for smaller pages (first/last) or fewer fields",
+                extensions={
+                    "code": MAX_COST_EXCEEDED,
+                    "cost": self.requested,
+                    "maxCost": self.settings.max_query_cost,
+                },
+            )
+        actor = getattr(context.context, "actor", None)
+        key = getattr(actor, "token_id", None) or getattr(actor, "name", None)
+        if key is None:
+            return None
+        wait = self.buckets.take(key, self.requested)
+        if wait is not None:
+            seconds = math.ceil(wait * 10) / 10
+            if outcome is not None:
+                outcome.retry_after = seconds
+            return GraphQLError(
+                f"throttled: this query costs {self.requested} and the token has less available; "
+                f"retry in {seconds} seconds",
+                extensions={"code": THROTTLED, "retryAfterSeconds": seconds},
+            )
+        self.bucket_key, self.taken = key, self.requested
+        return None
+
+    def get_results(self) -> dict[str, Any]:
+        actor = getattr(self.execution_context.context, "actor", None)
+        key = self.bucket_key or getattr(actor, "token_id", None) or getattr(actor, "name", None)
+        status = (
+            self.buckets.status(key)
+            if key is not None
+            else self.buckets.status(object())  # nobody to charge: a full bucket
+        )
+        return {
+            "cost": {
+                "requestedQueryCost": self.requested,
+                "actualQueryCost": self.actual,
+                "throttleStatus": status.as_json(),
+            }
+        }

@@ -9,9 +9,10 @@ from strawberry.tools import merge_types
 
 from config.settings import Settings
 from schema.cancellations import CancellationsMutation, CancellationsQuery
+from schema.cost import CostBuckets
 from schema.disputes import DisputesMutation, DisputesQuery
 from schema.exports import ExportsMutation, ExportsQuery
-from schema.extensions import MaskUnexpectedErrors
+from schema.extensions import MaskUnexpectedErrors, RequestGuard
 from schema.input_paths import InputPathsInErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.orders import OrdersMutation, OrdersQuery
@@ -57,7 +58,9 @@ Mutation = merge_types(
 )
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> strawberry.Schema:
+    # One bucket store per schema, so per app: each API process keeps its own budgets.
+    buckets = buckets or CostBuckets(settings.cost_bucket_size, settings.cost_restore_rate)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -67,6 +70,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+            lambda: RequestGuard(settings, buckets),
             MaskUnexpectedErrors,
             InputPathsInErrors,
             SubscriptionsOverWebSocket,

@@ -22,6 +22,7 @@ from db.models.disputes import (
     DisputeStatus,
 )
 from db.models.exports import Export, ExportFormat, ExportLayout, ExportStatus
+from db.models.idempotency import IdempotencyKey
 from db.models.orders import (
     FinancialStatus,
     Order,
@@ -81,6 +82,7 @@ __all__ = [
     "ExportLayout",
     "ExportStatus",
     "FinancialStatus",
+    "IdempotencyKey",
     "InboundWebhook",
     "MessageAuthor",
     "Order",

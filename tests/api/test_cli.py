@@ -58,6 +58,9 @@ async def test_admin_creates_shop_supplier_and_tokens_that_work(
     listed = await asyncio.to_thread(run, "token", "list", "--shop", shop_id)
     assert merchant.stdout.strip() not in listed.stdout
     [merchant_row] = [line for line in listed.stdout.splitlines() if merchant.stdout.strip()[:8] in line]
+    # Created and last used (by the query above); not revoked.
+    assert len(re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", merchant_row)) == 2
+    assert merchant_row.rstrip().endswith("-")
     revoked = await asyncio.to_thread(run, "token", "revoke", merchant_row.split()[0])
     assert revoked.returncode == 0, revoked.stderr
     assert (await api.post(merchant.stdout.strip(), "{ shop { name } }")).status_code == 401
@@ -112,7 +115,7 @@ def test_serve_migrates_seeds_prints_tokens_and_answers(tmp_path: Path) -> None:
             json={"query": "{ shop { name } ordersCount }"},
             headers={"Authorization": f"Bearer {token}"},
         )
-        assert response.json() == {"data": {"shop": {"name": "Demo Outfitters"}, "ordersCount": 18}}
+        assert response.json()["data"] == {"shop": {"name": "Demo Outfitters"}, "ordersCount": 18}
         page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"Accept": "text/html"})
         assert page.status_code in (200, 503) and "GraphiQL" in page.text
 
