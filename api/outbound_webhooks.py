@@ -28,6 +28,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
+from config.metrics import WEBHOOK_DELIVERY_FAILURES
 from config.settings import Settings
 from db.engine import Database
 from db.jobs import Job, JobContext, handler
@@ -266,6 +267,8 @@ async def deliver(ctx: JobContext, job: Job) -> None:
     )
     async with _writing(ctx.database) as session:
         recorded = await record_attempt(session, claimed, job.id, result, now=ctx.clock(), rand=random.random)
+    if not result.succeeded:
+        WEBHOOK_DELIVERY_FAILURES.labels(topic=claimed.topic).inc()
     log.info(
         "webhook %s attempt %d to %s: %s",
         claimed.message_id,

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.metrics import EXPORT_DURATION
 from config.settings import Settings
 from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
@@ -737,6 +738,10 @@ async def _finish(
         setattr(export, name, value)
     export.status = status
     export.finished_at = now
+    if export.started_at is not None:
+        EXPORT_DURATION.labels(format=export.format.value.lower(), outcome=status.value.lower()).observe(
+            (now - export.started_at).total_seconds()
+        )
     await announce(
         session,
         Actor.system(export.shop_id),

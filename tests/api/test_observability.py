@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from config.logs import JsonFormatter
-from config.metrics import EXPORT_DURATION, REGISTRY, WEBHOOK_DELIVERY_FAILURES
+from config.metrics import REGISTRY
 from db.engine import Database
 from db.jobs import enqueue
 from db.models import AccessToken
@@ -46,10 +46,9 @@ async def test_metrics_count_requests_latency_errors_and_the_job_queue(
     assert _sample("dropdesk_errors_total", code="UNAUTHENTICATED") == unauthenticated_before + 1
     assert _sample("dropdesk_job_queue_depth", status="QUEUED") >= 1
     assert _sample("dropdesk_job_oldest_due_age_seconds") >= 89
-    # The webhook and export metrics exist for their code to observe.
-    assert "dropdesk_webhook_delivery_failures_total" in text or WEBHOOK_DELIVERY_FAILURES is not None
-    EXPORT_DURATION.labels(format="csv", outcome="succeeded").observe(1.5)
-    assert _sample("dropdesk_export_duration_seconds_count", format="csv", outcome="succeeded") >= 1
+    # Webhook failures and export durations are counted by their own code (their tests check it); the
+    # endpoint exposes them.
+    assert "dropdesk_webhook_delivery_failures" in text and "dropdesk_export_duration_seconds" in text
 
 
 async def test_access_log_lines_carry_request_operation_duration_and_token_name(

@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from api.app import create_app
 from api.outbound_webhooks import Refused, resolve_target, retry_after
 from api.worker import Worker
+from config.metrics import REGISTRY
 from config.settings import Settings, load_settings
 from db.engine import Database
 from db.jobs import Job
@@ -34,6 +35,8 @@ from schema.ids import parse_id
 from tests.api.test_cancellations import CREATE, DECIDE, import_order
 from tests.factories import Api, Tenant, order_input
 from tests.webhook_receiver import Answer, Receiver, running_receiver
+
+FAILURES = "dropdesk_webhook_delivery_failures_total"
 
 SUBSCRIBE = """
 mutation($input: WebhookSubscriptionCreateInput!) {
@@ -211,7 +214,13 @@ async def test_subscription_management_needs_the_scope_and_valid_input(hooks: Ap
             headers={"Authorization": f"Bearer {tenant.merchant_token}", "content-type": "application/json"},
         )
         assert response.status_code == 200, response.text
-        payload = response.json()["data"]["webhookSubscriptionCreate"]
+        answer = response.json()
+        if any(isinstance(v, str) and ("\x00" in v or "\ud800" in v) for v in data.values()):
+            # Unstorable text is refused at the edge for every operation, naming the field.
+            [error] = answer["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT" and field[-1] in error["message"]
+            continue
+        payload = answer["data"]["webhookSubscriptionCreate"]
         assert payload["webhookSubscription"] is None and payload["secret"] is None
         assert [error["field"] for error in payload["userErrors"]] == [field], (data, payload)
 
@@ -298,10 +307,12 @@ async def test_retries_follow_the_schedule_honour_retry_after_and_send_the_same_
         Answer(status=429, headers={"Retry-After": "3600"}),
         Answer(status=200),
     ]
+    failures_before = REGISTRY.get_sample_value(FAILURES, {"topic": "orders/created"}) or 0
     await hooks.import_orders(tenant, order_input(tenant, "#7002"))
     await worker.drain()
     [delivery] = await deliveries(hooks, tenant)
     assert delivery["status"] == "RETRYING" and delivery["lastStatusCode"] == 503
+    assert REGISTRY.get_sample_value(FAILURES, {"topic": "orders/created"}) == failures_before + 1
     assert len(delivery["attempts"][0]["responseBody"]) == 1024  # the first KiB only
 
     async with db.read() as session:

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.worker import Worker
+from config.metrics import REGISTRY
 from config.settings import Settings, parse_smtp_url
 from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, enqueue
@@ -211,7 +212,7 @@ async def test_csv_is_utf8_with_bom_crlf_rfc4180_one_row_per_line(
         "Madrid",
         "Zoë Ñandú",
     )
-    assert (first["Open Cancellation Request"], first["Refunded Amount"]) == ("", "")
+    assert (first["Open Cancellation Request"], first["Refunded Amount"]) == ("", "0.00")
 
 
 async def test_order_layout_has_one_row_per_order_with_lines_joined(
@@ -406,7 +407,10 @@ async def test_build_job_writes_the_file_records_progress_and_announces(
     announced.clear()
     clock = Clock(utcnow() + timedelta(minutes=1))
     worker = Worker(db, replace(settings, export_batch_orders=2), clock=clock)
+    durations = {"format": "xlsx", "outcome": "succeeded"}
+    timed_before = REGISTRY.get_sample_value("dropdesk_export_duration_seconds_count", durations) or 0
     assert await worker.drain() == 1
+    assert REGISTRY.get_sample_value("dropdesk_export_duration_seconds_count", durations) == timed_before + 1
 
     done = await stored(db, export.id)
     assert (done.status, done.row_count, done.rows_done, done.rows_total) == (ExportStatus.SUCCEEDED, 8, 8, 8)
