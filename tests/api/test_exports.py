@@ -261,9 +261,7 @@ async def test_bad_input_is_a_user_error_at_once_and_scope_is_required(
     cases: list[tuple[dict[str, Any], list[str]]] = [
         ({"query": "created_at:>not-a-date"}, ["query"]),
         ({"query": "(unbalanced"}, ["query"]),
-        ({"query": "total:>5\u0000"}, ["query"]),
         ({"email": "nobody"}, ["email"]),
-        ({"email": "me\u0000@shop.test"}, ["email"]),
         ({"ids": [to_global_id("Supplier", 1)]}, ["ids", "0"]),
         ({"ids": [foreign["id"]]}, ["ids", "0"]),
     ]

@@ -116,8 +116,9 @@ async def test_money_figures_returns_and_refunds_do_not_grow_with_page_size(api:
         return counter.count, len(data["orders"]["nodes"])
 
     small, small_rows = await count(10)
-    large, large_rows = await count(100)
-    assert (small_rows, large_rows) == (10, 100)
+    # 60 orders keep the query under the cost limit (15 points an order here).
+    large, large_rows = await count(60)
+    assert (small_rows, large_rows) == (10, 60)
     assert small == large
     # Token, orders, figures, returns, their lines, order lines, receipts, policies, refunds, refund lines.
     assert large <= 10
