@@ -31,6 +31,7 @@ correlated EXISTS subqueries, so an order never appears twice in the result.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import re
 from collections.abc import Callable, Iterator
@@ -188,6 +189,8 @@ class _Prefix(ColumnElement[bool]):
     """
 
     type = Boolean()
+    # A condition in itself: SQLite must not get it as "(...) = 1", which no index can answer.
+    _is_implicitly_boolean = True
     inherit_cache = False  # the prefix is rendered into the statement's parameters at compile time
 
     def __init__(self, expr: InstrumentedAttribute[Any], prefix: str) -> None:
@@ -218,10 +221,18 @@ class _OrderIdIn(ColumnElement[bool]):
     """
 
     type = Boolean()
+    # A condition in itself: SQLite must not get it as "(...) = 1", which no index can answer.
+    _is_implicitly_boolean = True
     inherit_cache = False
 
     def __init__(self, subquery: Select[Any]) -> None:
         self.subquery = subquery
+        self.in_disjunction = _IN_DISJUNCTION.get()
+
+
+# Set while compiling the operands of an OR (and cleared again under a NOT): only there is an id array
+# better than IN, which PostgreSQL otherwise plans as a semi-join (or, negated, as one hashed lookup).
+_IN_DISJUNCTION: contextvars.ContextVar[bool] = contextvars.ContextVar("in_disjunction", default=False)
 
 
 @compiles(_OrderIdIn)
@@ -231,7 +242,10 @@ def _order_id_in(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_OrderIdIn, "postgresql")
 def _order_id_any(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{compiler.process(Order.id.expression, **kw)} = ANY(ARRAY({compiler.process(element.subquery, **kw)}))"
+    if not element.in_disjunction:
+        return _order_id_in(element, compiler, **kw)
+    subquery = compiler.process(element.subquery, **kw)
+    return f"{compiler.process(Order.id.expression, **kw)} = ANY(ARRAY({subquery}))"
 
 
 def _escape_like(value: str) -> str:
@@ -268,6 +282,8 @@ class _TextMatch(ColumnElement[bool]):
     """
 
     type = Boolean()
+    # A condition in itself: SQLite must not get it as "(...) = 1", which no index can answer.
+    _is_implicitly_boolean = True
     inherit_cache = False
 
     def __init__(self, column: InstrumentedAttribute[Any], prefix: str, value: str, suffix: str) -> None:
@@ -594,6 +610,14 @@ def _bare_clause(text: str, shop_id: int | None) -> ColumnElement[bool]:
     value = text.rstrip("*") or text
     number = _strip_hash(value)
     prefix = Pattern(value, prefix=True)
+    reset = _IN_DISJUNCTION.set(True)
+    try:
+        return _bare_or(value, number, prefix, shop_id)
+    finally:
+        _IN_DISJUNCTION.reset(reset)
+
+
+def _bare_or(value: str, number: str, prefix: Pattern, shop_id: int | None) -> ColumnElement[bool]:
     return or_(
         Order.number.in_([number, "#" + number]),
         _contains(Order.customer_name, value),
@@ -887,11 +911,19 @@ def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bo
     if isinstance(node, MatchAll):
         return true()
     if isinstance(node, Not):
-        return not_(_compile(node.operand, now, shop_id))
+        reset = _IN_DISJUNCTION.set(False)
+        try:
+            return not_(_compile(node.operand, now, shop_id))
+        finally:
+            _IN_DISJUNCTION.reset(reset)
     if isinstance(node, And):
         return and_(*(_compile(operand, now, shop_id) for operand in node.operands))
     if isinstance(node, Or):
-        return or_(*(_compile(operand, now, shop_id) for operand in node.operands))
+        reset = _IN_DISJUNCTION.set(True)
+        try:
+            return or_(*(_compile(operand, now, shop_id) for operand in node.operands))
+        finally:
+            _IN_DISJUNCTION.reset(reset)
     if node.field is None:
         return _bare_clause(node.text, shop_id)
     return FIELDS[node.field].clause(node.comparator, node.value, now, shop_id)

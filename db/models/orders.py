@@ -176,6 +176,7 @@ class OrderLine(Base):
             "ix_order_lines_shop_sku_key",
             "shop_id",
             "sku_key",
+            "order_id",
             postgresql_ops={"sku_key": "text_pattern_ops"},
         ),
     )
@@ -207,6 +208,7 @@ class Package(Base):
             "ix_packages_shop_tracking_key",
             "shop_id",
             "tracking_key",
+            "supplier_order_id",
             postgresql_ops={"tracking_key": "text_pattern_ops"},
         ),
     )

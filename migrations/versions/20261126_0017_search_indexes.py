@@ -85,14 +85,14 @@ def upgrade() -> None:
     with op.batch_alter_table("order_lines", schema=None) as batch_op:
         batch_op.create_index(
             "ix_order_lines_shop_sku_key",
-            ["shop_id", "sku_key"],
+            ["shop_id", "sku_key", "order_id"],
             unique=False,
             postgresql_ops={"sku_key": "text_pattern_ops"},
         )
     with op.batch_alter_table("packages", schema=None) as batch_op:
         batch_op.create_index(
             "ix_packages_shop_tracking_key",
-            ["shop_id", "tracking_key"],
+            ["shop_id", "tracking_key", "supplier_order_id"],
             unique=False,
             postgresql_ops={"tracking_key": "text_pattern_ops"},
         )
