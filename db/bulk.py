@@ -115,9 +115,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
         placeholders = ", ".join("?" for _ in columns)
     statement = f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})"
     values = [
-        tuple(
-            convert(_filled(column, row)) for column, convert in zip(columns, converters, strict=True)
-        )
+        tuple(convert(_filled(column, row)) for column, convert in zip(columns, converters, strict=True))
         for row in rows
     ]
     connection = await session.connection()

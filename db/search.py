@@ -263,6 +263,7 @@ def _ilike(expr: SQLColumnExpression[Any], prefix: str, value: str, suffix: str)
 
 SQLITE_TEXT_INDEX = "orders_search"
 """SQLite's FTS5 trigram table over the orders' free-text columns (created by the migration, fed by triggers)."""
+TRIGRAM = 3
 TEXT_INDEXED = frozenset({"customer_name", "customer_email", "tags"})
 DIALECT_SEARCH_OBJECTS = frozenset({SQLITE_TEXT_INDEX, "ix_orders_search_trgm"})
 """Search indexes that exist on one database only and so are not model objects."""
@@ -298,13 +299,24 @@ class _TextMatch(ColumnElement[bool]):
 
 @compiles(_TextMatch)
 def _text_match_fts(element: _TextMatch, compiler: SQLCompiler, **kw: Any) -> str:
-    loose = literal(element.prefix + element.value + element.suffix, String())
-    candidates = (
-        f"{compiler.process(Order.id.expression, **kw)} IN (SELECT rowid FROM {SQLITE_TEXT_INDEX} "
-        f"WHERE {SQLITE_TEXT_INDEX}.{element.key} LIKE {compiler.process(loose, **kw)})"
-    )
-    if _escape_like(element.value) == element.value:
+    order_id = compiler.process(Order.id.expression, **kw)
+    exact_needed = True
+    if len(element.value) >= TRIGRAM:
+        # A quoted phrase is a run of consecutive trigrams, that is the value as a substring, matched from
+        # the posting lists alone; LIKE on the FTS table has to read each candidate row back.
+        phrase = '"' + element.value.replace('"', '""') + '"'
+        query = literal(f"{element.key} : {phrase}", String())
+        where = f"{SQLITE_TEXT_INDEX} MATCH {compiler.process(query, **kw)}"
+        exact_needed = (element.prefix, element.suffix) != ("%", "%")
+    else:
+        # Too short for a trigram: the FTS table is scanned (still right, just not fast).
+        loose = literal(element.prefix + element.value + element.suffix, String())
+        where = f"{SQLITE_TEXT_INDEX}.{element.key} LIKE {compiler.process(loose, **kw)}"
+        exact_needed = _escape_like(element.value) != element.value
+    candidates = f"{order_id} IN (SELECT rowid FROM {SQLITE_TEXT_INDEX} WHERE {where})"
+    if not exact_needed:
         return candidates
+    # Anchored matches (whole value, prefix) and wildcard characters get the exact test on the row itself.
     exact = _ilike(element.column, element.prefix, element.value, element.suffix)
     return f"({candidates} AND {compiler.process(exact, **kw)})"
 

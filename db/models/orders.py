@@ -91,8 +91,8 @@ class Order(Base):
         Index("ix_orders_shop_number_value", "shop_id", "number_value", "id"),
         Index("ix_orders_shop_total", "shop_id", "total", "id"),
         Index("ix_orders_shop_customer", "shop_id", "customer_name", "id"),
-        Index("ix_orders_shop_status", "shop_id", "status"),
-        Index("ix_orders_shop_financial_status", "shop_id", "financial_status"),
+        Index("ix_orders_shop_status", "shop_id", "status", "created_at", "id"),
+        Index("ix_orders_shop_financial_status", "shop_id", "financial_status", "created_at", "id"),
         Index("ix_orders_shop_email_domain", "shop_id", "customer_email_domain"),
     )
 

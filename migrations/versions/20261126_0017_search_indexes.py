@@ -78,9 +78,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_orders_shop_email_domain", ["shop_id", "customer_email_domain"], unique=False
         )
-        batch_op.create_index("ix_orders_shop_status", ["shop_id", "status"], unique=False)
         batch_op.create_index(
-            "ix_orders_shop_financial_status", ["shop_id", "financial_status"], unique=False
+            "ix_orders_shop_status", ["shop_id", "status", "created_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_orders_shop_financial_status",
+            ["shop_id", "financial_status", "created_at", "id"],
+            unique=False,
         )
     with op.batch_alter_table("order_lines", schema=None) as batch_op:
         batch_op.create_index(

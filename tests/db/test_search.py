@@ -217,6 +217,8 @@ GOOD: list[tuple[str, set[str]]] = [
     ('customer:"ana b"', {"#999"}),
     ("customer:'100%'", {"#1008"}),
     ("customer:'Dan O\\'Brien'", {"#1004"}),
+    ("customer:'o\\'brien' email:dan*", {"#1004"}),
+    ("customer:'\"Ana\" Lopez'", set()),
     ("email:BOB@example.org", {"#1002"}),
     ("email:ana*", {"#1001", "#999"}),
     ("email:eve_*", {"#1005"}),
