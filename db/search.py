@@ -216,8 +216,8 @@ def _prefix_like(element: _Prefix, compiler: SQLCompiler, **kw: Any) -> str:
 class _OrderIdIn(ColumnElement[bool]):
     """``orders.id`` is among the ids a subquery returns.
 
-    PostgreSQL gets ``= ANY(ARRAY(subquery))``: the subquery runs once and its ids probe the primary key, also
-    inside an OR, where a plain IN would become a filter evaluated on every order of the shop.
+    Inside an OR, PostgreSQL gets ``= ANY(ARRAY(subquery))``: the subquery runs once and its ids probe the
+    primary key, where a plain IN would become a filter evaluated on every order of the shop.
     """
 
     type = Boolean()
@@ -227,12 +227,15 @@ class _OrderIdIn(ColumnElement[bool]):
 
     def __init__(self, subquery: Select[Any]) -> None:
         self.subquery = subquery
-        self.in_disjunction = _IN_DISJUNCTION.get()
+        self.as_array = _IN_OR.get() and not _NEGATED.get()
 
 
-# Set while compiling the operands of an OR (and cleared again under a NOT): only there is an id array
-# better than IN, which PostgreSQL otherwise plans as a semi-join (or, negated, as one hashed lookup).
-_IN_DISJUNCTION: contextvars.ContextVar[bool] = contextvars.ContextVar("in_disjunction", default=False)
+# Set while compiling the operands of an OR, and what a NOT applies to. PostgreSQL gets the ids as an array
+# only inside an OR that no NOT covers: elsewhere IN lets the planner pick a semi-join from its statistics
+# (a newest-first page walks the created_at index and stops after 20), and a negated IN is one hashed lookup
+# where a negated array would be searched for every order.
+_IN_OR: contextvars.ContextVar[bool] = contextvars.ContextVar("in_or", default=False)
+_NEGATED: contextvars.ContextVar[bool] = contextvars.ContextVar("negated", default=False)
 
 
 @compiles(_OrderIdIn)
@@ -242,7 +245,7 @@ def _order_id_in(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_OrderIdIn, "postgresql")
 def _order_id_any(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
-    if not element.in_disjunction:
+    if not element.as_array:
         return _order_id_in(element, compiler, **kw)
     subquery = compiler.process(element.subquery, **kw)
     return f"{compiler.process(Order.id.expression, **kw)} = ANY(ARRAY({subquery}))"
@@ -543,6 +546,20 @@ def _supplier_status_clause(
     return _supplier_orders_with(and_(_shop(SupplierOrder.shop_id, shop_id), SupplierOrder.status == status))
 
 
+_SEARCH_SHOP: contextvars.ContextVar[int | None] = contextvars.ContextVar("search_shop", default=None)
+
+
+def search_shop() -> int | None:
+    """The shop the query being compiled is limited to, if the caller said; ``has:`` filters may narrow their
+    subqueries with it (they take no arguments, so that registering one stays a one-liner)."""
+    return _SEARCH_SHOP.get()
+
+
+def _open_dispute() -> ColumnElement[bool]:
+    shop = _shop(SupplierOrder.shop_id, search_shop())
+    return _supplier_orders_with(and_(shop, SupplierOrder.status == SupplierOrderStatus.IN_ISSUE))
+
+
 def _open_cancellation() -> ColumnElement[bool]:
     # open_key is set exactly while a request is open (PENDING or INFO_REQUESTED); its unique index holds
     # only open requests' keys in order, so the walk is as short as the list of open requests.
@@ -551,7 +568,7 @@ def _open_cancellation() -> ColumnElement[bool]:
 
 HAS_FILTERS: dict[str, Callable[[], ColumnElement[bool]]] = {
     "open_cancellation": _open_cancellation,
-    "open_dispute": lambda: _supplier_orders_with(SupplierOrder.status == SupplierOrderStatus.IN_ISSUE),
+    "open_dispute": _open_dispute,
     # Returns do not exist yet, so none is open.
     "open_return": false,
 }
@@ -622,11 +639,11 @@ def _bare_clause(text: str, shop_id: int | None) -> ColumnElement[bool]:
     value = text.rstrip("*") or text
     number = _strip_hash(value)
     prefix = Pattern(value, prefix=True)
-    reset = _IN_DISJUNCTION.set(True)
+    reset = _IN_OR.set(True)
     try:
         return _bare_or(value, number, prefix, shop_id)
     finally:
-        _IN_DISJUNCTION.reset(reset)
+        _IN_OR.reset(reset)
 
 
 def _bare_or(value: str, number: str, prefix: Pattern, shop_id: int | None) -> ColumnElement[bool]:
@@ -916,26 +933,30 @@ def compile_order_filter(
         now = datetime.now(UTC)
     elif now.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
-    return _compile(node, now.astimezone(UTC), shop_id)
+    reset = _SEARCH_SHOP.set(shop_id)
+    try:
+        return _compile(node, now.astimezone(UTC), shop_id)
+    finally:
+        _SEARCH_SHOP.reset(reset)
 
 
 def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bool]:
     if isinstance(node, MatchAll):
         return true()
     if isinstance(node, Not):
-        reset = _IN_DISJUNCTION.set(False)
+        reset = _NEGATED.set(True)
         try:
             return not_(_compile(node.operand, now, shop_id))
         finally:
-            _IN_DISJUNCTION.reset(reset)
+            _NEGATED.reset(reset)
     if isinstance(node, And):
         return and_(*(_compile(operand, now, shop_id) for operand in node.operands))
     if isinstance(node, Or):
-        reset = _IN_DISJUNCTION.set(True)
+        reset = _IN_OR.set(True)
         try:
             return or_(*(_compile(operand, now, shop_id) for operand in node.operands))
         finally:
-            _IN_DISJUNCTION.reset(reset)
+            _IN_OR.reset(reset)
     if node.field is None:
         return _bare_clause(node.text, shop_id)
     return FIELDS[node.field].clause(node.comparator, node.value, now, shop_id)
