@@ -222,15 +222,13 @@ async def _pass_deadlines(database: Database, stop: asyncio.Event) -> None:
     """Every pending request's deadline (and its job) becomes now, as if the supplier's time had run out."""
     while not stop.is_set():
         async with database.write() as session:
+            # One statement, so that a request committed meanwhile is either moved with its job or not at all.
             await session.execute(
                 text(
-                    "UPDATE cancellation_requests SET respond_by = now() - interval '1 second' "
-                    "WHERE status = 'PENDING' AND respond_by > now()"
-                )
-            )
-            await session.execute(
-                text(
-                    "UPDATE jobs SET run_at = now() WHERE kind = :kind AND status = 'QUEUED' AND run_at > now()"
+                    "WITH due AS (UPDATE cancellation_requests SET respond_by = now() - interval '1 second' "
+                    "WHERE status = 'PENDING' AND respond_by > now() RETURNING id) "
+                    "UPDATE jobs SET run_at = now() WHERE status = 'QUEUED' "
+                    "AND key IN (SELECT :kind || ':' || id FROM due)"
                 ),
                 {"kind": AUTO_APPROVE_KIND},
             )

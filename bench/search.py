@@ -51,6 +51,7 @@ class Sample:
 
     shop_id: int
     surname: str
+    email: str
     email_local: str
     number: str
     tracking: str
@@ -110,6 +111,7 @@ async def _sample(database: Database) -> Sample:
     return Sample(
         shop_id=shop_id,
         surname=middle.customer_name.split()[-1],
+        email=middle.customer_email,
         email_local=middle.customer_email.split("@")[0],
         number=middle.number,
         tracking=tracking,
@@ -132,7 +134,8 @@ def forms(sample: Sample) -> list[tuple[str, str]]:
         ("number: exact", f"number:{s.number}"),
         ("number: prefix wildcard", f"number:{s.number[:4]}*"),
         ("number: comparator", f"number:>{s.number.lstrip('#')}"),
-        ("email: exact", f"email:{s.email_local}@*"),
+        ("email: exact", f"email:{s.email}"),
+        ("email: prefix wildcard", f"email:{s.email_local}*"),
         ("email: domain", "email:@gmail.com"),
         ("customer:", f'customer:"{s.surname}"'),
         ("status:", "status:open"),
@@ -148,7 +151,7 @@ def forms(sample: Sample) -> list[tuple[str, str]]:
         ("tag: prefix wildcard", "tag:insta*"),
         ("total: comparator", "total:>50"),
         ("created_at: relative", "created_at:>-7d"),
-        ("updated_at: day", "updated_at:<=2026-01-01"),
+        ("updated_at: day", "updated_at:yesterday"),
         ("has:open_cancellation", "has:open_cancellation"),
         ("has:open_dispute", "has:open_dispute"),
         ("OR of has: and financial_status:", "has:open_cancellation OR financial_status:partially_refunded"),

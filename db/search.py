@@ -238,6 +238,31 @@ _IN_OR: contextvars.ContextVar[bool] = contextvars.ContextVar("in_or", default=F
 _NEGATED: contextvars.ContextVar[bool] = contextvars.ContextVar("negated", default=False)
 
 
+class _AnyOf(ColumnElement[bool]):
+    """``column`` is among the few ids a subquery returns (the suppliers a name matches): PostgreSQL gets them
+    as an array, computed once, rather than a subquery it may re-run for every candidate row."""
+
+    type = Boolean()
+    _is_implicitly_boolean = True
+    inherit_cache = False
+
+    def __init__(self, column: InstrumentedAttribute[Any], subquery: Select[Any]) -> None:
+        self.column = column.expression
+        self.subquery = subquery
+
+
+@compiles(_AnyOf)
+def _any_of_in(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+
+
+@compiles(_AnyOf, "postgresql")
+def _any_of_array(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return (
+        f"{compiler.process(element.column, **kw)} = ANY(ARRAY({compiler.process(element.subquery, **kw)}))"
+    )
+
+
 @compiles(_OrderIdIn)
 def _order_id_in(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{compiler.process(Order.id.expression, **kw)} IN ({compiler.process(element.subquery, **kw)})"
@@ -616,7 +641,7 @@ def _supplier_clause(
         store = Supplier.aliexpress_store_id == value.text
     suppliers = select(Supplier.id).where(_shop(Supplier.shop_id, shop_id), or_(name, store))
     return _supplier_orders_with(
-        and_(_shop(SupplierOrder.shop_id, shop_id), SupplierOrder.supplier_id.in_(suppliers))
+        and_(_shop(SupplierOrder.shop_id, shop_id), _AnyOf(SupplierOrder.supplier_id, suppliers))
     )
 
 
