@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Column, Table
@@ -40,7 +41,9 @@ def _sqlite_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _postgres_time(value: datetime | None) -> datetime | None:
@@ -107,16 +110,31 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
         for column in table.columns
         if not (column.primary_key and column.autoincrement and column.key not in rows[0])
     ]
-    converters = [_converter(column, dialect) for column in columns]
-    names = ", ".join(column.name for column in columns)
-    if dialect == "postgresql":
-        placeholders = ", ".join(f"${index}" for index in range(1, len(columns) + 1))
-    else:
-        placeholders = ", ".join("?" for _ in columns)
-    statement = f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})"
-    values = [
-        tuple(convert(_filled(column, row)) for column, convert in zip(columns, converters, strict=True))
-        for row in rows
+    # Columns the rows carry come out in one C-level itemgetter call; only those whose type changes the value
+    # are converted, and the rest get their defaults.
+    present = [column for column in columns if column.key in rows[0]]
+    missing = [column for column in columns if column.key not in rows[0]]
+    ordered = present + missing
+    getter = itemgetter(*(column.key for column in present)) if present else None
+    conversions = [
+        (index, convert)
+        for index, convert in enumerate(_converter(column, dialect) for column in present)
+        if convert is not _same
     ]
+    defaults = [(column, _converter(column, dialect)) for column in missing]
+    names = ", ".join(column.name for column in ordered)
+    if dialect == "postgresql":
+        placeholders = ", ".join(f"${index}" for index in range(1, len(ordered) + 1))
+    else:
+        placeholders = ", ".join("?" for _ in ordered)
+    statement = f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})"
+    values = []
+    for row in rows:
+        picked = getter(row) if getter is not None else ()
+        value = list(picked) if len(present) > 1 else [picked]
+        for index, convert in conversions:
+            value[index] = convert(value[index])
+        value.extend(convert(_filled(column, row)) for column, convert in defaults)
+        values.append(tuple(value))
     connection = await session.connection()
     await connection.exec_driver_sql(statement, values)
