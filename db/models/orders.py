@@ -190,7 +190,7 @@ class OrderLine(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     title: Mapped[str] = mapped_column(String(255))
     variant_title: Mapped[str | None] = mapped_column(String(255))
-    sku: Mapped[str | None] = mapped_column(String(100), index=True)
+    sku: Mapped[str | None] = mapped_column(String(100))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal] = mapped_column(Amount)
     image_url: Mapped[str | None] = mapped_column(String(1000))
@@ -216,7 +216,7 @@ class Package(Base):
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     supplier_order_id: Mapped[int] = mapped_column(ForeignKey("supplier_orders.id", ondelete="CASCADE"))
-    tracking_number: Mapped[str] = mapped_column(String(100), index=True)
+    tracking_number: Mapped[str] = mapped_column(String(100))
     carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_status: Mapped[str | None] = mapped_column(String(60))
     # Carrier scan events, newest last: [{"time": iso8601, "status": ..., "location": ..., "description": ...}]

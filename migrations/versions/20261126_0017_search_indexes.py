@@ -86,7 +86,9 @@ def upgrade() -> None:
             ["shop_id", "financial_status", "created_at", "id"],
             unique=False,
         )
+    # The keyed indexes below replace the plain ones, which no query used once search compared keys.
     with op.batch_alter_table("order_lines", schema=None) as batch_op:
+        batch_op.drop_index("ix_order_lines_sku")
         batch_op.create_index(
             "ix_order_lines_shop_sku_key",
             ["shop_id", "sku_key", "order_id"],
@@ -94,6 +96,7 @@ def upgrade() -> None:
             postgresql_ops={"sku_key": "text_pattern_ops"},
         )
     with op.batch_alter_table("packages", schema=None) as batch_op:
+        batch_op.drop_index("ix_packages_tracking_number")
         batch_op.create_index(
             "ix_packages_shop_tracking_key",
             ["shop_id", "tracking_key", "supplier_order_id"],
@@ -135,9 +138,11 @@ def downgrade() -> None:
     with op.batch_alter_table("packages", schema=None) as batch_op:
         batch_op.drop_index("ix_packages_shop_tracking_key")
         batch_op.drop_column("tracking_key")
+        batch_op.create_index("ix_packages_tracking_number", ["tracking_number"], unique=False)
     with op.batch_alter_table("order_lines", schema=None) as batch_op:
         batch_op.drop_index("ix_order_lines_shop_sku_key")
         batch_op.drop_column("sku_key")
+        batch_op.create_index("ix_order_lines_sku", ["sku"], unique=False)
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_shop_financial_status")
         batch_op.drop_index("ix_orders_shop_status")
