@@ -284,7 +284,9 @@ async def run(url: str, seconds: float, clients: int) -> int:
     ] + [_start(["worker"], env, logs / f"worker{n}.log") for n in range(2)]
     tally = Tally()
     try:
-        limits = httpx.Limits(max_connections=clients * 2)
+        # Idle connections expire on the client before uvicorn's 5 s keep-alive closes them on the server, as a
+        # load balancer's upstream settings would: otherwise a request can race the server's close.
+        limits = httpx.Limits(max_connections=clients * 2, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=30, limits=limits) as http:
             for port in ports:
                 await _wait_ready(http, port)
