@@ -3,6 +3,7 @@
 
     python3 run.py serve   # virtualenv, install, migrate, demo data on first run, GraphiQL on :8000
     python3 run.py test    # virtualenv, install with test tools, lint, type-check, run the tests
+    python3 run.py bench   # search latencies at 100,000 orders; --scale-out: several processes under load
 
 Extra arguments go to `dropdesk serve` or to pytest.
 """
@@ -77,8 +78,15 @@ def test(args: list[str]) -> None:
     _run(PYTHON, "-m", "pytest", *args)
 
 
+def bench(args: list[str]) -> None:
+    """Benchmarks, not tests: CI does not run them."""
+    ensure_environment("test")
+    module = "bench.scale_out" if "--scale-out" in args else "bench.search"
+    _run(PYTHON, "-m", module, *(arg for arg in args if arg != "--scale-out"))
+
+
 def main() -> None:
-    commands = {"serve": serve, "test": test}
+    commands = {"serve": serve, "test": test, "bench": bench}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         raise SystemExit(__doc__)
     commands[sys.argv[1]](sys.argv[2:])

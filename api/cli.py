@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api.cli_support import DatabaseUnreachable, run_with_database
 from config.settings import SettingError, Settings, get_settings
 from db.engine import Database
-from db.migrate import upgrade
+from db.migrate import refresh_statistics, upgrade
 from db.models import AccessToken, Shop, Supplier, TokenKind
 from db.types import utcnow
 from demo.catalogue import DEMO_SHOPS
@@ -70,6 +70,8 @@ async def _prepare_embedded(database: Database, settings: Settings, demo: bool, 
         secret_key=settings.secret_key,
         progress=_progress_bar("seeding demo data"),
     )
+    if result.created:
+        await refresh_statistics(database.engine)
     _print_demo_tokens(result)
     print(f"\nGraphiQL: {graphiql_url}  (paste a token into its Token field)\n")
 
@@ -144,6 +146,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
             secret_key=settings.secret_key,
             progress=_progress_bar("seeding"),
         )
+        if result.created:
+            # Fresh statistics (and, on PostgreSQL, the visibility map) for the rows just loaded.
+            await refresh_statistics(database.engine, vacuum=True)
         print(
             f"seeded {result.orders} orders" if result.created else "demo data already present; nothing added"
         )

@@ -1,10 +1,10 @@
-"""How fast the demo seeder fills a fresh SQLite database.
+"""How fast the demo seeder fills a fresh database (SQLite by default, or the PostgreSQL one given).
 
 Seeds a 10,000-order baseline and then N orders (default 100,000), each into its own temporary, migrated
-database, and prints seconds and orders per second; the ratio shows whether the cost per order stays flat as
-the database grows.
+SQLite database (or the given PostgreSQL database, emptied before each run), and prints seconds and orders
+per second; the ratio shows whether the cost per order stays flat as the database grows.
 
-    .venv/bin/python bench/seed.py [--orders N]
+    .venv/bin/python -m bench.seed [--orders N] [--database-url postgresql+asyncpg://.../NAME]
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from sqlalchemy import text
 
 from db.engine import Database
 from db.migrate import upgrade
@@ -30,11 +32,15 @@ def _progress(done: int, total: int) -> None:
         print(f"  {done:>8,} / {total:,}", file=sys.stderr, flush=True)
 
 
-async def run(orders: int) -> float:
+async def run(orders: int, url: str | None = None) -> float:
     """Seconds to seed ``orders`` orders into a fresh database (migration time excluded)."""
     with tempfile.TemporaryDirectory(prefix="dropdesk-bench-") as tmp:
-        database = Database(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}")
+        database = Database(url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}")
         try:
+            if database.dialect == "postgresql":
+                async with database.engine.begin() as connection:
+                    await connection.execute(text("DROP SCHEMA public CASCADE"))
+                    await connection.execute(text("CREATE SCHEMA public"))
             await upgrade(database.engine)
             started = time.perf_counter()
             result = await seed_demo(database, orders=orders, secret_key="bench", now=NOW, progress=_progress)
@@ -49,9 +55,10 @@ async def run(orders: int) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--orders", type=int, default=100_000, help="orders to seed (default 100,000)")
+    parser.add_argument("--database-url", help="a PostgreSQL database of its own (emptied); default SQLite")
     args = parser.parse_args()
-    baseline = await run(BASELINE_ORDERS)
-    elapsed = await run(args.orders)
+    baseline = await run(BASELINE_ORDERS, args.database_url)
+    elapsed = await run(args.orders, args.database_url)
     per_order_ratio = (elapsed / args.orders) / (baseline / BASELINE_ORDERS)
     print(f"cost per order relative to the {BASELINE_ORDERS:,}-order baseline: {per_order_ratio:.2f}x")
 

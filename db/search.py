@@ -31,6 +31,7 @@ correlated EXISTS subqueries, so an order never appears twice in the result.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import re
 from collections.abc import Callable, Iterator
@@ -40,17 +41,21 @@ from decimal import Decimal
 from typing import Any, Generic, Literal, NoReturn, TypeVar
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Select,
     SQLColumnExpression,
     String,
     and_,
-    func,
     literal,
     not_,
     or_,
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from db.models import (
     CancellationRequest,
@@ -65,9 +70,13 @@ from db.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
+from db.models.orders import search_key
 
 MAX_QUERY_LENGTH = 1000
 MAX_TERMS = 50
+MAX_NESTING = 10
+# Neither database stores these in text (asyncpg refuses NUL; no driver encodes a lone surrogate).
+_FORBIDDEN = re.compile(r"[\x00\ud800-\udfff]")
 # Amounts are stored as BigInteger scaled by 10,000; this keeps a bound value well inside that range.
 MAX_AMOUNT = Decimal(10) ** 14
 # Relative dates further back than this are almost certainly typos and would overflow datetime arithmetic.
@@ -144,7 +153,8 @@ class FieldSpec(Generic[V]):
     """How one field's value is checked and turned into SQL."""
 
     parse: Callable[[str, Comparator], V]
-    clause: Callable[[Comparator, V, datetime], ColumnElement[bool]]
+    # (comparator, parsed value, now, shop id or None) -> clause; the shop narrows child-table subqueries.
+    clause: Callable[[Comparator, V, datetime, int | None], ColumnElement[bool]]
     comparators: frozenset[Comparator] = frozenset({":"})
 
 
@@ -171,8 +181,100 @@ class TimeValue:
         return start, start + timedelta(days=1)
 
 
-def _lower(expr: SQLColumnExpression[Any]) -> ColumnElement[str]:
-    return func.lower(expr, type_=String())
+class _Prefix(ColumnElement[bool]):
+    """``expr`` starts with ``prefix`` (compared as stored: the key columns are already lower-case).
+
+    Written so that each database walks a B-tree: PostgreSQL answers LIKE 'p%' from a ``text_pattern_ops``
+    index whatever the collation, SQLite answers GLOB 'p*' from a plain (BINARY) index; SQLite's LIKE is
+    case-insensitive and would not use it.
+    """
+
+    type = Boolean()
+    # A condition in itself: SQLite must not get it as "(...) = 1", which no index can answer.
+    _is_implicitly_boolean = True
+    inherit_cache = False  # the prefix is rendered into the statement's parameters at compile time
+
+    def __init__(self, expr: InstrumentedAttribute[Any], prefix: str) -> None:
+        self.expr = expr.expression
+        self.prefix = prefix
+
+
+@compiles(_Prefix)
+def _prefix_glob(element: _Prefix, compiler: SQLCompiler, **kw: Any) -> str:
+    pattern = "".join(f"[{char}]" if char in "*?[" else char for char in element.prefix) + "*"
+    return f"{compiler.process(element.expr, **kw)} GLOB {compiler.process(literal(pattern, String()), **kw)}"
+
+
+@compiles(_Prefix, "postgresql")
+def _prefix_like(element: _Prefix, compiler: SQLCompiler, **kw: Any) -> str:
+    pattern = literal(_escape_like(element.prefix) + "%", String())
+    return (
+        f"{compiler.process(element.expr, **kw)} LIKE {compiler.process(pattern, **kw)} "
+        f"ESCAPE '{LIKE_ESCAPE}'"
+    )
+
+
+class _OrderIdIn(ColumnElement[bool]):
+    """``orders.id`` is among the ids a subquery returns.
+
+    Inside an OR, PostgreSQL gets ``= ANY(ARRAY(subquery))``: the subquery runs once and its ids probe the
+    primary key, where a plain IN would become a filter evaluated on every order of the shop.
+    """
+
+    type = Boolean()
+    # A condition in itself: SQLite must not get it as "(...) = 1", which no index can answer.
+    _is_implicitly_boolean = True
+    inherit_cache = False
+
+    def __init__(self, subquery: Select[Any]) -> None:
+        self.subquery = subquery
+        self.as_array = _IN_OR.get() and not _NEGATED.get()
+
+
+# Set while compiling the operands of an OR, and what a NOT applies to. PostgreSQL gets the ids as an array
+# only inside an OR that no NOT covers: elsewhere IN lets the planner pick a semi-join from its statistics
+# (a newest-first page walks the created_at index and stops after 20), and a negated IN is one hashed lookup
+# where a negated array would be searched for every order.
+_IN_OR: contextvars.ContextVar[bool] = contextvars.ContextVar("in_or", default=False)
+_NEGATED: contextvars.ContextVar[bool] = contextvars.ContextVar("negated", default=False)
+
+
+class _AnyOf(ColumnElement[bool]):
+    """``column`` is among the few ids a subquery returns (the suppliers a name matches): PostgreSQL gets them
+    as an array, computed once, rather than a subquery it may re-run for every candidate row."""
+
+    type = Boolean()
+    _is_implicitly_boolean = True
+    inherit_cache = False
+
+    def __init__(self, column: InstrumentedAttribute[Any], subquery: Select[Any]) -> None:
+        self.column = column.expression
+        self.subquery = subquery
+
+
+@compiles(_AnyOf)
+def _any_of_in(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+
+
+@compiles(_AnyOf, "postgresql")
+def _any_of_array(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return (
+        f"{compiler.process(element.column, **kw)} = ANY(ARRAY({compiler.process(element.subquery, **kw)}))"
+    )
+
+
+@compiles(_OrderIdIn)
+def _order_id_in(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.process(Order.id.expression, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+
+
+@compiles(_OrderIdIn, "postgresql")
+def _order_id_any(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
+    if not element.as_array:
+        return _order_id_in(element, compiler, **kw)
+    subquery = compiler.process(element.subquery, **kw)
+    return f"{compiler.process(Order.id.expression, **kw)} = ANY(ARRAY({subquery}))"
 
 
 def _escape_like(value: str) -> str:
@@ -183,34 +285,118 @@ def _escape_like(value: str) -> str:
     )
 
 
-def _like(expr: SQLColumnExpression[Any], prefix: str, value: str, suffix: str) -> ColumnElement[bool]:
-    """Case-insensitive LIKE with the user's value escaped and lower-cased by the same database function."""
-    pattern = literal(prefix + _escape_like(value) + suffix, String())
-    return _lower(expr).like(_lower(pattern), escape=LIKE_ESCAPE)
+def _ilike(expr: SQLColumnExpression[Any], prefix: str, value: str, suffix: str) -> ColumnElement[bool]:
+    """Case-insensitive LIKE with the user's value escaped: ILIKE on PostgreSQL, lower() LIKE lower() on SQLite."""
+    return expr.ilike(prefix + _escape_like(value) + suffix, escape=LIKE_ESCAPE)
 
 
-def _contains(expr: SQLColumnExpression[Any], value: str) -> ColumnElement[bool]:
-    return _like(expr, "%", value, "%")
+SQLITE_TEXT_INDEX = "orders_search"
+"""SQLite's FTS5 trigram table over the orders' free-text columns (created by the migration, fed by triggers)."""
+TRIGRAM = 3
+TEXT_INDEXED = frozenset({"customer_name", "customer_email", "tags"})
+DIALECT_SEARCH_OBJECTS = frozenset({SQLITE_TEXT_INDEX, "ix_orders_search_trgm"})
+"""Search indexes that exist on one database only and so are not model objects."""
 
 
-def _starts_with(expr: SQLColumnExpression[Any], value: str) -> ColumnElement[bool]:
-    return _like(expr, "", value, "%")
+def is_dialect_search_object(name: str | None) -> bool:
+    """True for those indexes and the tables SQLite keeps behind the FTS5 one (``orders_search_data``...)."""
+    return name is not None and (name in DIALECT_SEARCH_OBJECTS or name.startswith(SQLITE_TEXT_INDEX + "_"))
 
 
-def _equals_ci(expr: SQLColumnExpression[Any], value: str) -> ColumnElement[bool]:
-    return _lower(expr) == _lower(literal(value, String()))
+class _TextMatch(ColumnElement[bool]):
+    """One of the orders' free-text columns matches ``prefix + value + suffix`` (LIKE, any case).
+
+    PostgreSQL: ILIKE, answered by the trigram GIN index. SQLite: the FTS5 trigram table finds the candidate
+    rows (its LIKE must stay free of ESCAPE to use the index, so a value holding '%' or '_' gets the exact,
+    escaped test on the row as well).
+    """
+
+    type = Boolean()
+    # A condition in itself: SQLite must not get it as "(...) = 1", which no index can answer.
+    _is_implicitly_boolean = True
+    inherit_cache = False
+
+    def __init__(self, column: InstrumentedAttribute[Any], prefix: str, value: str, suffix: str) -> None:
+        if column.key not in TEXT_INDEXED:
+            raise ValueError(f"{column.key} is not in the text index")
+        self.column = column
+        self.key = column.key
+        self.prefix = prefix
+        self.value = value
+        self.suffix = suffix
 
 
-def _exact_or_prefix(expr: SQLColumnExpression[Any], value: str) -> ColumnElement[bool]:
-    """A trailing ``*`` asks for a prefix match; otherwise the whole value must match."""
-    if value.endswith("*"):
-        return _starts_with(expr, value[:-1])
-    return _equals_ci(expr, value)
+@compiles(_TextMatch)
+def _text_match_fts(element: _TextMatch, compiler: SQLCompiler, **kw: Any) -> str:
+    order_id = compiler.process(Order.id.expression, **kw)
+    exact_needed = True
+    if len(element.value) >= TRIGRAM:
+        # A quoted phrase is a run of consecutive trigrams, that is the value as a substring, matched from
+        # the posting lists alone; LIKE on the FTS table has to read each candidate row back.
+        phrase = '"' + element.value.replace('"', '""') + '"'
+        query = literal(f"{element.key} : {phrase}", String())
+        where = f"{SQLITE_TEXT_INDEX} MATCH {compiler.process(query, **kw)}"
+        exact_needed = (element.prefix, element.suffix) != ("%", "%")
+    else:
+        # Too short for a trigram: the FTS table is scanned (still right, just not fast).
+        loose = literal(element.prefix + element.value + element.suffix, String())
+        where = f"{SQLITE_TEXT_INDEX}.{element.key} LIKE {compiler.process(loose, **kw)}"
+        exact_needed = _escape_like(element.value) != element.value
+    candidates = f"{order_id} IN (SELECT rowid FROM {SQLITE_TEXT_INDEX} WHERE {where})"
+    if not exact_needed:
+        return candidates
+    # Anchored matches (whole value, prefix) and wildcard characters get the exact test on the row itself.
+    exact = _ilike(element.column, element.prefix, element.value, element.suffix)
+    return f"({candidates} AND {compiler.process(exact, **kw)})"
 
 
-def _email() -> ColumnElement[str]:
-    # NULL emails become '' so that a negated email term still matches orders without an email.
-    return func.coalesce(Order.customer_email, "", type_=String())
+@compiles(_TextMatch, "postgresql")
+def _text_match_trigram(element: _TextMatch, compiler: SQLCompiler, **kw: Any) -> str:
+    # IS NOT NULL keeps the test two-valued, so that a negated search keeps orders without an email.
+    match = and_(
+        element.column.is_not(None), _ilike(element.column, element.prefix, element.value, element.suffix)
+    )
+    return compiler.process(match.self_group(), **kw)
+
+
+def _contains(expr: InstrumentedAttribute[Any], value: str) -> ColumnElement[bool]:
+    if expr.key in TEXT_INDEXED and getattr(expr, "class_", None) is Order:
+        return _TextMatch(expr, "%", value, "%")
+    return _ilike(expr, "%", value, "%")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A value that is matched whole, or as a prefix when the user ended it with ``*``."""
+
+    text: str
+    prefix: bool
+
+
+def _parse_pattern(text: str, _comparator: Comparator) -> Pattern:
+    body = text[:-1] if text.endswith("*") else text
+    if "*" in body:
+        raise _BadValue("'*' may only end a value (a prefix match, such as LP00*)")
+    if not body.strip():
+        raise _BadValue("a prefix needs at least one character before '*'")
+    return Pattern(body, text.endswith("*"))
+
+
+def _parse_free_text(text: str, _comparator: Comparator) -> str:
+    # Free text already matches anywhere; a trailing '*' adds nothing.
+    body = text.rstrip("*")
+    if not body.strip():
+        raise _BadValue("a prefix needs at least one character before '*'")
+    return body
+
+
+def _key_matches(key: InstrumentedAttribute[Any], pattern: Pattern) -> ColumnElement[bool]:
+    value = search_key(pattern.text) or ""
+    return _Prefix(key, value) if pattern.prefix else key == value
+
+
+def _shop(column: SQLColumnExpression[Any], shop_id: int | None) -> ColumnElement[bool]:
+    return true() if shop_id is None else column == shop_id
 
 
 def _ordered(expr: SQLColumnExpression[Any], comparator: Comparator, value: Any) -> ColumnElement[bool]:
@@ -225,20 +411,11 @@ def _ordered(expr: SQLColumnExpression[Any], comparator: Comparator, value: Any)
     return expr == value
 
 
-def _parse_text(text: str, _comparator: Comparator) -> str:
-    return text
-
-
-def _parse_pattern(text: str, _comparator: Comparator) -> str:
-    if text.rstrip("*") == "":
-        raise _BadValue("a prefix needs at least one character before '*'")
-    return text
-
-
-def _parse_tag(text: str, _comparator: Comparator) -> str:
+def _parse_tag(text: str, comparator: Comparator) -> Pattern:
     if "," in text:
         raise _BadValue("a tag cannot contain ','")
-    return text.strip()
+    pattern = _parse_pattern(text.strip(), comparator)
+    return Pattern(pattern.text.strip(), pattern.prefix)
 
 
 def _enum_parser(cls: type[enum.Enum]) -> Callable[[str, Comparator], enum.Enum]:
@@ -257,19 +434,57 @@ def _strip_hash(text: str) -> str:
     return text[1:] if text.startswith("#") else text
 
 
-def _parse_number(text: str, comparator: Comparator) -> str:
-    digits = _strip_hash(text)
+MAX_NUMBER_DIGITS = 18
+
+
+def _parse_number(text: str, comparator: Comparator) -> Pattern:
+    prefix = text.endswith("*")
+    digits = _strip_hash(text[:-1] if prefix else text)
     if not digits:
         raise _BadValue(f"bad number '{text}' (expected digits after '#')")
-    if comparator != ":" and not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+    if "*" in digits:
+        raise _BadValue("'*' may only end a value (a prefix match, such as #11*)")
+    numeric = digits.isascii() and digits.isdigit() and len(digits) <= MAX_NUMBER_DIGITS
+    if comparator != ":" and (prefix or not numeric):
         raise _BadValue(f"bad number '{text}' (comparators need digits, such as 1001)")
-    return digits
+    return Pattern(digits, prefix)
 
 
-def _number_clause(comparator: Comparator, text: str, _now: datetime) -> ColumnElement[bool]:
-    if comparator == ":":
-        return Order.number.in_([text, "#" + text])
-    return _ordered(Order.number_value, comparator, int(text))
+def _number_clause(
+    comparator: Comparator, value: Pattern, _now: datetime, _shop_id: int | None
+) -> ColumnElement[bool]:
+    if comparator != ":":
+        return _ordered(Order.number_value, comparator, int(value.text))
+    if not value.prefix:
+        return Order.number.in_([value.text, "#" + value.text])
+    text_match = or_(_Prefix(Order.number, value.text), _Prefix(Order.number, "#" + value.text))
+    digits = value.text
+    if not (digits.isascii() and digits.isdigit()):
+        return text_match
+    # Numbers are mostly '#' and digits: "#11*" is 11, 110-119, 1100-1199 ... in number_value, which the
+    # (shop_id, number_value) index answers as a handful of ranges; the text test keeps the result exact.
+    ranges = [
+        and_(
+            Order.number_value >= int(digits) * 10**width, Order.number_value < (int(digits) + 1) * 10**width
+        )
+        for width in range(MAX_NUMBER_DIGITS - len(digits) + 1)
+    ]
+    return and_(or_(*ranges), text_match)
+
+
+def _email_clause(
+    _comparator: Comparator, value: Pattern, _now: datetime, _shop_id: int | None
+) -> ColumnElement[bool]:
+    """Exact address, ``ana*`` for addresses that start so, ``@gmail.com`` or ``gmail.com`` for a domain."""
+    email = Order.customer_email
+    if value.prefix:
+        match: ColumnElement[bool] = _TextMatch(email, "", value.text, "%")
+    elif "@" not in value.text or value.text.startswith("@"):
+        match = Order.customer_email_domain == value.text.removeprefix("@").lower()
+    else:
+        match = _TextMatch(email, "", value.text, "")
+    # Written so that NOT keeps orders without an email: NOT (NULL IS NOT NULL AND ...) is true.
+    return and_(email.is_not(None), match)
 
 
 _AMOUNT = re.compile(r"-?\d{1,15}(\.\d+)?")
@@ -321,14 +536,16 @@ def _parse_time(text: str, _comparator: Comparator) -> TimeValue:
 
 def _time_clause(
     column: SQLColumnExpression[datetime],
-) -> Callable[[Comparator, TimeValue, datetime], ColumnElement[bool]]:
+) -> Callable[[Comparator, TimeValue, datetime, int | None], ColumnElement[bool]]:
     """Days are half-open periods [start, end): ``>`` a day means after it, ``<=`` means up to its end.
 
     ``field:-7d`` (no comparator) means "since then", the only useful reading of equality with a moment
     relative to now; any other point in time is matched exactly.
     """
 
-    def clause(comparator: Comparator, value: TimeValue, now: datetime) -> ColumnElement[bool]:
+    def clause(
+        comparator: Comparator, value: TimeValue, now: datetime, _shop_id: int | None
+    ) -> ColumnElement[bool]:
         start, end = value.resolve(now)
         if end is None:
             return _ordered(column, ">=" if comparator == ":" and value.kind == "ago" else comparator, start)
@@ -345,36 +562,51 @@ def _time_clause(
     return clause
 
 
-def _supplier_status_exists(status: SupplierOrderStatus) -> ColumnElement[bool]:
-    return (
-        select(SupplierOrder.id)
-        .where(SupplierOrder.order_id == Order.id, SupplierOrder.status == status)
-        .exists()
-    )
+def _supplier_orders_with(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    return _OrderIdIn(select(SupplierOrder.order_id).where(condition))
 
 
-def _open_cancellation_exists() -> ColumnElement[bool]:
-    # open_key is set exactly while a request is open (PENDING or INFO_REQUESTED).
-    return (
-        select(CancellationRequest.id)
-        .where(CancellationRequest.order_id == Order.id, CancellationRequest.open_key.is_not(None))
-        .exists()
-    )
+def _supplier_status_clause(
+    _comparator: Comparator, status: SupplierOrderStatus, _now: datetime, shop_id: int | None
+) -> ColumnElement[bool]:
+    return _supplier_orders_with(and_(_shop(SupplierOrder.shop_id, shop_id), SupplierOrder.status == status))
 
 
-def _open_return_exists() -> ColumnElement[bool]:
+_SEARCH_SHOP: contextvars.ContextVar[int | None] = contextvars.ContextVar("search_shop", default=None)
+
+
+def search_shop() -> int | None:
+    """The shop the query being compiled is limited to, if the caller said; ``has:`` filters may narrow their
+    subqueries with it (they take no arguments, so that registering one stays a one-liner)."""
+    return _SEARCH_SHOP.get()
+
+
+def _open_dispute() -> ColumnElement[bool]:
+    shop = _shop(SupplierOrder.shop_id, search_shop())
+    return _supplier_orders_with(and_(shop, SupplierOrder.status == SupplierOrderStatus.IN_ISSUE))
+
+
+def _open_cancellation() -> ColumnElement[bool]:
+    # open_key is set exactly while a request is open (PENDING or INFO_REQUESTED); its unique index holds
+    # only open requests' keys in order, so the walk is as short as the list of open requests.
+    return _OrderIdIn(select(CancellationRequest.order_id).where(CancellationRequest.open_key.is_not(None)))
+
+
+def _open_return() -> ColumnElement[bool]:
     # A return is open until it is closed, declined or canceled.
-    return (
-        select(Return.id).where(Return.order_id == Order.id, Return.status.in_(OPEN_RETURN_STATUSES)).exists()
+    return _OrderIdIn(
+        select(Return.order_id).where(
+            _shop(Return.shop_id, search_shop()), Return.status.in_(OPEN_RETURN_STATUSES)
+        )
     )
 
 
 OPEN_RETURN_STATUSES = (ReturnStatus.REQUESTED, ReturnStatus.APPROVED, ReturnStatus.RECEIVED)
 
 HAS_FILTERS: dict[str, Callable[[], ColumnElement[bool]]] = {
-    "open_cancellation": _open_cancellation_exists,
-    "open_dispute": lambda: _supplier_status_exists(SupplierOrderStatus.IN_ISSUE),
-    "open_return": _open_return_exists,
+    "open_cancellation": _open_cancellation,
+    "open_dispute": _open_dispute,
+    "open_return": _open_return,
 }
 """``has:`` values; a subdomain with its own table points its entry at that table."""
 
@@ -386,69 +618,111 @@ def _parse_has(text: str, _comparator: Comparator) -> str:
     return name
 
 
-def _line_exists(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return select(OrderLine.id).where(OrderLine.order_id == Order.id, condition).exists()
-
-
-def _package_exists(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return (
-        select(Package.id)
-        .join(SupplierOrder, Package.supplier_order_id == SupplierOrder.id)
-        .where(SupplierOrder.order_id == Order.id, condition)
-        .exists()
-    )
-
-
-def _supplier_clause(_comparator: Comparator, text: str, _now: datetime) -> ColumnElement[bool]:
-    return (
-        select(SupplierOrder.id)
-        .join(Supplier, SupplierOrder.supplier_id == Supplier.id)
-        .where(
-            SupplierOrder.order_id == Order.id,
-            or_(_contains(Supplier.name, text), Supplier.aliexpress_store_id == text),
+def _sku_clause(
+    _comparator: Comparator, value: Pattern, _now: datetime, shop_id: int | None
+) -> ColumnElement[bool]:
+    return _OrderIdIn(
+        select(OrderLine.order_id).where(
+            _shop(OrderLine.shop_id, shop_id), _key_matches(OrderLine.sku_key, value)
         )
-        .exists()
     )
 
 
-def _tag_clause(_comparator: Comparator, tag: str, _now: datetime) -> ColumnElement[bool]:
+def _tracking_clause(
+    _comparator: Comparator, value: Pattern, _now: datetime, shop_id: int | None
+) -> ColumnElement[bool]:
+    return _OrderIdIn(
+        select(SupplierOrder.order_id)
+        .join(Package, Package.supplier_order_id == SupplierOrder.id)
+        .where(_shop(Package.shop_id, shop_id), _key_matches(Package.tracking_key, value))
+    )
+
+
+def _supplier_clause(
+    _comparator: Comparator, value: Pattern, _now: datetime, shop_id: int | None
+) -> ColumnElement[bool]:
+    """Supplier name (contains, or starts with for ``name*``) or exact AliExpress store id."""
+    name: ColumnElement[bool]
+    store: ColumnElement[bool]
+    if value.prefix:
+        name = _ilike(Supplier.name, "", value.text, "%")
+        store = _ilike(Supplier.aliexpress_store_id, "", value.text, "%")
+    else:
+        name = _contains(Supplier.name, value.text)
+        store = Supplier.aliexpress_store_id == value.text
+    suppliers = select(Supplier.id).where(_shop(Supplier.shop_id, shop_id), or_(name, store))
+    return _supplier_orders_with(
+        and_(_shop(SupplierOrder.shop_id, shop_id), _AnyOf(SupplierOrder.supplier_id, suppliers))
+    )
+
+
+def _tag_clause(
+    _comparator: Comparator, tag: Pattern, _now: datetime, _shop_id: int | None
+) -> ColumnElement[bool]:
+    """Whole tags (or tags that start so, for ``vip*``) in the comma-separated list.
+
+    The plain substring test is what the trigram index answers; the delimited one makes it exact.
+    """
     wrapped = literal(",", String()).concat(Order.tags).concat(",")
-    return _like(wrapped, "%,", tag, ",%")
+    return and_(
+        _TextMatch(Order.tags, "%", tag.text, "%"),
+        _ilike(wrapped, "%,", tag.text, "%" if tag.prefix else ",%"),
+    )
 
 
-def _bare_clause(text: str) -> ColumnElement[bool]:
-    number = _strip_hash(text)
+def _bare_clause(text: str, shop_id: int | None) -> ColumnElement[bool]:
+    """Number (whole), customer name or email (contains), SKU or tracking number (prefix)."""
+    value = text.rstrip("*") or text
+    number = _strip_hash(value)
+    prefix = Pattern(value, prefix=True)
+    reset = _IN_OR.set(True)
+    try:
+        return _bare_or(value, number, prefix, shop_id)
+    finally:
+        _IN_OR.reset(reset)
+
+
+def _bare_or(value: str, number: str, prefix: Pattern, shop_id: int | None) -> ColumnElement[bool]:
     return or_(
         Order.number.in_([number, "#" + number]),
-        _contains(Order.customer_name, text),
-        _contains(_email(), text),
-        _line_exists(_starts_with(OrderLine.sku, text)),
-        _package_exists(_starts_with(Package.tracking_number, text)),
+        _contains(Order.customer_name, value),
+        _contains(Order.customer_email, value),
+        _sku_clause(":", prefix, _EPOCH, shop_id),
+        _tracking_clause(":", prefix, _EPOCH, shop_id),
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _text_clause(
+    column: InstrumentedAttribute[str],
+) -> Callable[[Comparator, str, datetime, int | None], ColumnElement[bool]]:
+    return lambda _c, value, _now, _shop_id: _contains(column, value)
+
+
+def _equals(
+    column: SQLColumnExpression[Any],
+) -> Callable[[Comparator, Any, datetime, int | None], ColumnElement[bool]]:
+    return lambda _c, value, _now, _shop_id: column == value
 
 
 FIELDS: dict[str, FieldSpec[Any]] = {
     "number": FieldSpec(parse=_parse_number, clause=_number_clause, comparators=ALL_COMPARATORS),
-    "email": FieldSpec(parse=_parse_pattern, clause=lambda _c, v, _n: _exact_or_prefix(_email(), v)),
-    "customer": FieldSpec(parse=_parse_text, clause=lambda _c, v, _n: _contains(Order.customer_name, v)),
-    "status": FieldSpec(parse=_enum_parser(OrderStatus), clause=lambda _c, v, _n: Order.status == v),
+    "email": FieldSpec(parse=_parse_pattern, clause=_email_clause),
+    "customer": FieldSpec(parse=_parse_free_text, clause=_text_clause(Order.customer_name)),
+    "status": FieldSpec(parse=_enum_parser(OrderStatus), clause=_equals(Order.status)),
     "financial_status": FieldSpec(
-        parse=_enum_parser(FinancialStatus), clause=lambda _c, v, _n: Order.financial_status == v
+        parse=_enum_parser(FinancialStatus), clause=_equals(Order.financial_status)
     ),
-    "supplier_status": FieldSpec(
-        parse=_enum_parser(SupplierOrderStatus), clause=lambda _c, v, _n: _supplier_status_exists(v)
-    ),
-    "supplier": FieldSpec(parse=_parse_text, clause=_supplier_clause),
-    "sku": FieldSpec(
-        parse=_parse_pattern, clause=lambda _c, v, _n: _line_exists(_exact_or_prefix(OrderLine.sku, v))
-    ),
-    "tracking": FieldSpec(
-        parse=_parse_text, clause=lambda _c, v, _n: _package_exists(_equals_ci(Package.tracking_number, v))
-    ),
+    "supplier_status": FieldSpec(parse=_enum_parser(SupplierOrderStatus), clause=_supplier_status_clause),
+    "supplier": FieldSpec(parse=_parse_pattern, clause=_supplier_clause),
+    "sku": FieldSpec(parse=_parse_pattern, clause=_sku_clause),
+    "tracking": FieldSpec(parse=_parse_pattern, clause=_tracking_clause),
     "tag": FieldSpec(parse=_parse_tag, clause=_tag_clause),
     "total": FieldSpec(
         parse=_parse_amount,
-        clause=lambda c, v, _n: _ordered(Order.total, c, v),
+        clause=lambda c, v, _n, _s: _ordered(Order.total, c, v),
         comparators=ALL_COMPARATORS,
     ),
     "created_at": FieldSpec(
@@ -457,7 +731,7 @@ FIELDS: dict[str, FieldSpec[Any]] = {
     "updated_at": FieldSpec(
         parse=_parse_time, clause=_time_clause(Order.updated_at), comparators=ALL_COMPARATORS
     ),
-    "has": FieldSpec(parse=_parse_has, clause=lambda _c, v, _n: HAS_FILTERS[v]()),
+    "has": FieldSpec(parse=_parse_has, clause=lambda _c, v, _n, _s: HAS_FILTERS[v]()),
 }
 
 
@@ -595,6 +869,7 @@ class _Parser:
     def __init__(self, tokens: list[_Token]) -> None:
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     def _peek(self) -> _Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -632,26 +907,38 @@ class _Parser:
             self._missing_operand(operator, token)
         assert token is not None
         self.index += 1
-        if token.kind in ("NOT", "-"):
-            return Not(self._unary(token))
-        if token.kind == "(":
+        if token.term is not None:
+            return token.term
+        # Parentheses and negations nest; bounding them bounds this recursion and the depth of the SQL the
+        # query becomes (SQLite's parser has a fixed stack).
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise SearchSyntaxError(
+                token.position,
+                f"nested too deeply (at most {MAX_NESTING} parentheses and negations inside one another)",
+            )
+        try:
+            if token.kind in ("NOT", "-"):
+                return Not(self._unary(token))
             node = self._or(token)
             closing = self._peek()
             if closing is None or closing.kind != ")":
                 raise SearchSyntaxError(token.position, "unbalanced parenthesis: '(' is never closed")
             self.index += 1
             return node
-        assert token.term is not None
-        return token.term
+        finally:
+            self.depth -= 1
 
     @staticmethod
     def _missing_operand(operator: _Token | None, found: _Token | None) -> NoReturn:
         if found is not None and found.kind in ("AND", "OR"):
             raise SearchSyntaxError(found.position, f"dangling '{found.kind}': it needs a term on each side")
-        if operator is None or operator.kind == "(":
+        if operator is not None and operator.kind == "(":
+            if found is None:
+                raise SearchSyntaxError(operator.position, "unbalanced parenthesis: '(' is never closed")
+            raise SearchSyntaxError(operator.position, "empty parentheses")
+        if operator is None:
             assert found is not None  # an empty token list is handled before parsing starts
-            if operator is not None:
-                raise SearchSyntaxError(operator.position, "empty parentheses")
             raise SearchSyntaxError(found.position, "unbalanced parenthesis: ')' has no matching '('")
         where = "after it" if operator.kind in ("NOT", "-") else "on each side"
         raise SearchSyntaxError(operator.position, f"dangling '{operator.kind}': it needs a term {where}")
@@ -663,32 +950,56 @@ def parse_query(text: str) -> Node:
         raise SearchSyntaxError(
             MAX_QUERY_LENGTH, f"query too long ({len(text)} characters, at most {MAX_QUERY_LENGTH})"
         )
+    forbidden = _FORBIDDEN.search(text)
+    if forbidden is not None:
+        what = "a NUL character" if forbidden[0] == "\x00" else "a lone UTF-16 surrogate"
+        raise SearchSyntaxError(forbidden.start(), f"{what} cannot be searched for")
     return _Parser(list(_Tokenizer(text).tokens())).parse()
 
 
-def compile_order_filter(node: Node, *, now: datetime | None = None) -> ColumnElement[bool]:
-    """A WHERE clause for ``select(Order)``; relative dates are resolved against ``now`` (default: now)."""
+def compile_order_filter(
+    node: Node, *, now: datetime | None = None, shop_id: int | None = None
+) -> ColumnElement[bool]:
+    """A WHERE clause for ``select(Order)``; relative dates are resolved against ``now`` (default: now).
+
+    ``shop_id``, when the caller already limits the orders to one shop, also limits the subqueries on child
+    tables (lines, packages, supplier orders) to it, so that they read one shop's index range.
+    """
     if now is None:
         now = datetime.now(UTC)
     elif now.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
-    return _compile(node, now.astimezone(UTC))
+    reset = _SEARCH_SHOP.set(shop_id)
+    try:
+        return _compile(node, now.astimezone(UTC), shop_id)
+    finally:
+        _SEARCH_SHOP.reset(reset)
 
 
-def _compile(node: Node, now: datetime) -> ColumnElement[bool]:
+def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bool]:
     if isinstance(node, MatchAll):
         return true()
     if isinstance(node, Not):
-        return not_(_compile(node.operand, now))
+        reset = _NEGATED.set(True)
+        try:
+            return not_(_compile(node.operand, now, shop_id))
+        finally:
+            _NEGATED.reset(reset)
     if isinstance(node, And):
-        return and_(*(_compile(operand, now) for operand in node.operands))
+        return and_(*(_compile(operand, now, shop_id) for operand in node.operands))
     if isinstance(node, Or):
-        return or_(*(_compile(operand, now) for operand in node.operands))
+        reset = _IN_OR.set(True)
+        try:
+            return or_(*(_compile(operand, now, shop_id) for operand in node.operands))
+        finally:
+            _IN_OR.reset(reset)
     if node.field is None:
-        return _bare_clause(node.text)
-    return FIELDS[node.field].clause(node.comparator, node.value, now)
+        return _bare_clause(node.text, shop_id)
+    return FIELDS[node.field].clause(node.comparator, node.value, now, shop_id)
 
 
-def order_filter(text: str, *, now: datetime | None = None) -> ColumnElement[bool]:
+def order_filter(
+    text: str, *, now: datetime | None = None, shop_id: int | None = None
+) -> ColumnElement[bool]:
     """Parses and compiles in one step, the way resolvers use it."""
-    return compile_order_filter(parse_query(text), now=now)
+    return compile_order_filter(parse_query(text), now=now, shop_id=shop_id)

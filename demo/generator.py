@@ -8,19 +8,22 @@ whom and how their supplier orders tend to move is data in `demo.catalogue`; thi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import bisect
 import functools
 import hashlib
 import hmac
 import itertools
+import multiprocessing
 import random
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from queue import Empty
 from typing import Any
 
 from sqlalchemy import Table, func, insert, literal, or_, select, text, update
@@ -28,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from db.bulk import bulk_insert
 from db.engine import Database
 from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
@@ -756,6 +760,76 @@ class _ShopGenerator:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Planning in step with writing.
+
+# Below this many orders a helper process costs more to start than it saves.
+PIPELINE_FROM = 5_000
+# Batches planned ahead of the writer, bounding the memory the pipeline holds.
+PIPELINE_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the planner needs, picklable, so that it can run in another process."""
+
+    shop_ids: dict[str, int]
+    supplier_ids: dict[str, int]
+    counts: tuple[int, ...]
+    seeds: tuple[int, ...]
+    now: datetime
+
+    def batches(self) -> Iterator[list[_PlannedOrder]]:
+        for profile, count, seed in zip(DEMO_SHOPS, self.counts, self.seeds, strict=True):
+            generator = _ShopGenerator(
+                profile, self.shop_ids[profile.name], self.supplier_ids, count, random.Random(seed), self.now
+            )
+            yield from generator.batches(BATCH_SIZE)
+
+
+def _plan_into(plan: _Plan, queue: Any) -> None:
+    """The helper process: plan every batch into the queue, then None (or the error that stopped it)."""
+    try:
+        for batch in plan.batches():
+            queue.put(batch)
+        queue.put(None)
+    except BaseException as error:  # the writer re-raises it
+        queue.put(error)
+        raise
+
+
+async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator[list[_PlannedOrder]]:
+    """The plan's batches, in order. Planning is pure Python and as costly as writing, so for large seeds a
+    helper process plans the next batches while this one writes; the data is the same either way (the
+    random streams are seeded the same and consumed in the same order)."""
+    if not in_background:
+        for batch in plan.batches():
+            yield batch
+        return
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue(maxsize=PIPELINE_DEPTH)
+    planner = context.Process(target=_plan_into, args=(plan, queue), daemon=True)
+    planner.start()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                item = await loop.run_in_executor(None, functools.partial(queue.get, timeout=1.0))
+            except Empty:
+                if not planner.is_alive():
+                    raise RuntimeError("the demo planner process stopped unexpectedly") from None
+                continue
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise RuntimeError("planning the demo orders failed") from item
+            yield item
+    finally:
+        if planner.is_alive():
+            planner.terminate()
+        planner.join()
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Writing.
 
 
@@ -800,8 +874,7 @@ async def _insert_batch(session: AsyncSession, batch: list[_PlannedOrder]) -> No
             events.append(event)
     messages, jobs = await _insert_cancellations(session, cancellations)
     for table, rows in ((_LINES, lines), (_PACKAGES, packages), (_EVENTS, events), (_MESSAGES, messages)):
-        if rows:
-            await session.execute(insert(table), rows)
+        await bulk_insert(session, table, rows)
     if jobs:
         # As ``enqueue`` does: a job already holding one of these keys is kept rather than duplicated.
         dialect_insert = (
@@ -1430,21 +1503,20 @@ async def seed_demo(
         supplier_ids = {name: supplier.id for name, supplier in suppliers.items()}
 
     first = round(orders * DEMO_SHOPS[0].share)
-    counts = [first, orders - first]
-    generators = [
-        _ShopGenerator(
-            profile, shop_ids[profile.name], supplier_ids, count, random.Random(rng.getrandbits(64)), now
-        )
-        for profile, count in zip(DEMO_SHOPS, counts, strict=True)
-    ]
+    plan = _Plan(
+        shop_ids=shop_ids,
+        supplier_ids=supplier_ids,
+        counts=(first, orders - first),
+        seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
+        now=now,
+    )
     done = 0
-    for generator in generators:
-        for batch in generator.batches(BATCH_SIZE):
-            async with database.write() as session:
-                await _insert_batch(session, batch)
-            done += len(batch)
-            if progress is not None:
-                progress(done, orders)
+    async for batch in _planned_batches(plan, in_background=orders >= PIPELINE_FROM):
+        async with database.write() as session:
+            await _insert_batch(session, batch)
+        done += len(batch)
+        if progress is not None:
+            progress(done, orders)
     await _seed_disputes(database, shop_ids, random.Random(rng.getrandbits(64)), now)
 
     await _seed_after_sales(database, shop_ids, rng, now)

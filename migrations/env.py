@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import db.jobs  # noqa: F401  (registers job tables on the metadata)
 from db.models import Base
+from db.search import is_dialect_search_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,6 +22,8 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
+        # One-database search indexes (trigram GIN, FTS5 tables) live in migrations only.
+        include_name=lambda name, _type, _parent: not is_dialect_search_object(name),
     )
     with context.begin_transaction():
         context.run_migrations()

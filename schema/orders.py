@@ -65,11 +65,11 @@ ORDER_SORTS: dict[OrderSortKeys, SortColumn] = {
 }
 
 
-def search_clause(query: str | None) -> ColumnElement[bool] | None:
+def search_clause(query: str | None, shop_id: int | None) -> ColumnElement[bool] | None:
     if not query:
         return None
     try:
-        return order_filter(query)
+        return order_filter(query, shop_id=shop_id)
     except SearchSyntaxError as error:
         raise GraphQLError(
             f"invalid search query: {error}",
@@ -98,7 +98,7 @@ class OrdersQuery:
         actor = require_scope(info, Scope.READ_ORDERS)
         context = context_of(info)
         statement = select(models.Order).where(visible(models.Order, actor))
-        clause = search_clause(query)
+        clause = search_clause(query, actor.shop_id)
         if clause is not None:
             statement = statement.where(clause)
         return await keyset_page(
@@ -114,7 +114,7 @@ class OrdersQuery:
     async def orders_count(self, info: Info, query: SearchQuery = None) -> int:
         actor = require_scope(info, Scope.READ_ORDERS)
         statement = select(func.count()).select_from(models.Order).where(visible(models.Order, actor))
-        clause = search_clause(query)
+        clause = search_clause(query, actor.shop_id)
         if clause is not None:
             statement = statement.where(clause)
         async with context_of(info).reading() as session:

@@ -17,11 +17,39 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from db.models.base import PK, Base, enum_column
 from db.models.shops import ActorKind
 from db.types import Amount, UTCDateTime, utcnow
+
+
+def search_key(value: str | None) -> str | None:
+    """The lower-case copy kept beside SKUs and tracking numbers: search compares typed values with it
+    through a plain B-tree index on both databases, and Python's lower() treats every alphabet alike."""
+    return None if value is None else value.lower()
+
+
+def _key_of(source: str) -> Any:
+    """A column default that fills the key from ``source`` on every insert, ORM or Core."""
+
+    def default(context: DefaultExecutionContext) -> str | None:
+        return search_key(context.get_current_parameters().get(source))
+
+    return default
+
+
+def email_domain(email: str | None) -> str | None:
+    """The lower-case part after the last '@', kept beside the email so that ``email:@gmail.com`` is an
+    index lookup rather than a suffix match over every order."""
+    if email is None or "@" not in email:
+        return None
+    return email.rsplit("@", 1)[1].lower()
+
+
+def _email_domain_default(context: DefaultExecutionContext) -> str | None:
+    return email_domain(context.get_current_parameters().get("customer_email"))
 
 
 class FinancialStatus(enum.StrEnum):
@@ -63,6 +91,9 @@ class Order(Base):
         Index("ix_orders_shop_number_value", "shop_id", "number_value", "id"),
         Index("ix_orders_shop_total", "shop_id", "total", "id"),
         Index("ix_orders_shop_customer", "shop_id", "customer_name", "id"),
+        Index("ix_orders_shop_status", "shop_id", "status", "created_at", "id"),
+        Index("ix_orders_shop_financial_status", "shop_id", "financial_status", "created_at", "id"),
+        Index("ix_orders_shop_email_domain", "shop_id", "customer_email_domain"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
@@ -88,6 +119,8 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Derived from customer_email on insert (column default) and on every change (validator below).
+    customer_email_domain: Mapped[str | None] = mapped_column(String(255), default=_email_domain_default)
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", lazy="raise", order_by="OrderLine.position", cascade="all, delete-orphan"
@@ -96,6 +129,11 @@ class Order(Base):
         back_populates="order", lazy="raise", order_by="SupplierOrder.id", cascade="all, delete-orphan"
     )
 
+    @validates("customer_email")
+    def _keep_email_domain(self, _key: str, email: str | None) -> str | None:
+        self.customer_email_domain = email_domain(email)
+        return email
+
     @property
     def tag_list(self) -> list[str]:
         return [tag for tag in self.tags.split(",") if tag]
@@ -103,7 +141,11 @@ class Order(Base):
 
 class SupplierOrder(Base):
     __tablename__ = "supplier_orders"
-    __table_args__ = (UniqueConstraint("shop_id", "aliexpress_order_id"),)
+    __table_args__ = (
+        UniqueConstraint("shop_id", "aliexpress_order_id"),
+        Index("ix_supplier_orders_shop_status_order", "shop_id", "status", "order_id"),
+        Index("ix_supplier_orders_shop_supplier_order", "shop_id", "supplier_id", "order_id"),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
@@ -129,6 +171,15 @@ class SupplierOrder(Base):
 
 class OrderLine(Base):
     __tablename__ = "order_lines"
+    __table_args__ = (
+        Index(
+            "ix_order_lines_shop_sku_key",
+            "shop_id",
+            "sku_key",
+            "order_id",
+            postgresql_ops={"sku_key": "text_pattern_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
@@ -139,10 +190,11 @@ class OrderLine(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     title: Mapped[str] = mapped_column(String(255))
     variant_title: Mapped[str | None] = mapped_column(String(255))
-    sku: Mapped[str | None] = mapped_column(String(100), index=True)
+    sku: Mapped[str | None] = mapped_column(String(100))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal] = mapped_column(Amount)
     image_url: Mapped[str | None] = mapped_column(String(1000))
+    sku_key: Mapped[str | None] = mapped_column(String(100), default=_key_of("sku"))
 
     order: Mapped[Order] = relationship(back_populates="lines", lazy="raise")
     supplier_order: Mapped[SupplierOrder | None] = relationship(back_populates="lines", lazy="raise")
@@ -150,18 +202,28 @@ class OrderLine(Base):
 
 class Package(Base):
     __tablename__ = "packages"
-    __table_args__ = (UniqueConstraint("supplier_order_id", "tracking_number"),)
+    __table_args__ = (
+        UniqueConstraint("supplier_order_id", "tracking_number"),
+        Index(
+            "ix_packages_shop_tracking_key",
+            "shop_id",
+            "tracking_key",
+            "supplier_order_id",
+            postgresql_ops={"tracking_key": "text_pattern_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     supplier_order_id: Mapped[int] = mapped_column(ForeignKey("supplier_orders.id", ondelete="CASCADE"))
-    tracking_number: Mapped[str] = mapped_column(String(100), index=True)
+    tracking_number: Mapped[str] = mapped_column(String(100))
     carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_status: Mapped[str | None] = mapped_column(String(60))
     # Carrier scan events, newest last: [{"time": iso8601, "status": ..., "location": ..., "description": ...}]
     tracking_events: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tracking_key: Mapped[str] = mapped_column(String(100), default=_key_of("tracking_number"))
 
     supplier_order: Mapped[SupplierOrder] = relationship(back_populates="packages", lazy="raise")
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from db.engine import Database
 from db.migrate import current_revision, downgrade, head_revision, upgrade
 from db.models import Base
+from db.search import is_dialect_search_object
 
 
 @pytest.fixture
@@ -42,13 +43,19 @@ async def scratch(tmp_path: Path) -> AsyncIterator[Database]:
 
 def _differences(connection: Connection) -> list[object]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "render_as_batch": connection.dialect.name == "sqlite"}
+        connection,
+        opts={
+            "compare_type": True,
+            "render_as_batch": connection.dialect.name == "sqlite",
+            "include_name": lambda name, _type, _parent: not is_dialect_search_object(name),
+        },
     )
     return list(compare_metadata(context, Base.metadata))
 
 
 def _tables(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+    names = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    return {name for name in names if not is_dialect_search_object(name)}
 
 
 async def test_upgrade_matches_models_then_downgrade_empties(scratch: Database) -> None:

@@ -207,15 +207,28 @@ GOOD: list[tuple[str, set[str]]] = [
     ("number:1002", {"#1002"}),
     ("number:>1004", {"#1005", "#1006", "#1008"}),
     ("number:<=1001", {"#1001", "#999"}),
+    # number prefixes, with or without '#'
+    ("number:#100*", {"#1001", "#1002", "#1003", "#1004", "#1005", "#1006", "#1008"}),
+    ("number:99*", {"#999"}),
+    ("number:#1001*", {"#1001"}),
+    ("-number:#100*", {"#999"}),
     # customer and email
     ("customer:lopez", {"#1001"}),
     ('customer:"ana b"', {"#999"}),
     ("customer:'100%'", {"#1008"}),
     ("customer:'Dan O\\'Brien'", {"#1004"}),
+    ("customer:'o\\'brien' email:dan*", {"#1004"}),
+    ("customer:'\"Ana\" Lopez'", set()),
     ("email:BOB@example.org", {"#1002"}),
     ("email:ana*", {"#1001", "#999"}),
     ("email:eve_*", {"#1005"}),
     ("-email:bob@example.org", set(ALL) - {"#1002"}),
+    # a domain, with or without its '@'
+    ("email:@example.com", {"#1001", "#1004", "#1005", "#1006", "#1008"}),
+    ("email:EXAMPLE.org", {"#1002"}),
+    ("email:@shop.test OR email:example.org", {"#999", "#1002"}),
+    ("-email:@example.com", {"#1002", "#1003", "#999"}),
+    ("email:ana.lopez@example.com*", {"#1001"}),
     # statuses
     ("status:open", {"#1001", "#1002", "#1003", "#999", "#1008"}),
     ("Status:CANCELLED", {"#1004", "#1006"}),
@@ -234,6 +247,8 @@ GOOD: list[tuple[str, set[str]]] = [
     ("sku:MUG*", {"#1001", "#1004"}),
     ("tracking:lp00123456cn", {"#1002"}),
     ("tracking:LP00123", set()),
+    ("tracking:LP00123*", {"#1002", "#1008"}),
+    ("tracking:lp*", {"#1002", "#1005", "#1008"}),
     ("tracking:ZZ2", {"#1005"}),
     # tags match whole tags only
     ("tag:vip", {"#1001", "#1002", "#999"}),
@@ -241,6 +256,19 @@ GOOD: list[tuple[str, set[str]]] = [
     ("tag:vip tag:gift", {"#1001"}),
     ("tag:vip OR tag:wholesale", {"#1001", "#1002", "#999", "#1004"}),
     ("tag:vi", set()),
+    ("tag:vi*", {"#1001", "#1002", "#999", "#1004"}),
+    ("tag:whole*", {"#1004", "#999"}),
+    ("-tag:vip*", {"#1003", "#1005", "#1006", "#1008"}),
+    # suppliers by name prefix or store-id prefix, SKU prefixes
+    ("supplier:shenzhen*", {"#1001", "#1003", "#1005"}),
+    ("supplier:gadgets*", set()),
+    ("supplier:store3*", {"#1004", "#1008"}),
+    ("sku:tshirt-red*", {"#1001", "#1008", "#999"}),
+    ("sku:LAMP_*", {"#1002"}),
+    ("sku:lamp%", set()),
+    # free-text fields ignore a trailing '*'
+    ("customer:lope*", {"#1001"}),
+    ("lp00999*", {"#1005"}),
     # totals
     ("total:25", {"#1001", "#1006"}),
     ("total:>100", {"#1003", "#1005", "#1008"}),
@@ -320,6 +348,24 @@ BAD: list[tuple[str, int, str]] = [
     ("email:*", 6, "at least one character before '*'"),
     ("tag:a,b", 4, "cannot contain ','"),
     ("x" * 1001, 1000, "too long"),
+    # what a hostile or careless client sends must be a clean error, never an internal one
+    ("ana (", 4, "'(' is never closed"),
+    ("(", 0, "'(' is never closed"),
+    ("NOT (", 4, "'(' is never closed"),
+    ("((((", 3, "'(' is never closed"),
+    ("-" * 30 + "ana", 10, "nested too deeply"),
+    ("NOT " * 40 + "ana", 40, "nested too deeply"),
+    ("(" * 300 + "ana" + ")" * 300, 10, "nested too deeply"),
+    ("-(" * 6 + "ana" + ")" * 6, 10, "nested too deeply"),
+    ("ana\x00bob", 3, "NUL character"),
+    ("customer:\x00", 9, "NUL character"),
+    ("ana \ud800", 4, "lone UTF-16 surrogate"),
+    ('customer:"x\udfff"', 11, "lone UTF-16 surrogate"),
+    ("sku:a*b", 4, "'*' may only end a value"),
+    ("number:#1*2", 7, "'*' may only end a value"),
+    ("number:>10*", 8, "comparators need digits"),
+    ("tracking:*", 9, "at least one character before '*'"),
+    ("customer:**", 9, "at least one character before '*'"),
     (" ".join(["ana"] * 51), 200, "too many terms"),
 ]
 
@@ -336,6 +382,17 @@ def test_bad_query(query: str, position: int, phrase: str) -> None:
 def test_limits_are_inclusive() -> None:
     assert isinstance(parse_query(" ".join(["ana"] * 50)), And)
     assert isinstance(parse_query("a" * 1000), Term)
+    assert isinstance(parse_query("-" * 10 + "ana"), Not)
+    assert isinstance(parse_query("(" * 10 + "ana" + ")" * 10), Term)
+
+
+async def test_deepest_accepted_query_runs(db: Database) -> None:
+    """The nesting bound keeps the SQL within what both databases parse (SQLite's parser stack is fixed)."""
+    seeded = await seed(db)
+    deepest = "-(" * 4 + "NOT -ana" + ")" * 4
+    assert await search(db, seeded.shop_id, deepest) == ["#1001", "#999"]
+    widest = " OR ".join(f"(-(-tag:vip) -(NOT -sku:x{n}*))" for n in range(16))
+    assert await search(db, seeded.shop_id, widest) == ["#1001", "#1002", "#999"]
 
 
 def test_ast_shape() -> None:
