@@ -24,6 +24,7 @@ from db.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
+from db.models.orders import email_domain
 from db.types import utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
@@ -252,6 +253,9 @@ def _details(data: OrderInput, now: datetime) -> dict[str, Any]:
         "number_value": number_value(data.number),
         "customer_name": data.customer_name,
         "customer_email": data.customer_email,
+        # Set here, not by the column's default: a default that reads the row's other values cannot serve
+        # a multi-row INSERT.
+        "customer_email_domain": email_domain(data.customer_email),
         "customer_phone": data.customer_phone,
         "shipping_address": data.shipping_address,
         "currency": data.currency,
