@@ -59,6 +59,8 @@ class Settings:
     # Orders read per batch while exporting: memory is bounded by one batch, whatever the export's size.
     export_batch_orders: int = 1000
     smtp_from: str = "Dropdesk <dropdesk@localhost>"
+    # Orders handled per transaction by a bulk action: a retry redoes at most one batch's uncommitted work.
+    bulk_action_batch_orders: int = 100
 
     @property
     def is_sqlite(self) -> bool:
@@ -128,6 +130,7 @@ def load_settings() -> Settings:
         export_dir_override=_env("EXPORT_DIR", ""),
         export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 1000),
         smtp_from=_env("SMTP_FROM", "Dropdesk <dropdesk@localhost>"),
+        bulk_action_batch_orders=_env_int("BULK_ACTION_BATCH_ORDERS", 100),
     )
 
 

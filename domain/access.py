@@ -12,7 +12,9 @@ from sqlalchemy import ColumnElement, false, select, true
 from db.models import (
     CancellationMessage,
     CancellationRequest,
+    NoteVisibility,
     OrderLine,
+    OrderNote,
     Package,
     Shop,
     Supplier,
@@ -54,6 +56,13 @@ def visible(model: type[Any], actor: Actor) -> ColumnElement[bool]:
         # Both parties read the whole thread of a request they may see.
         requests = select(CancellationRequest.id).where(visible(CancellationRequest, actor))
         return shop_clause & CancellationMessage.request_id.in_(requests)
+    if model is OrderNote:
+        # Only notes meant for the supplier, and only on its own supplier orders; STAFF notes never.
+        return (
+            shop_clause
+            & (OrderNote.visibility == NoteVisibility.SUPPLIER)
+            & OrderNote.supplier_order_id.in_(_own_supplier_orders(actor))
+        )
     # Orders, their timeline, tokens and everything else belong to the merchant alone.
     return false()
 

@@ -20,6 +20,8 @@ class ErrorCode(enum.StrEnum):
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
     AMOUNT_TOO_LARGE = "AMOUNT_TOO_LARGE"
     NOT_CANCELLABLE = "NOT_CANCELLABLE"
+    # saved searches, bulk actions and notes
+    INVALID_QUERY = "INVALID_QUERY"
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.links import signed_url
 from domain.mail import send_mail
+from domain.notes import notes_text_by_order
 from domain.spreadsheets import Column, Kind, SummaryLine, open_writer
 from domain.supplier_orders import order_margin, supplier_cost
 from domain.topics import Topic, announce
@@ -316,6 +317,7 @@ class Batch:
     disputes: dict[int, str]
     returns: dict[int, str]
     refunds: dict[int, Decimal]
+    notes: dict[int, str]
 
 
 async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
@@ -329,6 +331,7 @@ async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
         disputes=await dispute_status_by_supplier_order(session, ids),
         returns=await return_status_by_order(session, ids),
         refunds=await refunded_amount_by_order(session, ids),
+        notes=await notes_text_by_order(session, ids),
     )
 
 
@@ -392,7 +395,7 @@ def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
             address.get("country_code"),
             address.get("phone"),
             order.customer_phone,
-            order.note,
+            "\n".join(note for note in (order.note, batch.notes.get(order.id)) if note) or None,
             ", ".join(tag for tag in order.tags.split(",") if tag) or None,
             order.id,
         )

@@ -6,9 +6,9 @@ except the edges (the app, the worker, the CLI) and the tests.
 
 from __future__ import annotations
 
-from domain import cancellations, exports, orders, supplier_orders
+from domain import bulk_actions, cancellations, exports, orders, supplier_orders
 from domain.reactions import mark_subdomains_loaded
 
-SUBDOMAINS = (orders, supplier_orders, cancellations, exports)
+SUBDOMAINS = (orders, supplier_orders, cancellations, exports, bulk_actions)
 
 mark_subdomains_loaded()

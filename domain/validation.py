@@ -66,3 +66,8 @@ class Checker:
             self.fail(path, "amount is too large")
         elif currency is not None and is_currency(currency) and not has_valid_precision(value, currency):
             self.fail(path, f"amount has more decimals than {currency} allows")
+
+
+def unstorable(value: str) -> bool:
+    """NUL and lone surrogates: neither database driver stores them, so they are refused at the edge."""
+    return "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)

@@ -13,13 +13,17 @@ from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from db.models import (
+    BulkAction,
+    BulkActionResult,
     CancellationMessage,
     CancellationRequest,
     Export,
     Order,
     OrderEvent,
     OrderLine,
+    OrderNote,
     Package,
+    SavedSearch,
     Shop,
     Supplier,
     SupplierOrder,
@@ -67,6 +71,12 @@ class Loaders:
         self.cancellation_messages_by_request = self._by_parent(
             CancellationMessage, CancellationMessage.request_id, CancellationMessage.id
         )
+        self.order_note = self._by_id(OrderNote)
+        self.notes_by_order = self._by_parent(OrderNote, OrderNote.order_id, OrderNote.id)
+        self.notes_by_supplier_order = self._by_parent(OrderNote, OrderNote.supplier_order_id, OrderNote.id)
+        self.saved_search = self._by_id(SavedSearch)
+        self.bulk_action = self._by_id(BulkAction)
+        self.bulk_action_result = self._by_id(BulkActionResult)
 
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
         loaders: dict[str, DataLoader[int, Any]] = {
@@ -79,6 +89,10 @@ class Loaders:
             "OrderEvent": self.order_event,
             "CancellationRequest": self.cancellation_request,
             "Export": self.export,
+            "OrderNote": self.order_note,
+            "SavedSearch": self.saved_search,
+            "BulkAction": self.bulk_action,
+            "BulkActionResult": self.bulk_action_result,
         }
         return loaders.get(type_name)
 

@@ -8,16 +8,41 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from config.settings import Settings
+from schema.bulk_actions import BulkActionsMutation, BulkActionsQuery
 from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.exports import ExportsMutation, ExportsQuery
 from schema.extensions import MaskUnexpectedErrors
 from schema.jobs import JobsMutation, JobsQuery
+from schema.notes import NotesMutation
 from schema.orders import OrdersMutation, OrdersQuery
+from schema.saved_searches import SavedSearchesMutation, SavedSearchesQuery
 from schema.shops import ShopsQuery
 from schema.types import NODE_TYPES
 
-Query = merge_types("Query", (ShopsQuery, OrdersQuery, CancellationsQuery, JobsQuery, ExportsQuery))
-Mutation = merge_types("Mutation", (OrdersMutation, CancellationsMutation, JobsMutation, ExportsMutation))
+Query = merge_types(
+    "Query",
+    (
+        ShopsQuery,
+        OrdersQuery,
+        CancellationsQuery,
+        JobsQuery,
+        ExportsQuery,
+        SavedSearchesQuery,
+        BulkActionsQuery,
+    ),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        OrdersMutation,
+        CancellationsMutation,
+        JobsMutation,
+        ExportsMutation,
+        SavedSearchesMutation,
+        BulkActionsMutation,
+        NotesMutation,
+    ),
+)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:

@@ -10,6 +10,16 @@ from db.models.cancellations import (
     MessageAuthor,
 )
 from db.models.exports import Export, ExportFormat, ExportLayout, ExportStatus
+from db.models.order_work import (
+    BulkAction,
+    BulkActionKind,
+    BulkActionResult,
+    BulkActionStatus,
+    NoteVisibility,
+    OrderNote,
+    OrderSortKey,
+    SavedSearch,
+)
 from db.models.orders import (
     FinancialStatus,
     Order,
@@ -29,6 +39,10 @@ __all__ = [
     "AccessToken",
     "ActorKind",
     "Base",
+    "BulkAction",
+    "BulkActionKind",
+    "BulkActionResult",
+    "BulkActionStatus",
     "CancellationMessage",
     "CancellationReason",
     "CancellationRequest",
@@ -40,11 +54,15 @@ __all__ = [
     "FinancialStatus",
     "InboundWebhook",
     "MessageAuthor",
+    "NoteVisibility",
     "Order",
     "OrderEvent",
     "OrderLine",
+    "OrderNote",
+    "OrderSortKey",
     "OrderStatus",
     "Package",
+    "SavedSearch",
     "Shop",
     "Supplier",
     "SupplierOrder",
