@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from db.engine import Database
 from db.models import SavedSearch
+from demo.generator import seed_demo
 from schema.ids import parse_id
 from tests.factories import Api, Tenant, order_input
 
@@ -146,3 +147,19 @@ async def test_tenancy_and_scopes(api: Api, tenant: Tenant, other_tenant: Tenant
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     listed = (await api.data(tenant.merchant_token, LIST))["savedSearches"]["nodes"]
     assert [(row["name"], row["query"]) for row in listed] == [("Mine", "tag:vip")]
+
+
+async def test_demo_shops_start_with_views_that_parse_and_find_orders(api: Api, db: Database) -> None:
+    demo = await seed_demo(db, orders=200, seed=1, secret_key="demo-secret")
+    for token in demo.merchant_tokens.values():
+        listed = (await api.data(token, LIST))["savedSearches"]["nodes"]
+        names = {row["name"]: row for row in listed}
+        assert {"Awaiting shipment over 7 days", "Open disputes", "Refund due"} <= set(names)
+        assert all(row["queryError"] is None for row in listed)
+    token = next(iter(demo.merchant_tokens.values()))
+    views = {row["name"]: row["id"] for row in (await api.data(token, LIST))["savedSearches"]["nodes"]}
+    counts = {
+        name: (await api.data(token, ORDERS, {"saved": gid}))["ordersCount"] for name, gid in views.items()
+    }
+    assert counts["Open disputes"] > 0 and counts["Refund due"] >= counts["Open disputes"]
+    assert counts["Awaiting shipment over 7 days"] > 0
