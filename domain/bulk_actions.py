@@ -447,6 +447,9 @@ async def run_bulk_action_job(ctx: JobContext, job: Job) -> None:
     bulk_action_id = int(job.payload["bulkActionId"])
     try:
         await run_bulk_action(ctx, bulk_action_id)
+    except SearchSyntaxError as error:
+        # The syntax changed since the action was asked for: retrying cannot help, so say why at once.
+        await fail_bulk_action(ctx, bulk_action_id, f"invalid search query: {error}")
     except Exception as error:
         if job.attempts >= job.max_attempts:
             await fail_bulk_action(ctx, bulk_action_id, f"{type(error).__name__}: {error}")

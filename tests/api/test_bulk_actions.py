@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.worker import Worker
 from config.settings import Settings, load_settings
@@ -255,3 +255,26 @@ async def test_tenancy_and_scopes(
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     body = await api.gql(tenant.supplier_tokens[0], SHOW, {"id": gid})
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_query_that_no_longer_parses_fails_the_action_with_the_parse_error(
+    api: Api, tenant: Tenant, db: Database, settings: Settings
+) -> None:
+    await api.import_orders(tenant, order_input(tenant, "#6101"))
+    started = await start(api, tenant.merchant_token, action="ADD_TAGS", query="tag:vip", tags=["x"])
+    pk = parse_id(started["bulkAction"]["id"], "BulkAction")
+    async with db.write() as session:  # as if the search syntax had dropped a value since
+        await session.execute(update(BulkAction).where(BulkAction.id == pk).values(query="has:gift_card"))
+    assert await Worker(db, settings).drain() == 1  # no retries: they could not help
+    shown = (
+        await api.data(
+            tenant.merchant_token,
+            "query($id: ID!) { bulkAction(id: $id) { status error } }",
+            {"id": started["bulkAction"]["id"]},
+        )
+    )["bulkAction"]
+    assert shown["status"] == "FAILED" and "unknown value 'gift_card'" in shown["error"]
+    order = (await api.data(tenant.merchant_token, "{ orders(first: 1) { nodes { tags } } }"))["orders"][
+        "nodes"
+    ][0]
+    assert order["tags"] == ["vip"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from db.engine import StatementCounter, statement_counter
 from tests.factories import Api, Tenant, order_input
 
 ADD = """mutation($input: OrderNoteAddInput!) { orderNoteAdd(input: $input) {
@@ -175,3 +176,29 @@ async def test_tag_mutations_add_once_remove_case_insensitively_and_refuse_bad_t
         assert [(e["field"], e["code"]) for e in refused["orderTagsAdd"]["userErrors"]] == [(field, code)]
     events = (await api.data(tenant.merchant_token, ORDER, {"id": order["id"]}))["order"]["events"]
     assert [e["type"] for e in events if e["type"].startswith("tags")] == ["tags_added", "tags_removed"]
+
+
+NOTES_PAGE = """query($first: Int!) { orders(first: $first) { nodes { number notes { body }
+  supplierOrders { notes { body } } } } }"""
+
+
+async def test_notes_do_not_add_statements_per_order(api: Api, tenant: Tenant) -> None:
+    orders = await api.import_orders(tenant, *(order_input(tenant, f"#74{n:02d}") for n in range(30)))
+    for order in orders:
+        so = order["supplierOrders"][0]["id"]
+        for fields in (
+            {"body": "staff"},
+            {"body": "supplier", "visibility": "SUPPLIER", "supplierOrderId": so},
+        ):
+            assert (await add(api, tenant.merchant_token, orderId=order["id"], **fields))["userErrors"] == []
+    counts = []
+    for first in (3, 30):
+        counter = StatementCounter()
+        reset = statement_counter.set(counter)
+        try:
+            data = await api.data(tenant.merchant_token, NOTES_PAGE, {"first": first})
+        finally:
+            statement_counter.reset(reset)
+        assert all(len(order["notes"]) == 2 for order in data["orders"]["nodes"])
+        counts.append(counter.count)
+    assert counts[0] == counts[1]
