@@ -66,12 +66,6 @@ class BulkActionRequest:
     email: str | None = None
 
 
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int | None
-
-
 def _required_scope(action: BulkActionKind) -> str:
     return Scope.WRITE_EXPORTS if action is BulkActionKind.EXPORT else Scope.WRITE_ORDERS
 

@@ -131,3 +131,32 @@ async def test_one_bulk_action_run_twice_at_once_does_each_order_once(
             select(func.count()).select_from(OrderEvent).where(OrderEvent.type == "cancellation_requested")
         )
     assert (results, failed, requests, asked) == (30, 0, 60, 60)
+
+
+async def test_a_bulk_tagging_racing_single_tag_additions_loses_neither(
+    api: Api, tenant: Tenant, client: httpx.AsyncClient, db: Database, tmp_path: Path
+) -> None:
+    orders = await api.import_orders(
+        tenant, *(order_input(tenant, f"#83{index:02d}") for index in range(RACERS))
+    )
+    started = (
+        await api.data(
+            tenant.merchant_token,
+            START,
+            {"input": {"action": "ADD_TAGS", "query": "number:>=8300", "tags": ["bulk"]}},
+        )
+    )["ordersBulkAction"]
+    pk = parse_id(started["bulkAction"]["id"], "BulkAction")
+    assert pk is not None
+    settings = replace(load_settings(), database_url=db.url, data_dir=tmp_path, bulk_action_batch_orders=5)
+    ctx = JobContext(database=db, settings=settings, worker_name="w")
+    await asyncio.gather(
+        bulk_cases.run_bulk_action(ctx, pk),
+        *(
+            post(client, tenant.merchant_token, TAGS_ADD, {"input": {"id": order["id"], "tags": ["single"]}})
+            for order in orders
+        ),
+    )
+    for order in orders:
+        tags = (await api.data(tenant.merchant_token, ORDER, {"id": order["id"]}))["order"]["tags"]
+        assert sorted(tags) == ["bulk", "single", "vip"]

@@ -163,3 +163,28 @@ async def test_demo_shops_start_with_views_that_parse_and_find_orders(api: Api, 
     }
     assert counts["Open disputes"] > 0 and counts["Refund due"] >= counts["Open disputes"]
     assert counts["Awaiting shipment over 7 days"] > 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "code"),
+    [
+        ({"name": "Other"}, ["name"], "ALREADY_EXISTS"),
+        ({"name": " "}, ["name"], "REQUIRED"),
+        ({"query": "total:>abc"}, ["query"], "INVALID_QUERY"),
+        ({"query": "\u0000"}, ["query"], "INVALID"),
+        ({"id": "gid://dropdesk/SavedSearch/999999"}, ["id"], "NOT_FOUND"),
+        ({"id": "gid://dropdesk/Order/1"}, ["id"], "NOT_FOUND"),
+    ],
+)
+async def test_update_refusals_change_nothing(
+    api: Api, tenant: Tenant, fields: dict[str, Any], field: list[str], code: str
+) -> None:
+    saved = (await create(api, tenant.merchant_token, name="Mine", query="tag:vip"))["savedSearch"]
+    assert (await create(api, tenant.merchant_token, name="Other"))["userErrors"] == []
+    payload = (await api.data(tenant.merchant_token, UPDATE, {"input": {"id": saved["id"], **fields}}))[
+        "savedSearchUpdate"
+    ]
+    assert payload["savedSearch"] is None
+    assert [(error["field"], error["code"]) for error in payload["userErrors"]] == [(field, code)]
+    listed = (await api.data(tenant.merchant_token, LIST))["savedSearches"]["nodes"]
+    assert [(row["name"], row["query"]) for row in listed] == [("Mine", "tag:vip"), ("Other", "")]
