@@ -154,3 +154,25 @@ async def notes_text_by_order(session: AsyncSession, order_ids: Sequence[int]) -
     for order_id, visibility, author, body in (await session.execute(statement)).all():
         found[order_id].append(f"[{visibility.value.lower()}] {author}: {body}")
     return {order_id: "\n".join(lines) for order_id, lines in found.items()}
+
+
+async def supplier_notes_by_supplier_order(
+    session: AsyncSession, supplier_order_ids: Sequence[int]
+) -> dict[int, list[dict[str, str]]]:
+    """The SUPPLIER notes of each supplier order, oldest first, as a payload for its supplier carries them
+    (``supplier_orders/updated``); STAFF notes are never among them."""
+    statement = (
+        select(OrderNote)
+        .where(
+            OrderNote.supplier_order_id.in_(supplier_order_ids),
+            OrderNote.visibility == NoteVisibility.SUPPLIER,
+        )
+        .order_by(OrderNote.supplier_order_id, OrderNote.id)
+    )
+    found: dict[int, list[dict[str, str]]] = defaultdict(list)
+    for note in (await session.scalars(statement)).all():
+        assert note.supplier_order_id is not None
+        found[note.supplier_order_id].append(
+            {"body": note.body, "authorName": note.author_name, "createdAt": note.created_at.isoformat()}
+        )
+    return dict(found)

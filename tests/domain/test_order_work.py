@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from api.worker import Worker
 from config.settings import load_settings
 from db.engine import Database
-from db.models import ActorKind, BulkActionKind, BulkActionResult, CancellationReason, Order
+from db.models import ActorKind, BulkActionKind, BulkActionResult, CancellationReason, NoteVisibility, Order
 from domain import bulk_actions as bulk_cases
 from domain import notes as note_cases
 from domain import order_tags as tag_cases
@@ -110,3 +110,45 @@ async def test_unstorable_text_is_a_field_error_everywhere(
             async with db.write() as session:
                 await attempt(session)
         assert [(error.field, error.code) for error in refused.value.errors] == [(field, ErrorCode.INVALID)]
+
+
+async def test_a_shop_keeps_at_most_its_limit_of_saved_searches(tenant: Tenant, db: Database) -> None:
+    actor = Actor(kind=ActorKind.MERCHANT, name="staff", shop_id=tenant.shop_id, scopes=frozenset(Scope.ALL))
+    async with db.write() as session:
+        for index in range(saved_search_cases.MAX_PER_SHOP):
+            await saved_search_cases.create_saved_search(
+                session, actor, saved_search_cases.SavedSearchInput(name=f"View {index}")
+            )
+    with pytest.raises(DomainError) as refused:
+        async with db.write() as session:
+            await saved_search_cases.create_saved_search(
+                session, actor, saved_search_cases.SavedSearchInput(name="One too many")
+            )
+    assert refused.value.errors[0].code is ErrorCode.TOO_MANY
+
+
+async def test_supplier_payload_notes_carry_supplier_notes_only(
+    api: Api, tenant: Tenant, db: Database
+) -> None:
+    [order] = await api.import_orders(tenant, order_input(tenant, "#9101"))
+    order_id = int(order["id"].rsplit("/", 1)[1])
+    so_ids = [int(so["id"].rsplit("/", 1)[1]) for so in order["supplierOrders"]]
+    actor = Actor(kind=ActorKind.MERCHANT, name="staff", shop_id=tenant.shop_id, scopes=frozenset(Scope.ALL))
+    async with db.write() as session:
+        for body, visibility in (
+            ("for the supplier", NoteVisibility.SUPPLIER),
+            ("staff only", NoteVisibility.STAFF),
+        ):
+            await note_cases.add_note(
+                session,
+                actor,
+                note_cases.NoteInput(
+                    order_id=order_id, body=body, visibility=visibility, supplier_order_id=so_ids[0]
+                ),
+            )
+    async with db.read() as session:
+        carried = await note_cases.supplier_notes_by_supplier_order(session, so_ids)
+    assert [(note["body"], note["authorName"]) for note in carried[so_ids[0]]] == [
+        ("for the supplier", "staff")
+    ]
+    assert so_ids[1] not in carried
