@@ -156,6 +156,8 @@ class Settings:
     cost_bucket_size: int = 2000
     cost_restore_rate: int = 100
     idempotency_key_hours: int = 24
+    # Orders handled per transaction by a bulk action: a retry redoes at most one batch's uncommitted work.
+    bulk_action_batch_orders: int = 100
 
     @property
     def is_sqlite(self) -> bool:
@@ -249,6 +251,7 @@ def load_settings() -> Settings:
         cost_bucket_size=_env_int("COST_BUCKET_SIZE", 2000, minimum=1),
         cost_restore_rate=_env_int("COST_RESTORE_RATE", 100, minimum=1),
         idempotency_key_hours=_env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1, maximum=24 * 30),
+        bulk_action_batch_orders=_env_int("BULK_ACTION_BATCH_ORDERS", 100, minimum=1, maximum=10_000),
     )
 
 

@@ -56,6 +56,7 @@ from db.models import (
     Order,
     OrderEvent,
     OrderLine,
+    OrderSortKey,
     OrderStatus,
     Package,
     PolicyKind,
@@ -70,6 +71,7 @@ from db.models import (
     ReturnReceipt,
     ReturnShippingPayer,
     ReturnStatus,
+    SavedSearch,
     Shop,
     ShopPolicy,
     StockCondition,
@@ -1471,6 +1473,44 @@ async def _seed_refunds(
     await session.flush()
 
 
+# Saved order views every demo shop starts with, written in the search syntax of ``orders(query:)``. The syntax
+# has no field for customer refunds or supplier end reasons, so "Refund due" says what it can: the customer's
+# payment still stands in full on an order that was cancelled or whose goods are disputed with the supplier.
+DEMO_SAVED_SEARCHES: tuple[tuple[str, str, OrderSortKey, bool], ...] = (
+    (
+        "Awaiting shipment over 7 days",
+        "supplier_status:wait_seller_send_goods created_at:<-7d",
+        OrderSortKey.CREATED_AT,
+        False,
+    ),
+    ("Open disputes", "has:open_dispute", OrderSortKey.UPDATED_AT, True),
+    (
+        "Refund due",
+        "financial_status:paid (status:cancelled OR has:open_dispute)",
+        OrderSortKey.UPDATED_AT,
+        True,
+    ),
+    ("Cancellation pending", "has:open_cancellation", OrderSortKey.CREATED_AT, False),
+)
+
+
+def _add_saved_searches(session: AsyncSession, shops: dict[str, Shop], now: datetime) -> None:
+    for name, shop in shops.items():
+        for view, query, sort_key, reverse in DEMO_SAVED_SEARCHES:
+            session.add(
+                SavedSearch(
+                    shop_id=shop.id,
+                    name=view,
+                    query=query,
+                    sort_key=sort_key,
+                    reverse=reverse,
+                    created_by=_staff_name(name),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
 async def seed_demo(
     database: Database,
     *,
@@ -1499,6 +1539,7 @@ async def seed_demo(
         if existing is not None:
             return existing
         shops, suppliers = await _create_shops(session, rng, secret_key, now)
+        _add_saved_searches(session, shops, now)
         shop_ids = {name: shop.id for name, shop in shops.items()}
         supplier_ids = {name: supplier.id for name, supplier in suppliers.items()}
 

@@ -15,7 +15,9 @@ from db.models import (
     Dispute,
     DisputeAttachment,
     DisputeMessage,
+    NoteVisibility,
     OrderLine,
+    OrderNote,
     Package,
     Shop,
     Supplier,
@@ -61,6 +63,13 @@ def visible(model: type[Any], actor: Actor) -> ColumnElement[bool]:
         # Both parties read the whole thread of a dispute they may see, evidence included.
         disputes = select(Dispute.id).where(visible(Dispute, actor))
         return shop_clause & model.dispute_id.in_(disputes)
+    if model is OrderNote:
+        # Only notes meant for the supplier, and only on its own supplier orders; STAFF notes never.
+        return (
+            shop_clause
+            & (OrderNote.visibility == NoteVisibility.SUPPLIER)
+            & OrderNote.supplier_order_id.in_(_own_supplier_orders(actor))
+        )
     # Orders, their timeline, tokens and everything else belong to the merchant alone.
     return false()
 

@@ -31,6 +31,8 @@ class ErrorCode(enum.StrEnum):
     NOT_DISPUTABLE = "NOT_DISPUTABLE"
     UNSUPPORTED_FILE_TYPE = "UNSUPPORTED_FILE_TYPE"
     FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    # saved searches, bulk actions and notes
+    INVALID_QUERY = "INVALID_QUERY"
 
 
 @dataclass(frozen=True)

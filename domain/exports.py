@@ -55,6 +55,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.figures import OrderFigures, order_figures
 from domain.links import signed_url
 from domain.mail import send_mail
+from domain.notes import notes_text_by_order
 from domain.spreadsheets import Column, Kind, SummaryLine, open_writer
 from domain.topics import Topic, announce
 from domain.validation import Checker
@@ -316,6 +317,7 @@ class Batch:
     disputes: dict[int, str]
     returns: dict[int, str]
     figures: dict[int, OrderFigures]
+    notes: dict[int, str]
 
 
 async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
@@ -329,6 +331,7 @@ async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
         disputes=await dispute_status_by_supplier_order(session, ids),
         returns=await return_status_by_order(session, ids),
         figures=await order_figures(session, ids),
+        notes=await notes_text_by_order(session, ids),
     )
 
 
@@ -391,7 +394,7 @@ def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
             address.get("country_code"),
             address.get("phone"),
             order.customer_phone,
-            order.note,
+            "\n".join(note for note in (order.note, batch.notes.get(order.id)) if note) or None,
             ", ".join(tag for tag in order.tags.split(",") if tag) or None,
             order.id,
         )

@@ -6,9 +6,18 @@ except the edges (the app, the worker, the CLI) and the tests.
 
 from __future__ import annotations
 
-from domain import cancellations, disputes, exports, idempotency, orders, supplier_orders, webhooks
+from domain import (
+    bulk_actions,
+    cancellations,
+    disputes,
+    exports,
+    idempotency,
+    orders,
+    supplier_orders,
+    webhooks,
+)
 from domain.reactions import mark_subdomains_loaded
 
-SUBDOMAINS = (orders, supplier_orders, cancellations, disputes, exports, idempotency, webhooks)
+SUBDOMAINS = (orders, supplier_orders, cancellations, disputes, exports, bulk_actions, idempotency, webhooks)
 
 mark_subdomains_loaded()

@@ -88,3 +88,8 @@ def check_text(
         check.fail(path, f"{path[-1]} {problem}")
         return
     check.text(path, value, max_length=max_length, required=required)
+
+
+def unstorable(value: str) -> bool:
+    """NUL and lone surrogates: neither database driver stores them, so they are refused at the edge."""
+    return "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)

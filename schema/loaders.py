@@ -14,6 +14,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
 from db.models import (
+    BulkAction,
+    BulkActionResult,
     CancellationMessage,
     CancellationRequest,
     Dispute,
@@ -23,6 +25,7 @@ from db.models import (
     Order,
     OrderEvent,
     OrderLine,
+    OrderNote,
     Package,
     Refund,
     RefundLine,
@@ -30,6 +33,7 @@ from db.models import (
     ReturnedStock,
     ReturnLine,
     ReturnReceipt,
+    SavedSearch,
     Shop,
     ShopPolicy,
     Supplier,
@@ -105,6 +109,12 @@ class Loaders:
         self.shop_policy = self._by_id(ShopPolicy)
         self.policies_by_shop = self._by_parent(ShopPolicy, ShopPolicy.shop_id, ShopPolicy.id)
         self.returned_stock = self._by_id(ReturnedStock)
+        self.order_note = self._by_id(OrderNote)
+        self.notes_by_order = self._by_parent(OrderNote, OrderNote.order_id, OrderNote.id)
+        self.notes_by_supplier_order = self._by_parent(OrderNote, OrderNote.supplier_order_id, OrderNote.id)
+        self.saved_search = self._by_id(SavedSearch)
+        self.bulk_action = self._by_id(BulkAction)
+        self.bulk_action_result = self._by_id(BulkActionResult)
 
     async def _refunded(self, supplier_order_ids: list[int]) -> Sequence[Decimal]:
         """What the supplier has refunded so far, per supplier order, whatever the source."""
@@ -136,6 +146,10 @@ class Loaders:
             "ShopPolicy": self.shop_policy,
             "ReturnedStockItem": self.returned_stock,
             "Dispute": self.dispute,
+            "OrderNote": self.order_note,
+            "SavedSearch": self.saved_search,
+            "BulkAction": self.bulk_action,
+            "BulkActionResult": self.bulk_action_result,
         }
         return loaders.get(type_name)
 

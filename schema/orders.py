@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from strawberry.types import Info
 
 from db import models
@@ -36,7 +35,7 @@ from schema.pagination import (
     keyset_page,
     str_sort,
 )
-from schema.types import Order, SupplierOrder, SupplierOrderStatus
+from schema.types import Order, OrderSortKeys, SupplierOrder, SupplierOrderStatus
 
 SearchQuery = Annotated[
     str | None,
@@ -47,21 +46,12 @@ SearchQuery = Annotated[
 ]
 
 
-@strawberry.enum
-class OrderSortKeys(enum.Enum):
-    CREATED_AT = "CREATED_AT"
-    UPDATED_AT = "UPDATED_AT"
-    NUMBER = "NUMBER"
-    TOTAL_PRICE = "TOTAL_PRICE"
-    CUSTOMER_NAME = "CUSTOMER_NAME"
-
-
-ORDER_SORTS: dict[OrderSortKeys, SortColumn] = {
-    OrderSortKeys.CREATED_AT: datetime_sort(models.Order.created_at),
-    OrderSortKeys.UPDATED_AT: datetime_sort(models.Order.updated_at),
-    OrderSortKeys.NUMBER: int_sort(models.Order.number_value),
-    OrderSortKeys.TOTAL_PRICE: decimal_sort(models.Order.total),
-    OrderSortKeys.CUSTOMER_NAME: str_sort(models.Order.customer_name),
+ORDER_SORTS: dict[models.OrderSortKey, SortColumn] = {
+    models.OrderSortKey.CREATED_AT: datetime_sort(models.Order.created_at),
+    models.OrderSortKey.UPDATED_AT: datetime_sort(models.Order.updated_at),
+    models.OrderSortKey.NUMBER: int_sort(models.Order.number_value),
+    models.OrderSortKey.TOTAL_PRICE: decimal_sort(models.Order.total),
+    models.OrderSortKey.CUSTOMER_NAME: str_sort(models.Order.customer_name),
 }
 
 
@@ -75,6 +65,44 @@ def search_clause(query: str | None, shop_id: int | None) -> ColumnElement[bool]
             f"invalid search query: {error}",
             extensions={"code": "BAD_USER_INPUT", "argument": "query", "position": error.position},
         ) from error
+
+
+async def saved_search_of(info: Info, gid: strawberry.ID | None) -> models.SavedSearch | None:
+    """The saved view an ``orders`` field applies; an unknown one, or one whose query no longer parses, is an
+    error rather than an empty list."""
+    if gid is None:
+        return None
+    context = context_of(info)
+    pk = parse_id(gid, "SavedSearch")
+    saved = await context.loaders.saved_search.load(pk) if pk is not None else None
+    if saved is None:
+        raise GraphQLError(
+            "saved search not found", extensions={"code": "NOT_FOUND", "argument": "savedSearchId"}
+        )
+    try:
+        order_filter(saved.query) if saved.query.strip() else None
+    except SearchSyntaxError as error:
+        raise GraphQLError(
+            f"saved search {saved.name!r} has a query that no longer parses: {error}",
+            extensions={
+                "code": "BAD_USER_INPUT",
+                "argument": "savedSearchId",
+                "position": error.position,
+            },
+        ) from error
+    return saved
+
+
+def combined_clause(
+    query: str | None, saved: models.SavedSearch | None, shop_id: int | None
+) -> ColumnElement[bool] | None:
+    """The view's query AND the given query."""
+    clauses = [
+        clause
+        for clause in (search_clause(saved.query, shop_id) if saved else None, search_clause(query, shop_id))
+        if clause is not None
+    ]
+    return and_(*clauses) if clauses else None
 
 
 @strawberry.type
@@ -91,16 +119,33 @@ class OrdersQuery:
         before: Before = None,
         query: SearchQuery = None,
         sort_key: Annotated[
-            OrderSortKeys, strawberry.argument(description="What the orders are sorted by.")
-        ] = OrderSortKeys.CREATED_AT,
-        reverse: Reverse = False,
+            OrderSortKeys | None,  # type: ignore[valid-type]
+            strawberry.argument(
+                description="What the orders are sorted by. Default: the saved search's, else CREATED_AT."
+            ),
+        ] = None,
+        reverse: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="Reverse the sort order. Default: the saved search's, else false."
+            ),
+        ] = None,
+        saved_search_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Apply a saved search: its query AND `query`, and its sort."),
+        ] = None,
     ) -> Connection[Order]:
         actor = require_scope(info, Scope.READ_ORDERS)
         context = context_of(info)
+        saved = await saved_search_of(info, saved_search_id)
         statement = select(models.Order).where(visible(models.Order, actor))
-        clause = search_clause(query, actor.shop_id)
+        clause = combined_clause(query, saved, actor.shop_id)
         if clause is not None:
             statement = statement.where(clause)
+        if sort_key is None:
+            sort_key = saved.sort_key if saved else models.OrderSortKey.CREATED_AT
+        if reverse is None:
+            reverse = saved.reverse if saved else False
         return await keyset_page(
             context,
             statement,
@@ -110,11 +155,20 @@ class OrdersQuery:
             to_node=Order.of,
         )
 
-    @strawberry.field(description="How many orders match the search query.")
-    async def orders_count(self, info: Info, query: SearchQuery = None) -> int:
+    @strawberry.field(description="How many orders match the search query (and the saved search, if given).")
+    async def orders_count(
+        self,
+        info: Info,
+        query: SearchQuery = None,
+        saved_search_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Count within a saved search: its query AND `query`."),
+        ] = None,
+    ) -> int:
         actor = require_scope(info, Scope.READ_ORDERS)
+        saved = await saved_search_of(info, saved_search_id)
         statement = select(func.count()).select_from(models.Order).where(visible(models.Order, actor))
-        clause = search_clause(query, actor.shop_id)
+        clause = combined_clause(query, saved, actor.shop_id)
         if clause is not None:
             statement = statement.where(clause)
         async with context_of(info).reading() as session:

@@ -8,6 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from config.settings import Settings
+from schema.bulk_actions import BulkActionsMutation, BulkActionsQuery
 from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.cost import CostBuckets
 from schema.disputes import DisputesMutation, DisputesQuery
@@ -15,10 +16,12 @@ from schema.exports import ExportsMutation, ExportsQuery
 from schema.extensions import MaskUnexpectedErrors, RequestGuard
 from schema.input_paths import InputPathsInErrors
 from schema.jobs import JobsMutation, JobsQuery
+from schema.notes import NotesMutation
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.policies import PoliciesMutation, PoliciesQuery
 from schema.refunds import RefundsMutation
 from schema.returns import ReturnsMutation, ReturnsQuery
+from schema.saved_searches import SavedSearchesMutation, SavedSearchesQuery
 from schema.scalars import SCALARS
 from schema.shops import ShopsQuery
 from schema.subscriptions import LiveSubscription, SubscriptionsOverWebSocket
@@ -39,6 +42,8 @@ Query = merge_types(
         ReturnsQuery,
         PoliciesQuery,
         WebhooksQuery,
+        SavedSearchesQuery,
+        BulkActionsQuery,
     ),
 )
 Subscription = merge_types("Subscription", (LiveSubscription,))
@@ -54,6 +59,9 @@ Mutation = merge_types(
         RefundsMutation,
         PoliciesMutation,
         WebhooksMutation,
+        SavedSearchesMutation,
+        BulkActionsMutation,
+        NotesMutation,
     ),
 )
 

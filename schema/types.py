@@ -8,20 +8,26 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy import select
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from db import models
 from db.types import utcnow
 from domain import exports as export_cases
+from domain import saved_searches as saved_search_cases
+from domain.access import visible
 from domain.actors import Scope
+from domain.errors import ErrorCode
 from domain.evidence import audience_of, evidence_path
 from domain.figures import OrderFigures
 from domain.links import signed_url
 from domain.money import CURRENCY_EXPONENTS, quantize
 from domain.supplier_orders import can_open_dispute, can_request_cancellation
 from schema.context import context_of, require_merchant_data
+from schema.errors import UserError
 from schema.ids import to_global_id
+from schema.pagination import Connection, PageRequest, int_sort, keyset_page
 
 CurrencyCode = strawberry.enum(  # type: ignore[call-overload]
     enum.Enum("CurrencyCode", {code: code for code in sorted(CURRENCY_EXPONENTS)}),  # type: ignore[misc]
@@ -50,6 +56,14 @@ DisputeResponseAction = strawberry.enum(models.DisputeResponseAction, name="Disp
 DisputeOutcome = strawberry.enum(models.DisputeOutcome, name="DisputeOutcome")
 DisputeResolutionAction = strawberry.enum(models.DisputeResolutionAction, name="DisputeResolutionAction")
 DisputeMessageAuthor = strawberry.enum(models.DisputeMessageAuthor, name="DisputeMessageAuthor")
+NoteVisibility = strawberry.enum(
+    models.NoteVisibility,
+    name="NoteVisibility",
+    description="STAFF: the merchant's staff only; SUPPLIER: also the supplier of the note's supplier order.",
+)
+BulkActionType = strawberry.enum(models.BulkActionKind, name="BulkActionType")
+BulkActionStatus = strawberry.enum(models.BulkActionStatus, name="BulkActionStatus")
+OrderSortKeys = strawberry.enum(models.OrderSortKey, name="OrderSortKeys")
 
 
 @strawberry.interface(description="An object with a globally unique, opaque id.")
@@ -325,6 +339,13 @@ class SupplierOrder(Node):
         rows = await context_of(info).loaders.disputes_by_supplier_order.load(self.model.id)
         return [Dispute.of(row) for row in rows]
 
+    @strawberry.field(
+        description="Notes on this supplier order, oldest first; its supplier sees only SUPPLIER notes."
+    )
+    async def notes(self, info: Info) -> list[Annotated[OrderNote, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.notes_by_supplier_order.load(self.model.id)
+        return [OrderNote.of(row) for row in rows]
+
 
 @strawberry.type(description="A step in an order's timeline.")
 class OrderEvent(Node):
@@ -493,6 +514,11 @@ class Order(Node):
     async def disputes(self, info: Info) -> list[Annotated[Dispute, strawberry.lazy("schema.types")]]:
         rows = await context_of(info).loaders.disputes_by_order.load(self.model.id)
         return [Dispute.of(row) for row in rows]
+
+    @strawberry.field(description="Staff and supplier notes on the order, oldest first.")
+    async def notes(self, info: Info) -> list[Annotated[OrderNote, strawberry.lazy("schema.types")]]:
+        rows = await context_of(info).loaders.notes_by_order.load(self.model.id)
+        return [OrderNote.of(row) for row in rows]
 
 
 @strawberry.type(description="One message in a cancellation request's thread.")
@@ -1003,6 +1029,166 @@ class Dispute(Node):
         )
 
 
+@strawberry.type(description="A note on an order, written by a merchant token (its name is the author).")
+class OrderNote(Node):
+    body: str
+    visibility: NoteVisibility  # type: ignore[valid-type]
+    author_name: str
+    created_at: datetime
+    order_id: strawberry.ID
+    supplier_order_id: strawberry.ID | None
+
+    @classmethod
+    def of(cls, model: models.OrderNote) -> OrderNote:
+        return cls(
+            id=strawberry.ID(to_global_id("OrderNote", model.id)),
+            body=model.body,
+            visibility=model.visibility,
+            author_name=model.author_name,
+            created_at=model.created_at,
+            order_id=strawberry.ID(to_global_id("Order", model.order_id)),
+            supplier_order_id=(
+                strawberry.ID(to_global_id("SupplierOrder", model.supplier_order_id))
+                if model.supplier_order_id
+                else None
+            ),
+        )
+
+
+@strawberry.type(description="A named order view of the shop: a search query and a sort.")
+class SavedSearch(Node):
+    name: str
+    query: str
+    sort_key: OrderSortKeys  # type: ignore[valid-type]
+    reverse: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field(
+        description="Why the query no longer parses (the search syntax changed since it was saved); "
+        "null when it parses."
+    )
+    def query_error(self) -> str | None:
+        return saved_search_cases.query_error(self.query)
+
+    @classmethod
+    def of(cls, model: models.SavedSearch) -> SavedSearch:
+        return cls(
+            id=strawberry.ID(to_global_id("SavedSearch", model.id)),
+            name=model.name,
+            query=model.query,
+            sort_key=model.sort_key,
+            reverse=model.reverse,
+            created_by=model.created_by,
+            created_at=model.created_at,
+            updated_at=model.updated_at,
+        )
+
+
+@strawberry.type(description="How many of a bulk action's orders are done.")
+class BulkActionProgress:
+    done: int
+    total: int | None = strawberry.field(description="Null until the job has counted the matching orders.")
+
+
+@strawberry.type(description="What a bulk action did to one order.")
+class BulkActionResult(Node):
+    model: strawberry.Private[models.BulkActionResult]
+    ok: bool
+    created_at: datetime
+
+    @strawberry.field
+    async def order(self, info: Info) -> Order | None:
+        row = await context_of(info).loaders.order.load(self.model.order_id)
+        return Order.of(row) if row else None
+
+    @strawberry.field(
+        description="Why the action failed for this order (or for some of its supplier orders)."
+    )
+    def user_errors(self) -> list[UserError]:
+        return [
+            UserError(field=error["field"] or None, message=error["message"], code=ErrorCode(error["code"]))
+            for error in self.model.errors
+        ]
+
+    @classmethod
+    def of(cls, model: models.BulkActionResult) -> BulkActionResult:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("BulkActionResult", model.id)),
+            ok=model.ok,
+            created_at=model.created_at,
+        )
+
+
+@strawberry.type(description="One action applied by a background job to every order matching a query or ids.")
+class BulkAction(Node):
+    model: strawberry.Private[models.BulkAction]
+    action: BulkActionType  # type: ignore[valid-type]
+    status: BulkActionStatus  # type: ignore[valid-type]
+    query: str | None
+    tags: list[str]
+    requested_by: str
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @strawberry.field
+    def progress(self) -> BulkActionProgress:
+        return BulkActionProgress(done=self.model.done, total=self.model.total)
+
+    @strawberry.field(description="How many orders the action could not be applied to.")
+    def failed_count(self) -> int:
+        return self.model.failed
+
+    @strawberry.field(description="The export an EXPORT action made, once its orders are all recorded.")
+    async def export(self, info: Info) -> Export | None:
+        if self.model.export_id is None:
+            return None
+        row = await context_of(info).loaders.export.load(self.model.export_id)
+        return Export.of(row) if row else None
+
+    @strawberry.field(
+        description="Each order's outcome in the order handled; `ok` keeps only successes or failures."
+    )
+    async def results(
+        self, info: Info, first: int | None = None, after: str | None = None, ok: bool | None = None
+    ) -> Connection[BulkActionResult]:
+        context = context_of(info)
+        statement = select(models.BulkActionResult).where(
+            models.BulkActionResult.bulk_action_id == self.model.id,
+            visible(models.BulkActionResult, context.actor),
+        )
+        if ok is not None:
+            statement = statement.where(models.BulkActionResult.ok.is_(ok))
+        return await keyset_page(
+            context,
+            statement,
+            int_sort(models.BulkActionResult.id),
+            models.BulkActionResult.id,
+            PageRequest(first, after, None, None),
+            to_node=BulkActionResult.of,
+        )
+
+    @classmethod
+    def of(cls, model: models.BulkAction) -> BulkAction:
+        return cls(
+            model=model,
+            id=strawberry.ID(to_global_id("BulkAction", model.id)),
+            action=model.action,
+            status=model.status,
+            query=model.query,
+            tags=list(model.tags),
+            requested_by=model.requested_by,
+            error=model.error,
+            created_at=model.created_at,
+            started_at=model.started_at,
+            finished_at=model.finished_at,
+        )
+
+
 NODE_TYPES: dict[str, Any] = {
     "Order": Order,
     "SupplierOrder": SupplierOrder,
@@ -1019,4 +1205,8 @@ NODE_TYPES: dict[str, Any] = {
     "ShopPolicy": ShopPolicy,
     "ReturnedStockItem": ReturnedStockItem,
     "Dispute": Dispute,
+    "OrderNote": OrderNote,
+    "SavedSearch": SavedSearch,
+    "BulkAction": BulkAction,
+    "BulkActionResult": BulkActionResult,
 }

@@ -23,6 +23,16 @@ from db.models.disputes import (
 )
 from db.models.exports import Export, ExportFormat, ExportLayout, ExportStatus
 from db.models.idempotency import IdempotencyKey
+from db.models.order_work import (
+    BulkAction,
+    BulkActionKind,
+    BulkActionResult,
+    BulkActionStatus,
+    NoteVisibility,
+    OrderNote,
+    OrderSortKey,
+    SavedSearch,
+)
 from db.models.orders import (
     FinancialStatus,
     Order,
@@ -62,6 +72,10 @@ __all__ = [
     "AccessToken",
     "ActorKind",
     "Base",
+    "BulkAction",
+    "BulkActionKind",
+    "BulkActionResult",
+    "BulkActionStatus",
     "CancellationMessage",
     "CancellationReason",
     "CancellationRequest",
@@ -85,9 +99,12 @@ __all__ = [
     "IdempotencyKey",
     "InboundWebhook",
     "MessageAuthor",
+    "NoteVisibility",
     "Order",
     "OrderEvent",
     "OrderLine",
+    "OrderNote",
+    "OrderSortKey",
     "OrderStatus",
     "Package",
     "PolicyKind",
@@ -102,6 +119,7 @@ __all__ = [
     "ReturnShippingPayer",
     "ReturnStatus",
     "ReturnedStock",
+    "SavedSearch",
     "Shop",
     "ShopPolicy",
     "StockCondition",

@@ -1,0 +1,148 @@
+"""Bulk actions over matching orders, and the single-order tag mutations they share their use cases with."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import select
+from strawberry.types import Info
+
+from db import models
+from domain import bulk_actions as bulk_cases
+from domain import order_tags as tag_cases
+from domain.access import visible
+from domain.actors import Scope
+from domain.errors import ErrorCode
+from schema.context import context_of, require_scope
+from schema.errors import UserError, run_use_case, user_error
+from schema.ids import parse_id
+from schema.pagination import Connection, PageRequest, int_sort, keyset_page
+from schema.types import BulkAction, BulkActionType, CancellationReason, ExportFormat, Order
+
+
+@strawberry.input
+class OrdersBulkActionInput:
+    action: BulkActionType  # type: ignore[valid-type]
+    query: str | None = strawberry.field(
+        default=None, description="The search syntax of `orders(query:)`; with `ids`, both must match."
+    )
+    ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Orders to act on.")
+    tags: list[str] = strawberry.field(default_factory=list, description="For ADD_TAGS and REMOVE_TAGS.")
+    reason: CancellationReason | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="For CANCEL_UNSHIPPED."
+    )
+    message: str | None = strawberry.field(
+        default=None, description="For CANCEL_UNSHIPPED: sent to the supplier; required with reason OTHER."
+    )
+    format: ExportFormat = models.ExportFormat.CSV  # type: ignore[valid-type]
+    email: str | None = strawberry.field(default=None, description="For EXPORT: where to send the file.")
+
+
+@strawberry.type
+class OrdersBulkActionPayload:
+    bulk_action: BulkAction | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class OrderTagsInput:
+    id: strawberry.ID
+    tags: list[str]
+
+
+@strawberry.type
+class OrderTagsPayload:
+    order: Order | None
+    user_errors: list[UserError]
+
+
+def _order_ids(ids: list[strawberry.ID] | None) -> tuple[list[int] | None, list[UserError]]:
+    if ids is None:
+        return None, []
+    found: list[int] = []
+    for index, gid in enumerate(ids):
+        pk = parse_id(gid, "Order")
+        if pk is None:
+            return None, user_error(ErrorCode.NOT_FOUND, "order not found", "ids", str(index))
+        found.append(pk)
+    return found, []
+
+
+@strawberry.type
+class BulkActionsQuery:
+    @strawberry.field(description="A bulk action with its progress and each order's outcome.")
+    async def bulk_action(self, info: Info, id: strawberry.ID) -> BulkAction | None:
+        require_scope(info, Scope.READ_ORDERS)
+        pk = parse_id(id, "BulkAction")
+        row = await context_of(info).loaders.bulk_action.load(pk) if pk is not None else None
+        return BulkAction.of(row) if row else None
+
+    @strawberry.field(description="The shop's bulk actions, newest first.")
+    async def bulk_actions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[BulkAction]:
+        actor = require_scope(info, Scope.READ_ORDERS)
+        statement = select(models.BulkAction).where(visible(models.BulkAction, actor))
+        return await keyset_page(
+            context_of(info),
+            statement,
+            int_sort(models.BulkAction.id),
+            models.BulkAction.id,
+            PageRequest(first, after, None, None, reverse=True),
+            to_node=BulkAction.of,
+        )
+
+
+@strawberry.type
+class BulkActionsMutation:
+    @strawberry.mutation(
+        description="Apply one action to every order matching `query` and/or `ids`, in the background; follow "
+        "it with `bulkAction(id)`. An order already done is never done twice, even when the job is retried."
+    )
+    async def orders_bulk_action(self, info: Info, input: OrdersBulkActionInput) -> OrdersBulkActionPayload:
+        action = models.BulkActionKind(input.action)
+        require_scope(
+            info, Scope.WRITE_EXPORTS if action is models.BulkActionKind.EXPORT else Scope.WRITE_ORDERS
+        )
+        ids, errors = _order_ids(input.ids)
+        if errors:
+            return OrdersBulkActionPayload(bulk_action=None, user_errors=errors)
+        request = bulk_cases.BulkActionRequest(
+            action=action,
+            query=input.query,
+            order_ids=ids,
+            tags=input.tags,
+            reason=input.reason,
+            message=input.message,
+            format=input.format,
+            email=input.email,
+        )
+        row, errors = await run_use_case(
+            info, lambda session, actor: bulk_cases.create_bulk_action(session, actor, request)
+        )
+        return OrdersBulkActionPayload(bulk_action=BulkAction.of(row) if row else None, user_errors=errors)
+
+    @strawberry.mutation(description="Add tags to an order; tags it already has are left as they are.")
+    async def order_tags_add(self, info: Info, input: OrderTagsInput) -> OrderTagsPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        pk = parse_id(input.id, "Order")
+        if pk is None:
+            return OrderTagsPayload(
+                order=None, user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "id")
+            )
+        row, errors = await run_use_case(
+            info, lambda session, actor: tag_cases.add_order_tags(session, actor, pk, input.tags)
+        )
+        return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)
+
+    @strawberry.mutation(description="Remove tags from an order (case-insensitively).")
+    async def order_tags_remove(self, info: Info, input: OrderTagsInput) -> OrderTagsPayload:
+        require_scope(info, Scope.WRITE_ORDERS)
+        pk = parse_id(input.id, "Order")
+        if pk is None:
+            return OrderTagsPayload(
+                order=None, user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "id")
+            )
+        row, errors = await run_use_case(
+            info, lambda session, actor: tag_cases.remove_order_tags(session, actor, pk, input.tags)
+        )
+        return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)
