@@ -20,9 +20,14 @@ def add_export_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     export = subparsers.add_parser(
         "export", help="write a CSV or Excel file of a shop's orders, with a progress bar on stderr"
     )
-    export.add_argument("--shop", type=int, required=True)
-    export.add_argument("--format", choices=["csv", "xlsx"], required=True)
-    export.add_argument("--layout", choices=["line-item", "order"], default="line-item")
+    export.add_argument("--shop", type=int, required=True, help="numeric id of the shop to export")
+    export.add_argument("--format", choices=["csv", "xlsx"], required=True, help="file format")
+    export.add_argument(
+        "--layout",
+        choices=["line-item", "order"],
+        default="line-item",
+        help="one row per order line, or one per order (default line-item)",
+    )
     export.add_argument("--query", help="the search syntax of orders(query:)")
     export.add_argument("--out", type=Path, required=True, help="file to write")
     export.set_defaults(func=_export)

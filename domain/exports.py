@@ -33,6 +33,7 @@ from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
 from db.models import (
     CancellationRequest,
+    Dispute,
     Export,
     ExportFormat,
     ExportLayout,
@@ -241,7 +242,12 @@ async def open_cancellations_by_supplier_order(
 
 async def dispute_status_by_supplier_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
     """The latest dispute's status per supplier order id."""
-    return {}  # disputes have no table on this branch yet: the lead wires the lookup at merge
+    rows = await session.execute(
+        select(Dispute.supplier_order_id, Dispute.status)
+        .where(Dispute.order_id.in_(order_ids))
+        .order_by(Dispute.id)
+    )
+    return {supplier_order_id: status.value for supplier_order_id, status in rows}
 
 
 async def return_status_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
