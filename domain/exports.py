@@ -368,7 +368,9 @@ def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
         lines = batch.lines.get(order.id, [])
         line_states = [_line_fulfillment(by_id.get(line.supplier_order_id or 0)) for line in lines]
         figures = batch.figures[order.id]
-        refunded, cost, margin = figures.refunded, figures.supplier_cost, figures.margin
+        cost, margin = figures.supplier_cost, figures.margin
+        # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
+        refunded = figures.refunded or None
         voided = order.financial_status is FinancialStatus.VOIDED
         address = order.shipping_address or {}
         head = (
