@@ -110,7 +110,13 @@ def test_the_cases_cover_the_fields_that_take_ids() -> None:
     assert ("input", "lines", "0", "returnLineId") in paths and ("input", "disputeId") in paths
 
 
-BAD_IDS = ["120", "gid://dropdesk/Order/abc", "gid://shopify/Order/1", "gid://dropdesk/Nope/1"]
+BAD_IDS = [
+    "120",
+    "gid://dropdesk/Order/abc",
+    "gid://shopify/Order/1",
+    "gid://dropdesk/Nope/1",
+    "gid://dropdesk/Order/1\u0000",
+]
 
 
 @pytest.mark.parametrize(("operation", "field_name", "argument_name", "path"), CASES)
@@ -125,7 +131,9 @@ async def test_an_id_that_is_not_one_is_refused_naming_where_it_is(
     async with db.write() as session:
         admin = issue_token(session, kind=TokenKind.ADMIN, name="platform").raw
     tokens = (tenant.merchant_token, tenant.supplier_tokens[0], admin)
-    for bad_id in BAD_IDS:
+    # An id of another type: no field but node(s) takes a Shop id.
+    of_another_type = [] if field_name in ("node", "nodes") else ["gid://dropdesk/Shop/1"]
+    for bad_id in BAD_IDS + of_another_type:
         variables = {"value": _value(argument.type, path[1:], bad_id)}
         # The first token the field admits: some fields are for suppliers or the platform only.
         for token in tokens:
