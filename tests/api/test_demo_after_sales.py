@@ -16,6 +16,7 @@ from db.models import Base, Order, OrderLine, Refund, Return, ReturnLine
 from demo.generator import seed_demo
 from domain.figures import financial_status, order_figures
 from tests.factories import Api
+from tests.test_readme_examples import fresh_demo
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -98,9 +99,8 @@ async def test_same_seed_gives_the_same_returns_and_refunds(db: Database) -> Non
 
 
 async def test_readme_examples_run_against_the_demo(api: Api, db: Database) -> None:
-    tokens = await seeded(db)
-    # The README's examples name the first demo shop's ids and run with its token.
-    token = next(iter(tokens.values()))
+    # The README's examples name the first demo shop's ids, numbered from 1 as on a first run.
+    token = next(iter((await fresh_demo(db)).merchant_tokens.values()))
     overview, receive_refund_close, pay_owed, request_and_policy = readme_examples()
 
     data = await api.data(token, overview)
