@@ -34,6 +34,7 @@ from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
 from db.models import (
     CancellationRequest,
+    Dispute,
     Export,
     ExportFormat,
     ExportLayout,
@@ -243,7 +244,12 @@ async def open_cancellations_by_supplier_order(
 
 async def dispute_status_by_supplier_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
     """The latest dispute's status per supplier order id."""
-    return {}  # disputes have no table on this branch yet: the lead wires the lookup at merge
+    rows = await session.execute(
+        select(Dispute.supplier_order_id, Dispute.status)
+        .where(Dispute.order_id.in_(order_ids))
+        .order_by(Dispute.id)
+    )
+    return {supplier_order_id: status.value for supplier_order_id, status in rows}
 
 
 async def return_status_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
@@ -366,7 +372,9 @@ def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
         lines = batch.lines.get(order.id, [])
         line_states = [_line_fulfillment(by_id.get(line.supplier_order_id or 0)) for line in lines]
         figures = batch.figures[order.id]
-        refunded, cost, margin = figures.refunded, figures.supplier_cost, figures.margin
+        cost, margin = figures.supplier_cost, figures.margin
+        # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
+        refunded = figures.refunded or None
         voided = order.financial_status is FinancialStatus.VOIDED
         address = order.shipping_address or {}
         head = (

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
+    Dispute,
     OrderLine,
     Refund,
     RefundLine,
@@ -73,7 +74,7 @@ async def create_refund(
 
     The amount is the one given, else the value of ``lines``, else the value of the return's items (what
     arrived, or all of it when nothing has yet) less the return policy's restocking fee for change-of-mind
-    reasons. ``dispute_id`` is stored as given: the caller has checked that it names a dispute of the shop.
+    reasons. ``dispute_id``, when given, must name a dispute the actor sees on this same order.
     """
     require_scope(actor, Scope.WRITE_ORDERS)
     now = now or utcnow()
@@ -87,6 +88,14 @@ async def create_refund(
     check.raise_if_any()
 
     order = await lock_order(session, actor, order_id, field="orderId")
+    if dispute_id is not None:
+        dispute = await session.scalar(
+            select(Dispute.id).where(
+                Dispute.id == dispute_id, visible(Dispute, actor), Dispute.order_id == order.id
+            )
+        )
+        if dispute is None:
+            raise DomainError.single(ErrorCode.NOT_FOUND, "no such dispute on this order", "disputeId")
     if amount is not None:
         check.amount(("amount",), amount, order.currency, allow_zero=False)
         check.raise_if_any()

@@ -7,7 +7,7 @@ import enum
 import inspect
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -23,9 +23,18 @@ from domain.actors import Actor, Scope
 from domain.errors import ErrorCode
 from domain.evidence import EvidenceFile
 from schema.context import context_of, forbidden, require_reader, require_scope, require_supplier
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
-from schema.pagination import Connection, PageRequest, int_sort, keyset_page
+from schema.errors import UserError, input_id, run_use_case, user_error
+from schema.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    Reverse,
+    int_sort,
+    keyset_page,
+)
 from schema.types import (
     Dispute,
     DisputeKind,
@@ -42,6 +51,7 @@ class RulingOutcome(enum.StrEnum):
 
 
 MAX_UPLOADS = dispute_cases.MAX_ATTACHMENTS
+_INPUT = "The dispute and what to do with it."
 
 
 @strawberry.type
@@ -52,12 +62,15 @@ class DisputesQuery:
     async def disputes(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        status: DisputeStatus | None = None,  # type: ignore[valid-type]
-        reverse: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        status: Annotated[
+            DisputeStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only disputes in this status."),
+        ] = None,
+        reverse: Reverse = False,
     ) -> Connection[Dispute]:
         context = context_of(info)
         actor = context.actor if context.actor.is_admin else require_reader(info)
@@ -196,10 +209,6 @@ async def _run(info: Info, use_case: UseCase) -> tuple[Dispute | None, list[User
     return (Dispute.of(row) if row else None), errors
 
 
-def _not_found(field: str) -> list[UserError]:
-    return user_error(ErrorCode.NOT_FOUND, "not found", field)
-
-
 async def _read_uploads(info: Info, uploads: list[Any] | None) -> list[EvidenceFile]:
     """The uploaded files, each read up to one byte past the cap so that the domain can refuse it."""
     if not uploads:
@@ -239,11 +248,18 @@ class DisputesMutation:
         description="Open a dispute on a supplier order that shipped (or finished within the protection "
         "window); the supplier order shows IN_ISSUE until it ends."
     )
-    async def dispute_open(self, info: Info, input: DisputeOpenInput) -> DisputeOpenPayload:
+    async def dispute_open(
+        self,
+        info: Info,
+        input: Annotated[
+            DisputeOpenInput,
+            strawberry.argument(description="The supplier order, what is wrong and what is asked."),
+        ],
+    ) -> DisputeOpenPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.supplier_order_id, "SupplierOrder")
+        pk, id_errors = input_id(input.supplier_order_id, "SupplierOrder", "supplierOrderId")
         if pk is None:
-            return DisputeOpenPayload(dispute=None, user_errors=_not_found("supplierOrderId"))
+            return DisputeOpenPayload(dispute=None, user_errors=id_errors)
         if too_many := _too_many(input.evidence, input.evidence_urls):
             return DisputeOpenPayload(dispute=None, user_errors=too_many)
         rules = dispute_cases.DisputeRules.of(context_of(info).settings)
@@ -266,14 +282,14 @@ class DisputesMutation:
 
     @strawberry.mutation(description="Add a message, with evidence or without, to an open dispute.")
     async def dispute_message_add(
-        self, info: Info, input: DisputeMessageAddInput
+        self, info: Info, input: Annotated[DisputeMessageAddInput, strawberry.argument(description=_INPUT)]
     ) -> DisputeMessageAddPayload:
         actor = context_of(info).actor
         if not actor.is_supplier:
             require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Dispute")
+        pk, id_errors = input_id(input.id, "Dispute", "id")
         if pk is None:
-            return DisputeMessageAddPayload(dispute=None, user_errors=_not_found("id"))
+            return DisputeMessageAddPayload(dispute=None, user_errors=id_errors)
         if too_many := _too_many(input.evidence, input.evidence_urls):
             return DisputeMessageAddPayload(dispute=None, user_errors=too_many)
         rules = dispute_cases.DisputeRules.of(context_of(info).settings)
@@ -287,11 +303,13 @@ class DisputesMutation:
         return DisputeMessageAddPayload(dispute=dispute, user_errors=errors)
 
     @strawberry.mutation(description="The supplier proposes a refund or a replacement, or refuses.")
-    async def dispute_respond(self, info: Info, input: DisputeRespondInput) -> DisputeRespondPayload:
+    async def dispute_respond(
+        self, info: Info, input: Annotated[DisputeRespondInput, strawberry.argument(description=_INPUT)]
+    ) -> DisputeRespondPayload:
         require_supplier(info)
-        pk = parse_id(input.id, "Dispute")
+        pk, id_errors = input_id(input.id, "Dispute", "id")
         if pk is None:
-            return DisputeRespondPayload(dispute=None, user_errors=_not_found("id"))
+            return DisputeRespondPayload(dispute=None, user_errors=id_errors)
         dispute, errors = await _run(
             info,
             lambda session, actor: dispute_cases.respond(
@@ -305,43 +323,51 @@ class DisputesMutation:
         "RETURN_AND_REFUND), a replacement is expected, or the refusal ends the dispute."
     )
     async def dispute_accept_proposal(
-        self, info: Info, input: DisputeAcceptProposalInput
+        self,
+        info: Info,
+        input: Annotated[DisputeAcceptProposalInput, strawberry.argument(description=_INPUT)],
     ) -> DisputeAcceptProposalPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Dispute")
+        pk, id_errors = input_id(input.id, "Dispute", "id")
         if pk is None:
-            return DisputeAcceptProposalPayload(dispute=None, user_errors=_not_found("id"))
+            return DisputeAcceptProposalPayload(dispute=None, user_errors=id_errors)
         dispute, errors = await _run(
             info, lambda session, actor: dispute_cases.accept_proposal(session, actor, pk)
         )
         return DisputeAcceptProposalPayload(dispute=dispute, user_errors=errors)
 
     @strawberry.mutation(description="Ask the platform to rule on the supplier's answer.")
-    async def dispute_escalate(self, info: Info, input: DisputeEscalateInput) -> DisputeEscalatePayload:
+    async def dispute_escalate(
+        self, info: Info, input: Annotated[DisputeEscalateInput, strawberry.argument(description=_INPUT)]
+    ) -> DisputeEscalatePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Dispute")
+        pk, id_errors = input_id(input.id, "Dispute", "id")
         if pk is None:
-            return DisputeEscalatePayload(dispute=None, user_errors=_not_found("id"))
+            return DisputeEscalatePayload(dispute=None, user_errors=id_errors)
         dispute, errors = await _run(
             info, lambda session, actor: dispute_cases.escalate(session, actor, pk, input.message)
         )
         return DisputeEscalatePayload(dispute=dispute, user_errors=errors)
 
     @strawberry.mutation(description="Drop an open dispute; the supplier order returns to its status before.")
-    async def dispute_cancel(self, info: Info, input: DisputeCancelInput) -> DisputeCancelPayload:
+    async def dispute_cancel(
+        self, info: Info, input: Annotated[DisputeCancelInput, strawberry.argument(description=_INPUT)]
+    ) -> DisputeCancelPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Dispute")
+        pk, id_errors = input_id(input.id, "Dispute", "id")
         if pk is None:
-            return DisputeCancelPayload(dispute=None, user_errors=_not_found("id"))
+            return DisputeCancelPayload(dispute=None, user_errors=id_errors)
         dispute, errors = await _run(info, lambda session, actor: dispute_cases.cancel(session, actor, pk))
         return DisputeCancelPayload(dispute=dispute, user_errors=errors)
 
     @strawberry.mutation(description="The platform rules on an escalated dispute (admin tokens only).")
-    async def dispute_rule(self, info: Info, input: DisputeRuleInput) -> DisputeRulePayload:
+    async def dispute_rule(
+        self, info: Info, input: Annotated[DisputeRuleInput, strawberry.argument(description=_INPUT)]
+    ) -> DisputeRulePayload:
         _require_admin(info)
-        pk = parse_id(input.id, "Dispute")
+        pk, id_errors = input_id(input.id, "Dispute", "id")
         if pk is None:
-            return DisputeRulePayload(dispute=None, user_errors=_not_found("id"))
+            return DisputeRulePayload(dispute=None, user_errors=id_errors)
         outcome = models.DisputeOutcome(input.outcome.value)
         dispute, errors = await _run(
             info,
@@ -356,12 +382,12 @@ class DisputesMutation:
         "refund was agreed (AWAITING_RETURN); the supplier refund is recorded and the dispute resolves."
     )
     async def dispute_return_shipped(
-        self, info: Info, input: DisputeReturnShippedInput
+        self, info: Info, input: Annotated[DisputeReturnShippedInput, strawberry.argument(description=_INPUT)]
     ) -> DisputeReturnShippedPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Dispute")
+        pk, id_errors = input_id(input.id, "Dispute", "id")
         if pk is None:
-            return DisputeReturnShippedPayload(dispute=None, user_errors=_not_found("id"))
+            return DisputeReturnShippedPayload(dispute=None, user_errors=id_errors)
         dispute, errors = await _run(
             info,
             lambda session, actor: dispute_cases.mark_return_shipped(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from sqlalchemy import select
 from strawberry.types import Info
@@ -10,11 +12,10 @@ from db import models
 from domain import exports as export_cases
 from domain.access import visible
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from schema.context import context_of, require_scope
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
-from schema.pagination import Connection, PageRequest, int_sort, keyset_page
+from schema.errors import UserError, input_id, run_use_case
+from schema.ids import id_argument
+from schema.pagination import After, Connection, First, PageRequest, int_sort, keyset_page
 from schema.types import Export, ExportFormat, ExportLayout, ExportStatus
 
 
@@ -45,9 +46,12 @@ class ExportsQuery:
     async def exports(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        status: ExportStatus | None = None,  # type: ignore[valid-type]
+        first: First = None,
+        after: After = None,
+        status: Annotated[
+            ExportStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only exports in this status."),
+        ] = None,
     ) -> Connection[Export]:
         actor = require_scope(info, Scope.WRITE_EXPORTS)
         statement = select(models.Export).where(visible(models.Export, actor))
@@ -62,11 +66,17 @@ class ExportsQuery:
             to_node=Export.of,
         )
 
-    @strawberry.field
-    async def export(self, info: Info, id: strawberry.ID) -> Export | None:
+    @strawberry.field(description="An export by id; null when it does not exist or is not the shop's.")
+    async def export(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The export's id (gid://dropdesk/Export/…).")
+        ],
+    ) -> Export | None:
         require_scope(info, Scope.WRITE_EXPORTS)
-        pk = parse_id(id, "Export")
-        row = await context_of(info).loaders.export.load(pk) if pk is not None else None
+        _, pk = id_argument(id, "Export", "id")
+        row = await context_of(info).loaders.export.load(pk)
         return Export.of(row) if row else None
 
 
@@ -75,18 +85,21 @@ class ExportsMutation:
     @strawberry.mutation(
         description="Export orders to CSV or Excel in the background; the file is mailed and linked when ready."
     )
-    async def orders_export(self, info: Info, input: OrdersExportInput) -> OrdersExportPayload:
+    async def orders_export(
+        self,
+        info: Info,
+        input: Annotated[
+            OrdersExportInput, strawberry.argument(description="What to export, in which format.")
+        ],
+    ) -> OrdersExportPayload:
         require_scope(info, Scope.WRITE_EXPORTS)
         order_ids: list[int] | None = None
         if input.ids is not None:
             order_ids = []
             for index, gid in enumerate(input.ids):
-                pk = parse_id(gid, "Order")
+                pk, id_errors = input_id(gid, "Order", "ids", str(index))
                 if pk is None:
-                    return OrdersExportPayload(
-                        export=None,
-                        user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "ids", str(index)),
-                    )
+                    return OrdersExportPayload(export=None, user_errors=id_errors)
                 order_ids.append(pk)
         request = export_cases.ExportRequest(
             format=input.format,

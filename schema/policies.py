@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -27,7 +28,14 @@ class PoliciesQuery:
     @strawberry.field(
         description="A policy text consistent with the shop's return settings and its suppliers' own rules."
     )
-    async def policy_draft(self, info: Info, kind: PolicyKind) -> PolicyDraft:  # type: ignore[valid-type]
+    async def policy_draft(
+        self,
+        info: Info,
+        kind: Annotated[
+            PolicyKind,  # type: ignore[valid-type]
+            strawberry.argument(description="Which policy to draft."),
+        ],
+    ) -> PolicyDraft:
         require_scope(info, Scope.WRITE_POLICIES)
         context = context_of(info)
         try:
@@ -70,7 +78,12 @@ class ShopPoliciesUpdatePayload:
 class PoliciesMutation:
     @strawberry.mutation(description="Put new versions of the refund and/or return policy in force.")
     async def shop_policies_update(
-        self, info: Info, input: ShopPoliciesUpdateInput
+        self,
+        info: Info,
+        input: Annotated[
+            ShopPoliciesUpdateInput,
+            strawberry.argument(description="The policies to change; one left out stays as it is."),
+        ],
     ) -> ShopPoliciesUpdatePayload:
         require_scope(info, Scope.WRITE_POLICIES)
         given = input.return_policy

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from domain import refunds as refund_cases
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from schema.context import require_scope
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
+from schema.errors import UserError, input_id, run_use_case
 from schema.types import Refund
 
 
@@ -42,35 +41,36 @@ class RefundCreatePayload:
     user_errors: list[UserError]
 
 
-def _refused(code: ErrorCode, message: str, field: str) -> RefundCreatePayload:
-    return RefundCreatePayload(refund=None, user_errors=user_error(code, message, field))
-
-
 @strawberry.type
 class RefundsMutation:
     @strawberry.mutation(description="Refund the customer, never more than the order's refundableAmount.")
-    async def refund_create(self, info: Info, input: RefundCreateInput) -> RefundCreatePayload:
+    async def refund_create(
+        self,
+        info: Info,
+        input: Annotated[
+            RefundCreateInput,
+            strawberry.argument(description="The order, and the amount, lines or return to refund."),
+        ],
+    ) -> RefundCreatePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        order_pk = parse_id(input.order_id, "Order")
-        if order_pk is None:
-            return _refused(ErrorCode.NOT_FOUND, "order not found", "orderId")
-        return_pk = None
+        order_pk, errors = input_id(input.order_id, "Order", "orderId")
+        return_pk = dispute_pk = None
         if input.return_id is not None:
-            return_pk = parse_id(input.return_id, "Return")
-            if return_pk is None:
-                return _refused(ErrorCode.NOT_FOUND, "no such return on this order", "returnId")
-        dispute_pk = None
+            return_pk, return_errors = input_id(input.return_id, "Return", "returnId")
+            errors += return_errors
         if input.dispute_id is not None:
-            dispute_pk = parse_id(input.dispute_id, "Dispute")
-            if dispute_pk is None:
-                return _refused(ErrorCode.INVALID, "not a Dispute id", "disputeId")
-        lines = [
-            refund_cases.RefundLineInput(
-                order_line_id=parse_id(line.order_line_id, "OrderLine") or -1, quantity=line.quantity
+            dispute_pk, dispute_errors = input_id(input.dispute_id, "Dispute", "disputeId")
+            errors += dispute_errors
+        lines = []
+        for index, line in enumerate(input.lines):
+            line_pk, line_errors = input_id(
+                line.order_line_id, "OrderLine", "lines", str(index), "orderLineId"
             )
-            for line in input.lines
-        ]
-        row, errors = await run_use_case(
+            errors += line_errors
+            lines.append(refund_cases.RefundLineInput(order_line_id=line_pk or -1, quantity=line.quantity))
+        if order_pk is None or errors:
+            return RefundCreatePayload(refund=None, user_errors=errors)
+        row, use_case_errors = await run_use_case(
             info,
             lambda session, actor: refund_cases.create_refund(
                 session,
@@ -83,4 +83,4 @@ class RefundsMutation:
                 note=input.note,
             ),
         )
-        return RefundCreatePayload(refund=Refund.of(row) if row else None, user_errors=errors)
+        return RefundCreatePayload(refund=Refund.of(row) if row else None, user_errors=use_case_errors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from sqlalchemy import select
 from strawberry.types import Info
@@ -10,12 +12,22 @@ from db import models
 from domain import returns as return_cases
 from domain.access import visible
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from domain.validation import unsafe_text
 from schema.context import context_of, require_scope
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
-from schema.pagination import Connection, PageRequest, bad_input, int_sort, keyset_page, str_sort
+from schema.errors import UserError, input_id, run_use_case
+from schema.pagination import (
+    After,
+    Before,
+    Connection,
+    First,
+    Last,
+    PageRequest,
+    Reverse,
+    bad_input,
+    int_sort,
+    keyset_page,
+    str_sort,
+)
 from schema.types import (
     Return,
     ReturnDeclineReason,
@@ -33,12 +45,15 @@ class ReturnsQuery:
     async def returns(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        status: ReturnStatus | None = None,  # type: ignore[valid-type]
-        reverse: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        status: Annotated[
+            ReturnStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only returns in this status."),
+        ] = None,
+        reverse: Reverse = False,
     ) -> Connection[Return]:
         actor = require_scope(info, Scope.READ_ORDERS)
         statement = select(models.Return).where(visible(models.Return, actor))
@@ -60,12 +75,12 @@ class ReturnsQuery:
     async def returned_stock(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        sku: str | None = None,
-        reverse: bool = False,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        sku: Annotated[str | None, strawberry.argument(description="Only this SKU (exact match).")] = None,
+        reverse: Reverse = False,
     ) -> Connection[ReturnedStockItem]:
         actor = require_scope(info, Scope.READ_ORDERS)
         statement = select(models.ReturnedStock).where(
@@ -160,8 +175,18 @@ def _payload(row: models.Return | None, errors: list[UserError]) -> ReturnPayloa
     return ReturnPayload(return_=Return.of(row) if row else None, user_errors=errors)
 
 
-def _not_found(field: str) -> ReturnPayload:
-    return ReturnPayload(return_=None, user_errors=user_error(ErrorCode.NOT_FOUND, "return not found", field))
+def _ids(values: list[str], expected_type: str, *path: str) -> tuple[list[int], list[UserError]]:
+    """The primary keys of the ids in a list of inputs, or a userError for each malformed one."""
+    pks: list[int] = []
+    errors: list[UserError] = []
+    for index, value in enumerate(values):
+        pk, id_errors = input_id(value, expected_type, path[0], str(index), *path[1:])
+        pks.append(pk if pk is not None else -1)
+        errors += id_errors
+    return pks, errors
+
+
+_INPUT = "The return and what to do with it."
 
 
 @strawberry.type
@@ -169,22 +194,25 @@ class ReturnsMutation:
     @strawberry.mutation(
         description="Record a customer's return request; flagged when asked after the return window."
     )
-    async def return_request(self, info: Info, input: ReturnRequestInput) -> ReturnPayload:
+    async def return_request(
+        self,
+        info: Info,
+        input: Annotated[
+            ReturnRequestInput, strawberry.argument(description="The order and the lines coming back.")
+        ],
+    ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        order_pk = parse_id(input.order_id, "Order")
-        if order_pk is None:
-            return ReturnPayload(
-                return_=None, user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "orderId")
-            )
+        order_pk, id_errors = input_id(input.order_id, "Order", "orderId")
+        line_pks, line_errors = _ids(
+            [line.order_line_id for line in input.lines], "OrderLine", "lines", "orderLineId"
+        )
+        if order_pk is None or line_errors:
+            return _payload(None, id_errors + line_errors)
         lines = [
             return_cases.ReturnLineInput(
-                # A malformed or foreign id must fail like a line of another order: -1 matches none.
-                order_line_id=parse_id(line.order_line_id, "OrderLine") or -1,
-                quantity=line.quantity,
-                reason=line.reason,
-                note=line.note,
+                order_line_id=line_pk, quantity=line.quantity, reason=line.reason, note=line.note
             )
-            for line in input.lines
+            for line, line_pk in zip(input.lines, line_pks, strict=True)
         ]
         row, errors = await run_use_case(
             info,
@@ -193,22 +221,26 @@ class ReturnsMutation:
         return _payload(row, errors)
 
     @strawberry.mutation(description="Approve a requested return; it then shows the shop's return address.")
-    async def return_approve(self, info: Info, input: ReturnApproveInput) -> ReturnPayload:
+    async def return_approve(
+        self, info: Info, input: Annotated[ReturnApproveInput, strawberry.argument(description=_INPUT)]
+    ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Return")
+        pk, id_errors = input_id(input.id, "Return", "id")
         if pk is None:
-            return _not_found("id")
+            return _payload(None, id_errors)
         row, errors = await run_use_case(
             info, lambda session, actor: return_cases.approve_return(session, actor, pk, input.note)
         )
         return _payload(row, errors)
 
     @strawberry.mutation(description="Decline a requested return.")
-    async def return_decline(self, info: Info, input: ReturnDeclineInput) -> ReturnPayload:
+    async def return_decline(
+        self, info: Info, input: Annotated[ReturnDeclineInput, strawberry.argument(description=_INPUT)]
+    ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Return")
+        pk, id_errors = input_id(input.id, "Return", "id")
         if pk is None:
-            return _not_found("id")
+            return _payload(None, id_errors)
         row, errors = await run_use_case(
             info,
             lambda session, actor: return_cases.decline_return(session, actor, pk, input.reason, input.note),
@@ -218,18 +250,21 @@ class ReturnsMutation:
     @strawberry.mutation(
         description="Record items that arrived, each with its disposition; RECEIVED once everything is in."
     )
-    async def return_receive(self, info: Info, input: ReturnReceiveInput) -> ReturnPayload:
+    async def return_receive(
+        self, info: Info, input: Annotated[ReturnReceiveInput, strawberry.argument(description=_INPUT)]
+    ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Return")
-        if pk is None:
-            return _not_found("id")
+        pk, id_errors = input_id(input.id, "Return", "id")
+        line_pks, line_errors = _ids(
+            [line.return_line_id for line in input.lines], "ReturnLine", "lines", "returnLineId"
+        )
+        if pk is None or line_errors:
+            return _payload(None, id_errors + line_errors)
         receipts = [
             return_cases.ReceiptInput(
-                return_line_id=parse_id(line.return_line_id, "ReturnLine") or -1,
-                quantity=line.quantity,
-                disposition=line.disposition,
+                return_line_id=line_pk, quantity=line.quantity, disposition=line.disposition
             )
-            for line in input.lines
+            for line, line_pk in zip(input.lines, line_pks, strict=True)
         ]
         row, errors = await run_use_case(
             info, lambda session, actor: return_cases.receive_return(session, actor, pk, receipts)
@@ -237,36 +272,44 @@ class ReturnsMutation:
         return _payload(row, errors)
 
     @strawberry.mutation(description="Close a return whose items arrived (all, or all that will).")
-    async def return_close(self, info: Info, input: ReturnIdInput) -> ReturnPayload:
+    async def return_close(
+        self, info: Info, input: Annotated[ReturnIdInput, strawberry.argument(description="The return.")]
+    ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Return")
+        pk, id_errors = input_id(input.id, "Return", "id")
         if pk is None:
-            return _not_found("id")
+            return _payload(None, id_errors)
         row, errors = await run_use_case(
             info, lambda session, actor: return_cases.close_return(session, actor, pk)
         )
         return _payload(row, errors)
 
     @strawberry.mutation(description="Cancel a return before any of its items arrived.")
-    async def return_cancel(self, info: Info, input: ReturnIdInput) -> ReturnPayload:
+    async def return_cancel(
+        self, info: Info, input: Annotated[ReturnIdInput, strawberry.argument(description="The return.")]
+    ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Return")
+        pk, id_errors = input_id(input.id, "Return", "id")
         if pk is None:
-            return _not_found("id")
+            return _payload(None, id_errors)
         row, errors = await run_use_case(
             info, lambda session, actor: return_cases.cancel_return(session, actor, pk)
         )
         return _payload(row, errors)
 
     @strawberry.mutation(description="Take returned units out of stock to fulfil an order.")
-    async def returned_stock_use(self, info: Info, input: ReturnedStockUseInput) -> ReturnedStockUsePayload:
+    async def returned_stock_use(
+        self,
+        info: Info,
+        input: Annotated[
+            ReturnedStockUseInput,
+            strawberry.argument(description="The SKU, how many units, and the order they are for."),
+        ],
+    ) -> ReturnedStockUsePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        order_pk = parse_id(input.order_id, "Order")
+        order_pk, id_errors = input_id(input.order_id, "Order", "orderId")
         if order_pk is None:
-            return ReturnedStockUsePayload(
-                returned_stock_item=None,
-                user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "orderId"),
-            )
+            return ReturnedStockUsePayload(returned_stock_item=None, user_errors=id_errors)
         row, errors = await run_use_case(
             info,
             lambda session, actor: return_cases.use_returned_stock(

@@ -841,6 +841,13 @@ class Refund(Node):
         rows = await context_of(info).loaders.refund_lines_by_refund.load(self.model.id)
         return [RefundLine(model=row, currency=self.model.currency, quantity=row.quantity) for row in rows]
 
+    @strawberry.field(description="The dispute this refund settles, if any (disputeId, resolved).")
+    async def dispute(self, info: Info) -> Dispute | None:
+        if self.model.dispute_id is None:
+            return None
+        row = await context_of(info).loaders.dispute.load(self.model.dispute_id)
+        return Dispute.of(row) if row else None
+
     @classmethod
     def of(cls, model: models.Refund) -> Refund:
         return cls(

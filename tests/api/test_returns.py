@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.api.test_disputes import OPEN, open_input
 from tests.factories import Api, Tenant, order_input
 
 POLICIES_UPDATE = """
@@ -76,7 +77,10 @@ mutation($input: ReturnedStockUseInput!) {
 REFUND = """
 mutation($input: RefundCreateInput!) {
   refundCreate(input: $input) {
-    refund { id amount { amount currencyCode } note disputeId return { id } lines { quantity amount { amount } } }
+    refund {
+      id amount { amount currencyCode } note disputeId dispute { id status } return { id }
+      lines { quantity amount { amount } }
+    }
     userErrors { field message code }
   }
 }
@@ -316,12 +320,24 @@ async def test_bad_input_is_a_user_error_naming_the_field(api: Api, tenant: Tena
             "returnRequest",
             {"orderId": "gid://dropdesk/Order/x", "lines": []},
             ["orderId"],
-            "NOT_FOUND",
+            "INVALID",
         ),
         (
             REQUEST,
             "returnRequest",
             {"orderId": order_id, "lines": [{"orderLineId": "nope", "quantity": 1, "reason": "STYLE"}]},
+            ["lines", "0", "orderLineId"],
+            "INVALID",
+        ),
+        (
+            REQUEST,
+            "returnRequest",
+            {
+                "orderId": order_id,
+                "lines": [
+                    {"orderLineId": "gid://dropdesk/OrderLine/999999", "quantity": 1, "reason": "STYLE"}
+                ],
+            },
             ["lines", "0", "orderLineId"],
             "NOT_FOUND",
         ),
@@ -386,17 +402,39 @@ async def test_bad_input_is_a_user_error_naming_the_field(api: Api, tenant: Tena
     assert money["refunds"] == [] and money["returns"] == [] and money["financialStatus"] == "PAID"
 
 
-async def test_refund_with_dispute_id_and_financial_status(api: Api, tenant: Tenant) -> None:
+async def disputed_order(api: Api, tenant: Tenant, number: str) -> tuple[str, str]:
+    """A shipped order of two supplier orders, the first one disputed: the order's and the dispute's ids."""
+    [order] = await api.import_orders(
+        tenant, order_input(tenant, number, supplier_status="WAIT_BUYER_ACCEPT_GOODS")
+    )
+    so_id = order["supplierOrders"][0]["id"]
+    opened = await mutate(api, tenant.merchant_token, OPEN, "disputeOpen", open_input(so_id))
+    assert opened["userErrors"] == []
+    return order["id"], opened["dispute"]["id"]
+
+
+async def test_refund_with_dispute_id_and_financial_status(
+    api: Api, tenant: Tenant, other_tenant: Tenant
+) -> None:
     token = tenant.merchant_token
-    order_id, _ = await shipped_order(api, tenant)
+    order_id, dispute_id = await disputed_order(api, tenant, "#3001")
+    _, dispute_of_another_order = await disputed_order(api, tenant, "#3002")
+    _, dispute_of_another_shop = await disputed_order(api, other_tenant, "#3001")
+    for foreign in (dispute_of_another_order, dispute_of_another_shop, "gid://dropdesk/Dispute/999999"):
+        refused = await mutate(
+            api, token, REFUND, "refundCreate", {"orderId": order_id, "amount": "10", "disputeId": foreign}
+        )
+        assert refused["refund"] is None
+        assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [(["disputeId"], "NOT_FOUND")]
     refund = await mutate(
         api,
         token,
         REFUND,
         "refundCreate",
-        {"orderId": order_id, "amount": "10", "disputeId": "gid://dropdesk/Dispute/7"},
+        {"orderId": order_id, "amount": "10", "disputeId": dispute_id},
     )
-    assert refund["userErrors"] == [] and refund["refund"]["disputeId"] == "gid://dropdesk/Dispute/7"
+    assert refund["userErrors"] == [] and refund["refund"]["disputeId"] == dispute_id
+    assert refund["refund"]["dispute"] == {"id": dispute_id, "status": "AWAITING_SUPPLIER"}
     money = (await api.data(token, ORDER_MONEY, {"id": order_id}))["order"]
     assert (money["financialStatus"], money["refundableAmount"], money["margin"]) == (
         "PARTIALLY_REFUNDED",

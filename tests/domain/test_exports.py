@@ -24,14 +24,17 @@ from db.engine import Database
 from db.jobs import Job, JobContext, JobStatus, enqueue
 from db.models import (
     ActorKind,
+    DisputeKind,
+    DisputeReason,
     Export,
     ExportFormat,
     ExportLayout,
     ExportStatus,
+    SupplierOrder,
     SupplierOrderStatus,
 )
 from db.types import utcnow
-from domain import exports
+from domain import disputes, exports
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.orders import LineInput, OrderInput, SupplierOrderInput, import_orders
@@ -212,7 +215,7 @@ async def test_csv_is_utf8_with_bom_crlf_rfc4180_one_row_per_line(
         "Madrid",
         "Zoë Ñandú",
     )
-    assert (first["Open Cancellation Request"], first["Refunded Amount"]) == ("", "0.00")
+    assert (first["Open Cancellation Request"], first["Refunded Amount"]) == ("", "")
 
 
 async def test_order_layout_has_one_row_per_order_with_lines_joined(
@@ -254,6 +257,55 @@ async def test_query_narrows_the_export_like_orders_query(
     with pytest.raises(DomainError) as caught:
         await export_file(db, tenant, path, ExportFormat.CSV, ExportLayout.ORDER, query="total:>>")
     assert caught.value.errors[0].field == ("query",)
+
+
+async def test_dispute_status_is_the_latest_dispute_of_each_supplier_order(
+    db: Database, tenant: Tenant, other_tenant: Tenant, tmp_path: Path
+) -> None:
+    disputed, _, _ = await add_orders(
+        db, tenant, order(tenant, "#1001"), order(tenant, "#1002"), order(tenant, "#1003")
+    )
+    [foreign] = await add_orders(db, other_tenant, order(other_tenant, "#1001"))
+    rules = disputes.DisputeRules(evidence_dir=tmp_path / "evidence")
+
+    async def open_on(tenant: Tenant, order_id: int, index: int) -> int:
+        async with db.write() as session:
+            so_ids = await session.scalars(
+                select(SupplierOrder.id).where(SupplierOrder.order_id == order_id).order_by(SupplierOrder.id)
+            )
+            dispute = await disputes.open_dispute(
+                session,
+                merchant(tenant),
+                list(so_ids)[index],
+                DisputeReason.DAMAGED,
+                DisputeKind.REFUND_ONLY,
+                Decimal("1.00"),
+                "arrived broken",
+                rules=rules,
+            )
+            return dispute.id
+
+    first = await open_on(tenant, disputed, 0)
+    async with db.write() as session:
+        await disputes.cancel(session, merchant(tenant), first)
+    await open_on(tenant, disputed, 0)
+    cancelled = await open_on(tenant, disputed, 1)
+    async with db.write() as session:
+        await disputes.cancel(session, merchant(tenant), cancelled)
+    await open_on(other_tenant, foreign, 0)
+
+    path = tmp_path / "orders.csv"
+    await export_file(db, tenant, path, ExportFormat.CSV, ExportLayout.LINE_ITEM)
+    assert [(row["Name"], row["Dispute Status"]) for row in read_csv(path)] == [
+        ("#1001", "AWAITING_SUPPLIER"),
+        ("#1001", "CANCELLED"),
+        ("#1002", ""),
+        ("#1002", ""),
+        ("#1003", ""),
+        ("#1003", ""),
+    ]
+    await export_file(db, tenant, path, ExportFormat.CSV, ExportLayout.ORDER)
+    assert [row["Dispute Status"] for row in read_csv(path)] == ["AWAITING_SUPPLIER; CANCELLED", "", ""]
 
 
 @pytest.mark.parametrize("prefix", FORMULA_PREFIXES)
