@@ -388,6 +388,10 @@ def _is_node(object_type: GraphQLObjectType) -> bool:
     return any(interface.name == "Node" for interface in object_type.interfaces)
 
 
+# Lists a body carries in full, as short as they are useful: a supplier order's notes travel with it.
+CARRIED_LISTS = frozenset({("SupplierOrder", "notes")})
+
+
 def payload_selection(graphql_schema: GraphQLSchema, type_name: str) -> str:
     """The selection a webhook body shows for ``type_name``: what the type says of itself, one level deep."""
     object_type = graphql_schema.get_type(type_name)
@@ -400,8 +404,12 @@ def payload_selection(graphql_schema: GraphQLSchema, type_name: str) -> str:
         named, listed = _unwrap(field.type)
         if is_leaf_type(named):
             parts.append(name)
-        elif listed or not isinstance(named, GraphQLObjectType):
-            continue  # lists of objects can be long: the receiver asks the API for them
+        elif not isinstance(named, GraphQLObjectType):
+            continue
+        elif listed and (type_name, name) in CARRIED_LISTS and (flat := _flat_fields(named)) is not None:
+            parts.append(f"{name} {{ {' '.join(flat)} }}")
+        elif listed:
+            continue  # other lists of objects can be long: the receiver asks the API for them
         elif named.name == "Money":
             parts.append(f"{name} {{ amount currencyCode }}")
         elif _is_node(named):

@@ -629,3 +629,34 @@ async def test_concurrent_retries_over_http_send_one_attempt(
     assert attempts == 2
     [after] = await deliveries(hooks, tenant)
     assert after["status"] == "SUCCEEDED" and after["attemptCount"] == 2
+
+
+async def test_a_supplier_order_update_carries_its_notes(
+    hooks: Api, tenant: Tenant, receiver: Receiver, worker: Worker
+) -> None:
+    _, secret = await subscribe(hooks, tenant, receiver.url, ["supplier_orders/updated"])
+    [created] = await hooks.import_orders(tenant, order_input(tenant, "#7101"))
+    supplier_order_id = created["supplierOrders"][0]["id"]
+    added = await hooks.data(
+        tenant.merchant_token,
+        "mutation($input: OrderNoteAddInput!) { orderNoteAdd(input: $input) { userErrors { code } } }",
+        {
+            "input": {
+                "orderId": created["id"],
+                "body": "Plain packaging, please",
+                "visibility": "SUPPLIER",
+                "supplierOrderId": supplier_order_id,
+            }
+        },
+    )
+    assert added["orderNoteAdd"]["userErrors"] == []
+    await worker.drain()
+    [got] = await receiver.wait_for(1)
+    body = verified(secret, got)
+    assert body["type"] == "supplier_orders/updated" and body["data"]["id"] == supplier_order_id
+    [note] = body["data"]["notes"]
+    assert (note["body"], note["visibility"], note["authorName"]) == (
+        "Plain packaging, please",
+        "SUPPLIER",
+        "staff",
+    )
