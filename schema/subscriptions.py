@@ -34,16 +34,17 @@ from strawberry.types.graphql import OperationType
 
 from db import models
 from db.live import listen, order_events_topic
+from domain import bulk_actions as bulk_action_cases
 from domain import exports as export_cases
 from domain.access import visible
 from domain.actors import Scope
 from schema.context import Context, context_of, forbidden, require_scope
 from schema.ids import parse_id
-from schema.types import Export, OrderEvent
+from schema.types import BulkAction, Export, OrderEvent
 
 MAX_EVENTS_PER_NOTICE = 1000
-# Exports write their progress in batches; a subscriber looks that often.
-EXPORT_POLL_SECONDS = 0.5
+# Exports and bulk actions write their progress in batches; a subscriber looks that often.
+PROGRESS_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -165,7 +166,7 @@ class LiveSubscription:
         if pk is None:
             raise _not_found("export")
         last: tuple[object, ...] | None = None
-        async with aclosing(changes(info, f"export:{pk}", poll_every=EXPORT_POLL_SECONDS)) as notices:
+        async with aclosing(changes(info, f"export:{pk}", poll_every=PROGRESS_POLL_SECONDS)) as notices:
             async for _ in notices:
                 async with context.reading() as session:
                     row = await export_cases.get_export(session, actor, pk)
@@ -176,4 +177,35 @@ class LiveSubscription:
                     last = state
                     yield Export.of(row)
                 if row.status in export_cases.FINISHED:
+                    return
+
+    @strawberry.subscription(
+        description="A bulk action as it runs: a result each time its status or progress changes, the last one "
+        "when it has finished (SUCCEEDED or FAILED)."
+    )
+    async def bulk_action_progress(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The bulk action's id (gid://dropdesk/BulkAction/…)."),
+        ],
+    ) -> AsyncGenerator[BulkAction, None]:
+        actor = require_scope(info, Scope.READ_ORDERS)
+        context = context_of(info)
+        pk = parse_id(id, "BulkAction")
+        if pk is None:
+            raise _not_found("bulk action")
+        last: tuple[object, ...] | None = None
+        async with aclosing(changes(info, f"bulk_action:{pk}", poll_every=PROGRESS_POLL_SECONDS)) as notices:
+            async for _ in notices:
+                async with context.reading() as session:
+                    row = await bulk_action_cases.get_bulk_action(session, actor, pk)
+                if row is None:
+                    raise _not_found("bulk action")
+                state = (row.status, row.done, row.total)
+                if state != last:
+                    last = state
+                    yield BulkAction.of(row)
+                if row.status in (models.BulkActionStatus.SUCCEEDED, models.BulkActionStatus.FAILED):
                     return

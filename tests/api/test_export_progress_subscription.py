@@ -1,4 +1,5 @@
-"""exportProgress over graphql-transport-ws: a result per change of an export's progress, ending when it ends."""
+"""exportProgress and bulkActionProgress over graphql-transport-ws: a result per change of progress, ending
+when the work ends, only for the shop that owns it."""
 
 from __future__ import annotations
 
@@ -85,5 +86,41 @@ async def test_progress_streams_until_the_export_finishes_and_only_to_its_shop(
     ]
     assert results[-1]["status"] == "SUCCEEDED" and results[-1]["progress"] == {"done": 6, "total": 6}
     assert results[-1]["rowCount"] == 6 and results[-1]["id"] == export_id
+    assert rest[-1] == {"id": "1", "type": "complete"}
+    await ws.close()
+
+
+BULK_PROGRESS = """
+subscription($id: ID!) { bulkActionProgress(id: $id) { id status progress { done total } } }
+"""
+
+
+async def test_bulk_action_progress_streams_until_it_finishes(
+    db: Database, server_url: str, tenant: Tenant, other_tenant: Tenant, api: Api, tmp_path: Path
+) -> None:
+    await api.import_orders(tenant, *(order_input(tenant, f"#{8001 + n}") for n in range(3)))
+    started = await api.gql(
+        tenant.merchant_token,
+        "mutation($input: OrdersBulkActionInput!) { ordersBulkAction(input: $input) { bulkAction { id } } }",
+        {"input": {"action": "ADD_TAGS", "query": "number:#800*", "tags": ["checked"]}},
+    )
+    gid = started["data"]["ordersBulkAction"]["bulkAction"]["id"]
+    subscribe = {"type": "subscribe", "payload": {"query": BULK_PROGRESS, "variables": {"id": gid}}}
+
+    stranger = await open_socket(server_url, other_tenant.merchant_token)
+    await stranger.send(json.dumps({"id": "x", **subscribe}))
+    refused = (await next_messages(stranger, timeout=3))[0]
+    assert refused["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    await stranger.close()
+
+    ws = await open_socket(server_url, tenant.merchant_token)
+    await ws.send(json.dumps({"id": "1", **subscribe}))
+    first = await next_messages(ws, timeout=2)
+    assert [m["payload"]["data"]["bulkActionProgress"]["status"] for m in first] == ["PENDING"]
+    settings = replace(load_settings(), database_url=db.url, data_dir=tmp_path, smtp_url="")
+    assert await Worker(db, settings, clock=lambda: utcnow() + timedelta(seconds=1)).drain() == 1
+    rest = await next_messages(ws, timeout=4)
+    last = [m["payload"]["data"]["bulkActionProgress"] for m in rest if m["type"] == "next"][-1]
+    assert last["status"] == "SUCCEEDED" and last["progress"] == {"done": 3, "total": 3}
     assert rest[-1] == {"id": "1", "type": "complete"}
     await ws.close()
