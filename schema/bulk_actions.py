@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from sqlalchemy import select
 from strawberry.types import Info
@@ -11,11 +13,10 @@ from domain import bulk_actions as bulk_cases
 from domain import order_tags as tag_cases
 from domain.access import visible
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from schema.context import context_of, require_scope
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
-from schema.pagination import Connection, PageRequest, int_sort, keyset_page
+from schema.errors import UserError, input_id, run_use_case
+from schema.ids import id_argument
+from schema.pagination import After, Connection, First, PageRequest, int_sort, keyset_page
 from schema.types import BulkAction, BulkActionType, CancellationReason, ExportFormat, Order
 
 
@@ -60,9 +61,9 @@ def _order_ids(ids: list[strawberry.ID] | None) -> tuple[list[int] | None, list[
         return None, []
     found: list[int] = []
     for index, gid in enumerate(ids):
-        pk = parse_id(gid, "Order")
+        pk, errors = input_id(gid, "Order", "ids", str(index))
         if pk is None:
-            return None, user_error(ErrorCode.NOT_FOUND, "order not found", "ids", str(index))
+            return None, errors
         found.append(pk)
     return found, []
 
@@ -70,15 +71,22 @@ def _order_ids(ids: list[strawberry.ID] | None) -> tuple[list[int] | None, list[
 @strawberry.type
 class BulkActionsQuery:
     @strawberry.field(description="A bulk action with its progress and each order's outcome.")
-    async def bulk_action(self, info: Info, id: strawberry.ID) -> BulkAction | None:
+    async def bulk_action(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The bulk action's id (gid://dropdesk/BulkAction/…)."),
+        ],
+    ) -> BulkAction | None:
         require_scope(info, Scope.READ_ORDERS)
-        pk = parse_id(id, "BulkAction")
-        row = await context_of(info).loaders.bulk_action.load(pk) if pk is not None else None
+        _, pk = id_argument(id, "BulkAction", "id")
+        row = await context_of(info).loaders.bulk_action.load(pk)
         return BulkAction.of(row) if row else None
 
     @strawberry.field(description="The shop's bulk actions, newest first.")
     async def bulk_actions(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: First = None, after: After = None
     ) -> Connection[BulkAction]:
         actor = require_scope(info, Scope.READ_ORDERS)
         statement = select(models.BulkAction).where(visible(models.BulkAction, actor))
@@ -98,7 +106,11 @@ class BulkActionsMutation:
         description="Apply one action to every order matching `query` and/or `ids`, in the background; follow "
         "it with `bulkAction(id)`. An order already done is never done twice, even when the job is retried."
     )
-    async def orders_bulk_action(self, info: Info, input: OrdersBulkActionInput) -> OrdersBulkActionPayload:
+    async def orders_bulk_action(
+        self,
+        info: Info,
+        input: Annotated[OrdersBulkActionInput, strawberry.argument(description="The fields of the change.")],
+    ) -> OrdersBulkActionPayload:
         action = models.BulkActionKind(input.action)
         require_scope(
             info, Scope.WRITE_EXPORTS if action is models.BulkActionKind.EXPORT else Scope.WRITE_ORDERS
@@ -122,26 +134,30 @@ class BulkActionsMutation:
         return OrdersBulkActionPayload(bulk_action=BulkAction.of(row) if row else None, user_errors=errors)
 
     @strawberry.mutation(description="Add tags to an order; tags it already has are left as they are.")
-    async def order_tags_add(self, info: Info, input: OrderTagsInput) -> OrderTagsPayload:
+    async def order_tags_add(
+        self,
+        info: Info,
+        input: Annotated[OrderTagsInput, strawberry.argument(description="The fields of the change.")],
+    ) -> OrderTagsPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Order")
+        pk, id_errors = input_id(input.id, "Order", "id")
         if pk is None:
-            return OrderTagsPayload(
-                order=None, user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "id")
-            )
+            return OrderTagsPayload(order=None, user_errors=id_errors)
         row, errors = await run_use_case(
             info, lambda session, actor: tag_cases.add_order_tags(session, actor, pk, input.tags)
         )
         return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)
 
     @strawberry.mutation(description="Remove tags from an order (case-insensitively).")
-    async def order_tags_remove(self, info: Info, input: OrderTagsInput) -> OrderTagsPayload:
+    async def order_tags_remove(
+        self,
+        info: Info,
+        input: Annotated[OrderTagsInput, strawberry.argument(description="The fields of the change.")],
+    ) -> OrderTagsPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "Order")
+        pk, id_errors = input_id(input.id, "Order", "id")
         if pk is None:
-            return OrderTagsPayload(
-                order=None, user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "id")
-            )
+            return OrderTagsPayload(order=None, user_errors=id_errors)
         row, errors = await run_use_case(
             info, lambda session, actor: tag_cases.remove_order_tags(session, actor, pk, input.tags)
         )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
 from db import models
 from domain import notes as note_cases
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from schema.context import require_scope
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
+from schema.errors import UserError, input_id, run_use_case
 from schema.types import NoteVisibility, OrderNote
 
 
@@ -48,17 +48,19 @@ class NotesMutation:
         description="Add a note to an order's timeline; the author is the token's name. A SUPPLIER note on a "
         "supplier order is shown to that supplier; a STAFF note never is."
     )
-    async def order_note_add(self, info: Info, input: OrderNoteAddInput) -> OrderNoteAddPayload:
+    async def order_note_add(
+        self,
+        info: Info,
+        input: Annotated[OrderNoteAddInput, strawberry.argument(description="The fields of the change.")],
+    ) -> OrderNoteAddPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        order_pk = parse_id(input.order_id, "Order")
-        if order_pk is None:
-            return OrderNoteAddPayload(
-                note=None, user_errors=user_error(ErrorCode.NOT_FOUND, "order not found", "orderId")
-            )
+        order_pk, id_errors = input_id(input.order_id, "Order", "orderId")
         supplier_order_pk = None
         if input.supplier_order_id is not None:
-            # A malformed or foreign id must fail like an unknown one: -1 matches no supplier order.
-            supplier_order_pk = parse_id(input.supplier_order_id, "SupplierOrder") or -1
+            supplier_order_pk, more = input_id(input.supplier_order_id, "SupplierOrder", "supplierOrderId")
+            id_errors = [*id_errors, *more]
+        if order_pk is None or id_errors:
+            return OrderNoteAddPayload(note=None, user_errors=id_errors)
         data = note_cases.NoteInput(
             order_id=order_pk,
             body=input.body,
@@ -71,13 +73,15 @@ class NotesMutation:
         return OrderNoteAddPayload(note=OrderNote.of(row) if row else None, user_errors=errors)
 
     @strawberry.mutation(description="Delete a note of the shop; the timeline keeps that it was deleted.")
-    async def order_note_delete(self, info: Info, input: OrderNoteDeleteInput) -> OrderNoteDeletePayload:
+    async def order_note_delete(
+        self,
+        info: Info,
+        input: Annotated[OrderNoteDeleteInput, strawberry.argument(description="The fields of the change.")],
+    ) -> OrderNoteDeletePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "OrderNote")
+        pk, id_errors = input_id(input.id, "OrderNote", "id")
         if pk is None:
-            return OrderNoteDeletePayload(
-                deleted_note_id=None, user_errors=user_error(ErrorCode.NOT_FOUND, "note not found", "id")
-            )
+            return OrderNoteDeletePayload(deleted_note_id=None, user_errors=id_errors)
         deleted, errors = await run_use_case(
             info, lambda session, actor: note_cases.delete_note(session, actor, pk)
         )

@@ -73,8 +73,8 @@ async def saved_search_of(info: Info, gid: strawberry.ID | None) -> models.Saved
     if gid is None:
         return None
     context = context_of(info)
-    pk = parse_id(gid, "SavedSearch")
-    saved = await context.loaders.saved_search.load(pk) if pk is not None else None
+    _, pk = id_argument(gid, "SavedSearch", "savedSearchId")
+    saved = await context.loaders.saved_search.load(pk)
     if saved is None:
         raise GraphQLError(
             "saved search not found", extensions={"code": "NOT_FOUND", "argument": "savedSearchId"}

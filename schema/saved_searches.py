@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from sqlalchemy import select
 from strawberry.types import Info
@@ -10,11 +12,9 @@ from db import models
 from domain import saved_searches as saved_search_cases
 from domain.access import visible
 from domain.actors import Scope
-from domain.errors import ErrorCode
 from schema.context import context_of, require_scope
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id
-from schema.pagination import Connection, PageRequest, keyset_page, str_sort
+from schema.errors import UserError, input_id, run_use_case
+from schema.pagination import After, Connection, First, PageRequest, keyset_page, str_sort
 from schema.types import OrderSortKeys, SavedSearch
 
 
@@ -60,7 +60,7 @@ def _node(row: models.SavedSearch | None) -> SavedSearch | None:
 class SavedSearchesQuery:
     @strawberry.field(description="The shop's saved order views, by name; every merchant token sees them.")
     async def saved_searches(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: First = None, after: After = None
     ) -> Connection[SavedSearch]:
         actor = require_scope(info, Scope.READ_ORDERS)
         statement = select(models.SavedSearch).where(visible(models.SavedSearch, actor))
@@ -79,7 +79,13 @@ class SavedSearchesMutation:
     @strawberry.mutation(
         description="Save an order view; its query must parse, its name is unique in the shop."
     )
-    async def saved_search_create(self, info: Info, input: SavedSearchCreateInput) -> SavedSearchPayload:
+    async def saved_search_create(
+        self,
+        info: Info,
+        input: Annotated[
+            SavedSearchCreateInput, strawberry.argument(description="The fields of the change.")
+        ],
+    ) -> SavedSearchPayload:
         require_scope(info, Scope.WRITE_ORDERS)
         data = saved_search_cases.SavedSearchInput(
             name=input.name, query=input.query, sort_key=input.sort_key, reverse=input.reverse
@@ -90,13 +96,17 @@ class SavedSearchesMutation:
         return SavedSearchPayload(saved_search=_node(row), user_errors=errors)
 
     @strawberry.mutation(description="Change a saved view's name, query or sort; fields left out stay.")
-    async def saved_search_update(self, info: Info, input: SavedSearchUpdateInput) -> SavedSearchPayload:
+    async def saved_search_update(
+        self,
+        info: Info,
+        input: Annotated[
+            SavedSearchUpdateInput, strawberry.argument(description="The fields of the change.")
+        ],
+    ) -> SavedSearchPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "SavedSearch")
+        pk, id_errors = input_id(input.id, "SavedSearch", "id")
         if pk is None:
-            return SavedSearchPayload(
-                saved_search=None, user_errors=user_error(ErrorCode.NOT_FOUND, "saved search not found", "id")
-            )
+            return SavedSearchPayload(saved_search=None, user_errors=id_errors)
         data = saved_search_cases.SavedSearchInput(
             name=input.name, query=input.query, sort_key=input.sort_key, reverse=input.reverse
         )
@@ -105,17 +115,18 @@ class SavedSearchesMutation:
         )
         return SavedSearchPayload(saved_search=_node(row), user_errors=errors)
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Delete a saved view of the shop.")
     async def saved_search_delete(
-        self, info: Info, input: SavedSearchDeleteInput
+        self,
+        info: Info,
+        input: Annotated[
+            SavedSearchDeleteInput, strawberry.argument(description="The fields of the change.")
+        ],
     ) -> SavedSearchDeletePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk = parse_id(input.id, "SavedSearch")
+        pk, id_errors = input_id(input.id, "SavedSearch", "id")
         if pk is None:
-            return SavedSearchDeletePayload(
-                deleted_saved_search_id=None,
-                user_errors=user_error(ErrorCode.NOT_FOUND, "saved search not found", "id"),
-            )
+            return SavedSearchDeletePayload(deleted_saved_search_id=None, user_errors=id_errors)
         deleted, errors = await run_use_case(
             info, lambda session, actor: saved_search_cases.delete_saved_search(session, actor, pk)
         )

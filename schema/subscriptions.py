@@ -114,7 +114,14 @@ class LiveSubscription:
         description="The viewer's shop's order events as they are committed, for every order or one."
     )
     async def order_events(
-        self, info: Info, order_id: strawberry.ID | None = None
+        self,
+        info: Info,
+        order_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Only this order's events (gid://dropdesk/Order/…); all when left out."
+            ),
+        ] = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         actor = require_scope(info, Scope.READ_ORDERS)
         if actor.shop_id is None:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import (
@@ -37,9 +37,9 @@ from domain.access import visible
 from domain.actors import Actor, Scope
 from domain.errors import ErrorCode
 from schema.context import Context, context_of, require_scope
-from schema.errors import UserError, run_use_case, user_error
-from schema.ids import parse_id, to_global_id
-from schema.pagination import Connection, PageRequest, int_sort, keyset_page
+from schema.errors import UserError, input_id, run_use_case, user_error
+from schema.ids import id_argument, to_global_id
+from schema.pagination import After, Connection, First, PageRequest, int_sort, keyset_page
 from schema.types import Node
 
 log = logging.getLogger("dropdesk.webhooks")
@@ -181,7 +181,7 @@ async def _deliveries(context: Context, rows: Sequence[models.WebhookDelivery]) 
 class WebhooksQuery:
     @strawberry.field(description="The shop's webhook subscriptions, oldest first.")
     async def webhook_subscriptions(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: Info, first: First = None, after: After = None
     ) -> Connection[WebhookSubscription]:
         actor = require_scope(info, Scope.WRITE_WEBHOOKS)
         statement = select(models.WebhookSubscription).where(visible(models.WebhookSubscription, actor))
@@ -198,10 +198,18 @@ class WebhooksQuery:
     async def webhook_deliveries(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        status: WebhookDeliveryStatus | None = None,  # type: ignore[valid-type]
-        subscription_id: strawberry.ID | None = None,
+        first: First = None,
+        after: After = None,
+        status: Annotated[
+            WebhookDeliveryStatus | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only deliveries in this status."),
+        ] = None,
+        subscription_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Only deliveries of this subscription (gid://dropdesk/WebhookSubscription/…)."
+            ),
+        ] = None,
     ) -> Connection[WebhookDelivery]:
         actor = require_scope(info, Scope.WRITE_WEBHOOKS)
         context = context_of(info)
@@ -211,7 +219,7 @@ class WebhooksQuery:
         if subscription_id is not None:
             statement = statement.where(
                 models.WebhookDelivery.subscription_id
-                == (parse_id(subscription_id, "WebhookSubscription") or 0)
+                == id_argument(subscription_id, "WebhookSubscription", "subscriptionId")[1]
             )
         page = await keyset_page(
             context,
@@ -288,7 +296,11 @@ def _not_found() -> list[UserError]:
 class WebhooksMutation:
     @strawberry.mutation(description="Subscribe a URL to topics; the answer shows the signing secret once.")
     async def webhook_subscription_create(
-        self, info: Info, input: WebhookSubscriptionCreateInput
+        self,
+        info: Info,
+        input: Annotated[
+            WebhookSubscriptionCreateInput, strawberry.argument(description="The fields of the change.")
+        ],
     ) -> WebhookSubscriptionCreatePayload:
         require_scope(info, Scope.WRITE_WEBHOOKS)
         allow_private = context_of(info).settings.webhook_allow_private_urls
@@ -308,12 +320,16 @@ class WebhooksMutation:
         description="Change a subscription's URL, topics or description, or enable it again."
     )
     async def webhook_subscription_update(
-        self, info: Info, input: WebhookSubscriptionUpdateInput
+        self,
+        info: Info,
+        input: Annotated[
+            WebhookSubscriptionUpdateInput, strawberry.argument(description="The fields of the change.")
+        ],
     ) -> WebhookSubscriptionUpdatePayload:
         require_scope(info, Scope.WRITE_WEBHOOKS)
-        pk = parse_id(input.id, "WebhookSubscription")
+        pk, id_errors = input_id(input.id, "WebhookSubscription", "id")
         if pk is None:
-            return WebhookSubscriptionUpdatePayload(webhook_subscription=None, user_errors=_not_found())
+            return WebhookSubscriptionUpdatePayload(webhook_subscription=None, user_errors=id_errors)
         allow_private = context_of(info).settings.webhook_allow_private_urls
         change = webhook_cases.SubscriptionChange(
             url=input.url, topics=input.topics, description=input.description, enabled=input.enabled
@@ -330,13 +346,17 @@ class WebhooksMutation:
 
     @strawberry.mutation(description="Delete a subscription and its deliveries.")
     async def webhook_subscription_delete(
-        self, info: Info, input: WebhookSubscriptionDeleteInput
+        self,
+        info: Info,
+        input: Annotated[
+            WebhookSubscriptionDeleteInput, strawberry.argument(description="The fields of the change.")
+        ],
     ) -> WebhookSubscriptionDeletePayload:
         require_scope(info, Scope.WRITE_WEBHOOKS)
-        pk = parse_id(input.id, "WebhookSubscription")
+        pk, id_errors = input_id(input.id, "WebhookSubscription", "id")
         if pk is None:
             return WebhookSubscriptionDeletePayload(
-                deleted_webhook_subscription_id=None, user_errors=_not_found()
+                deleted_webhook_subscription_id=None, user_errors=id_errors
             )
         deleted, errors = await run_use_case(
             info, lambda session, actor: webhook_cases.delete_subscription(session, actor, pk)
@@ -347,12 +367,16 @@ class WebhooksMutation:
 
     @strawberry.mutation(description="Send a delivery again now, with the same webhook-id and body.")
     async def webhook_delivery_retry(
-        self, info: Info, input: WebhookDeliveryRetryInput
+        self,
+        info: Info,
+        input: Annotated[
+            WebhookDeliveryRetryInput, strawberry.argument(description="The fields of the change.")
+        ],
     ) -> WebhookDeliveryRetryPayload:
         require_scope(info, Scope.WRITE_WEBHOOKS)
-        pk = parse_id(input.id, "WebhookDelivery")
+        pk, id_errors = input_id(input.id, "WebhookDelivery", "id")
         if pk is None:
-            return WebhookDeliveryRetryPayload(webhook_delivery=None, user_errors=_not_found())
+            return WebhookDeliveryRetryPayload(webhook_delivery=None, user_errors=id_errors)
         row, errors = await run_use_case(
             info, lambda session, actor: webhook_cases.retry_delivery(session, actor, pk)
         )

@@ -210,7 +210,6 @@ async def test_export_action_builds_one_export_of_the_matching_orders_with_their
     [
         ({"action": "ADD_TAGS", "tags": ["x"]}, ["query"], "REQUIRED"),
         ({"action": "ADD_TAGS", "query": "tag:(", "tags": ["x"]}, ["query"], "INVALID_QUERY"),
-        ({"action": "ADD_TAGS", "query": "tag:\u0000", "tags": ["x"]}, ["query"], "INVALID"),
         ({"action": "ADD_TAGS", "query": "tag:vip"}, ["tags"], "REQUIRED"),
         ({"action": "ADD_TAGS", "query": "tag:vip", "tags": ["a,b"]}, ["tags", "0"], "INVALID"),
         ({"action": "REMOVE_TAGS", "query": "tag:vip", "tags": ["x" * 41]}, ["tags", "0"], "INVALID"),
@@ -219,7 +218,7 @@ async def test_export_action_builds_one_export_of_the_matching_orders_with_their
         ({"action": "EXPORT", "query": "tag:vip", "email": "not-an-email"}, ["email"], "INVALID"),
         ({"action": "EXPORT", "ids": []}, ["ids"], "REQUIRED"),
         ({"action": "EXPORT", "ids": ["gid://dropdesk/Order/999999"]}, ["ids", "0"], "NOT_FOUND"),
-        ({"action": "EXPORT", "ids": ["gid://dropdesk/Shop/1"]}, ["ids", "0"], "NOT_FOUND"),
+        ({"action": "EXPORT", "ids": ["gid://dropdesk/Shop/1"]}, ["ids", "0"], "INVALID"),
     ],
 )
 async def test_refusals(

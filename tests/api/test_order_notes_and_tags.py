@@ -94,14 +94,13 @@ async def test_supplier_notes_reach_only_their_supplier_and_staff_notes_nobody(
     [
         ({"body": ""}, ["body"], "REQUIRED"),
         ({"body": "x" * 5001}, ["body"], "TOO_LONG"),
-        ({"body": "nul \u0000 here"}, ["body"], "INVALID"),
         ({"body": "for the supplier", "visibility": "SUPPLIER"}, ["supplierOrderId"], "REQUIRED"),
         (
             {"body": "b", "supplierOrderId": "gid://dropdesk/SupplierOrder/999999"},
             ["supplierOrderId"],
             "NOT_FOUND",
         ),
-        ({"body": "b", "supplierOrderId": "not-an-id"}, ["supplierOrderId"], "NOT_FOUND"),
+        ({"body": "b", "supplierOrderId": "not-an-id"}, ["supplierOrderId"], "INVALID"),
         ({"body": "b", "orderId": "gid://dropdesk/Order/999999"}, ["orderId"], "NOT_FOUND"),
     ],
 )
@@ -167,7 +166,6 @@ async def test_tag_mutations_add_once_remove_case_insensitively_and_refuse_bad_t
     for tags, field, code in (
         ([], ["tags"], "REQUIRED"),
         (["a,b"], ["tags", "0"], "INVALID"),
-        (["ok", "\u0000"], ["tags", "1"], "INVALID"),
         ([f"t{i}" for i in range(41)], ["tags"], "TOO_MANY"),
     ):
         refused = await api.data(
