@@ -32,6 +32,7 @@ from api.graphiql import graphiql_page, graphiql_routes
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.idempotency import canonical_multipart, checked_key, is_mutation, run_once
 from api.observability import EdgeMiddleware, metrics_endpoint
+from api.runtime import tune_gc
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
 from config.logs import request_id_var
@@ -332,4 +333,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(EdgeMiddleware)
     app.state.database = database
     app.state.settings = settings
+    return app
+
+
+def create_served_app() -> Starlette:
+    """The app as ``dropdesk serve`` runs it in each server process: built, then the collector tuned."""
+    app = create_app()
+    tune_gc()
     return app

@@ -34,6 +34,7 @@ import orjson
 from sqlalchemy import text
 
 from api.app import create_app
+from api.runtime import tune_gc
 from bench import baseline_endpoint
 from config.settings import load_settings
 from db.engine import Database
@@ -109,6 +110,7 @@ class Figures:
     seconds: float
     latencies: list[float]
     errors: int = 0
+    cpu_seconds: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -122,6 +124,7 @@ class Figures:
         return (
             f"  {self.label:<34} {self.throughput:9.1f} req/s   p50 {self.percentile(0.5):8.1f} ms"
             f"   p99 {self.percentile(0.99):8.1f} ms   errors {self.errors}"
+            + (f"   CPU {self.cpu_seconds / self.requests * 1000:6.1f} ms/req" if self.cpu_seconds else "")
         )
 
 
@@ -206,13 +209,16 @@ def ok(response: httpx.Response) -> bool:
 async def sequential(label: str, client: httpx.AsyncClient, send: Request, rounds: int) -> Figures:
     await send(client)  # warm: imports, statement caches, pools
     latencies, errors = [], 0
+    # CPU time of this process (all its threads, aiosqlite's included): steadier than wall time on a busy host.
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for _ in range(rounds):
         began = time.perf_counter()
         response = await send(client)
         latencies.append(time.perf_counter() - began)
         errors += not ok(response)
-    return Figures(label, rounds, time.perf_counter() - started, latencies, errors)
+    elapsed = time.perf_counter() - started
+    return Figures(label, rounds, elapsed, latencies, errors, time.process_time() - cpu_started)
 
 
 async def loaded(label: str, base_url: str, send: Request, seconds: float, concurrency: int) -> Figures:
@@ -287,7 +293,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def measure(
-    seeded: Seeded, *, rounds: int, seconds: float, concurrency: int, http: bool
+    seeded: Seeded, *, rounds: int, seconds: float, concurrency: int, http: bool, gc_tuning: bool = True
 ) -> float | None:
     """Prints the table; returns the W1/B1 throughput ratio over HTTP for first: 100 (in-process if no HTTP)."""
     settings = replace(
@@ -301,6 +307,8 @@ async def measure(
     )
     database = Database(seeded.database_url)
     app = create_app(settings, database)
+    if gc_tuning:
+        tune_gc()  # as ``dropdesk serve`` does once its app is built
     baseline = baseline_endpoint.create_app(seeded.database_url, seeded.shop_id)
     workloads: list[tuple[str, Request, Request | None]] = [
         (f"W1 first: {first}", graphql_request(W1, {"first": first}, seeded.token), baseline_request(first))
@@ -338,7 +346,7 @@ async def measure(
         "DROPDESK_BASELINE_SHOP": str(seeded.shop_id),
     }
     print(f"\nover HTTP (uvicorn, 1 worker, loopback), concurrency {concurrency}, {seconds:.0f} s each")
-    server, server_url = await serve("api.app:create_app", env)
+    server, server_url = await serve("api.app:create_served_app", env)
     try:
         server_figures = {
             label: await loaded(label, server_url, send, seconds, concurrency) for label, send, _ in workloads
@@ -368,11 +376,14 @@ async def run(
     seconds: float = 10.0,
     concurrency: int = 8,
     http: bool = True,
+    gc_tuning: bool = True,
 ) -> float | None:
     with tempfile.TemporaryDirectory(prefix="dropdesk-bench-reads-") as tmp:
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'reads.sqlite3'}"
         seeded = await seed(url, orders)
-        ratio = await measure(seeded, rounds=rounds, seconds=seconds, concurrency=concurrency, http=http)
+        ratio = await measure(
+            seeded, rounds=rounds, seconds=seconds, concurrency=concurrency, http=http, gc_tuning=gc_tuning
+        )
     if ratio is not None:
         print(f"W1/B1 throughput ratio: {ratio:.2f}")
     return ratio
@@ -386,6 +397,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load per workload over HTTP")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--skip-http", action="store_true", help="in-process figures only")
+    parser.add_argument("--no-gc-tuning", action="store_true", help="in-process: keep the default collector")
     args = parser.parse_args()
     asyncio.run(
         run(
@@ -395,6 +407,7 @@ def main() -> None:
             seconds=args.seconds,
             concurrency=args.concurrency,
             http=not args.skip_http,
+            gc_tuning=not args.no_gc_tuning,
         )
     )
 
