@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -107,6 +108,10 @@ class DropdeskGraphQL(GraphQL[Context, None]):
         # Kept on the request so that the endpoint can close its session once the response is out.
         request.scope["state"]["context"] = context
         return context
+
+    def encode_json(self, data: object) -> bytes:
+        # orjson writes a page of orders several times faster than json.dumps, and UTF-8 as is (no \u escapes).
+        return orjson.dumps(data)
 
     async def process_result(self, request: Any, result: Any) -> Any:
         answer = await super().process_result(request, result)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -221,9 +222,18 @@ async def sequential(label: str, client: httpx.AsyncClient, send: Request, round
     return Figures(label, rounds, elapsed, latencies, errors, time.process_time() - cpu_started)
 
 
-async def loaded(label: str, base_url: str, send: Request, seconds: float, concurrency: int) -> Figures:
+async def loaded(
+    label: str,
+    base_url: str,
+    send: Request,
+    seconds: float,
+    concurrency: int,
+    given: httpx.AsyncClient | None = None,
+) -> Figures:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+    own = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) if given is None else None
+    async with own or contextlib.nullcontext(given) as client:
+        assert client is not None
         await send(client)
         latencies: list[float] = []
         errors = 0
@@ -368,6 +378,21 @@ async def measure(
     return ratios["http W1 first: 100"]
 
 
+async def loop_w1(seeded: Seeded, seconds: float) -> None:
+    """W1 first: 100 in-process, over and over, for a profiler to sample (``py-spy record -- ...``)."""
+    settings = replace(
+        load_settings(), database_url=seeded.database_url, secret_key=SECRET, max_query_cost=1_000_000
+    )
+    database = Database(seeded.database_url)
+    app = create_app(settings, database)
+    tune_gc()
+    send = graphql_request(W1, {"first": 100}, seeded.token)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+        figures = await loaded("W1 first: 100 (profiled)", "", send, seconds, 1, client)
+    print(figures.row())
+    await database.dispose()
+
+
 async def run(
     orders: int = 10_000,
     database_url: str | None = None,
@@ -377,10 +402,14 @@ async def run(
     concurrency: int = 8,
     http: bool = True,
     gc_tuning: bool = True,
+    profile_seconds: float = 0,
 ) -> float | None:
     with tempfile.TemporaryDirectory(prefix="dropdesk-bench-reads-") as tmp:
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'reads.sqlite3'}"
         seeded = await seed(url, orders)
+        if profile_seconds:
+            await loop_w1(seeded, profile_seconds)
+            return None
         ratio = await measure(
             seeded, rounds=rounds, seconds=seconds, concurrency=concurrency, http=http, gc_tuning=gc_tuning
         )
@@ -398,6 +427,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--skip-http", action="store_true", help="in-process figures only")
     parser.add_argument("--no-gc-tuning", action="store_true", help="in-process: keep the default collector")
+    parser.add_argument(
+        "--profile-loop",
+        type=float,
+        default=0,
+        help="only run W1 in-process for this many seconds (for py-spy)",
+    )
     args = parser.parse_args()
     asyncio.run(
         run(
@@ -408,6 +443,7 @@ def main() -> None:
             concurrency=args.concurrency,
             http=not args.skip_http,
             gc_tuning=not args.no_gc_tuning,
+            profile_seconds=args.profile_loop,
         )
     )
 
