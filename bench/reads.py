@@ -37,7 +37,7 @@ from sqlalchemy import text
 from api.app import create_app
 from api.runtime import tune_gc
 from bench import baseline_endpoint
-from config.settings import load_settings
+from config.settings import Settings, load_settings
 from db.engine import Database
 from db.migrate import upgrade
 from demo.generator import seed_demo
@@ -102,6 +102,19 @@ SERVER_ENV = {
     "DROPDESK_COST_BUCKET_SIZE": "100000000",
     "DROPDESK_COST_RESTORE_RATE": "100000000",
 }
+
+
+def bench_settings(database_url: str) -> Settings:
+    """The in-process twin of SERVER_ENV."""
+    return replace(
+        load_settings(),
+        database_url=database_url,
+        secret_key=SECRET,
+        run_worker_in_server=False,
+        max_query_cost=1_000_000,
+        cost_bucket_size=100_000_000,
+        cost_restore_rate=100_000_000,
+    )
 
 
 @dataclass
@@ -204,7 +217,10 @@ def baseline_request(first: int) -> Request:
 
 
 def ok(response: httpx.Response) -> bool:
-    return response.status_code == 200 and b'"errors"' not in response.content[:20]
+    if response.status_code != 200:
+        return False
+    body = orjson.loads(response.content)
+    return "errors" not in body and body.get("data") is not None
 
 
 async def sequential(label: str, client: httpx.AsyncClient, send: Request, rounds: int) -> Figures:
@@ -306,15 +322,7 @@ async def measure(
     seeded: Seeded, *, rounds: int, seconds: float, concurrency: int, http: bool, gc_tuning: bool = True
 ) -> float | None:
     """Prints the table; returns the W1/B1 throughput ratio over HTTP for first: 100 (in-process if no HTTP)."""
-    settings = replace(
-        load_settings(),
-        database_url=seeded.database_url,
-        secret_key=SECRET,
-        run_worker_in_server=False,
-        max_query_cost=1_000_000,
-        cost_bucket_size=100_000_000,
-        cost_restore_rate=100_000_000,
-    )
+    settings = bench_settings(seeded.database_url)
     database = Database(seeded.database_url)
     app = create_app(settings, database)
     if gc_tuning:
@@ -380,9 +388,7 @@ async def measure(
 
 async def loop_w1(seeded: Seeded, seconds: float) -> None:
     """W1 first: 100 in-process, over and over, for a profiler to sample (``py-spy record -- ...``)."""
-    settings = replace(
-        load_settings(), database_url=seeded.database_url, secret_key=SECRET, max_query_cost=1_000_000
-    )
+    settings = bench_settings(seeded.database_url)
     database = Database(seeded.database_url)
     app = create_app(settings, database)
     tune_gc()
