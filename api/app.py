@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +33,7 @@ from api.graphiql import graphiql_page, graphiql_routes
 from api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.idempotency import canonical_multipart, checked_key, is_mutation, run_once
 from api.observability import EdgeMiddleware, metrics_endpoint
+from api.runtime import tune_gc
 from api.webhooks import receive_supplier_webhook
 from api.worker import start_worker_task
 from config.logs import request_id_var
@@ -106,6 +108,10 @@ class DropdeskGraphQL(GraphQL[Context, None]):
         # Kept on the request so that the endpoint can close its session once the response is out.
         request.scope["state"]["context"] = context
         return context
+
+    def encode_json(self, data: object) -> bytes:
+        # orjson writes a page of orders several times faster than json.dumps, and UTF-8 as is (no \u escapes).
+        return orjson.dumps(data)
 
     async def process_result(self, request: Any, result: Any) -> Any:
         answer = await super().process_result(request, result)
@@ -332,4 +338,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(EdgeMiddleware)
     app.state.database = database
     app.state.settings = settings
+    return app
+
+
+def create_served_app() -> Starlette:
+    """The app as ``dropdesk serve`` runs it in each server process: built, then the collector tuned."""
+    app = create_app()
+    tune_gc()
     return app

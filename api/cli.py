@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     run_with_database(prepare)
     configure_logging(settings.log_level)
     uvicorn.run(
-        "api.app:create_app",
+        "api.app:create_served_app",
         factory=True,
         host=args.host,
         port=args.port,

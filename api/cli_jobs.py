@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 from api.cli_support import run_with_database
+from api.runtime import tune_gc
 from api.worker import install_signal_handlers, run_worker
 from config.settings import Settings
 from db.engine import Database
@@ -51,6 +52,7 @@ def _worker(args: argparse.Namespace) -> int:
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         stop = asyncio.Event()
         install_signal_handlers(stop)
+        tune_gc()
         await run_worker(
             database,
             settings,

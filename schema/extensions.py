@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -130,6 +131,8 @@ def _code_of(error: GraphQLError, executed: bool) -> str:
 # --- document limits, before parsing ---------------------------------------------------------------------
 
 
+# Clients send the same few documents again and again; lexing one costs as much as resolving a small page.
+@lru_cache(maxsize=256)
 def count_tokens(document: str, limit: int) -> int:
     """Tokens in a document, comments included; stops counting once past ``limit``."""
     lexer = Lexer(Source(document))

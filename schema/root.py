@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -46,6 +53,9 @@ Query = merge_types(
         BulkActionsQuery,
     ),
 )
+# Distinct documents whose parse and validation are kept: clients send a few dozen fixed queries.
+PARSED_DOCUMENTS_KEPT = 256
+
 Subscription = merge_types("Subscription", (LiveSubscription,))
 Mutation = merge_types(
     "Mutation",
@@ -69,16 +79,25 @@ Mutation = merge_types(
 def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> strawberry.Schema:
     # One bucket store per schema, so per app: each API process keeps its own budgets.
     buckets = buckets or CostBuckets(settings.cost_bucket_size, settings.cost_restore_rate)
+    # The limiters' rules are built once: the validation cache keys on the rule classes, and a limiter made per
+    # request would bring a new class each time (no hit, and an entry per request).
+    limits = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=list(NODE_TYPES.values()),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             lambda: RequestGuard(settings, buckets),
+            # After the guard, whose size and token checks come before any parsing; bounded, since every
+            # distinct document text would otherwise stay in memory.
+            lambda: ParserCache(maxsize=PARSED_DOCUMENTS_KEPT),
+            lambda: ValidationCache(maxsize=PARSED_DOCUMENTS_KEPT),
             MaskUnexpectedErrors,
             InputPathsInErrors,
             SubscriptionsOverWebSocket,

@@ -27,6 +27,7 @@ from domain.supplier_orders import can_open_dispute, can_request_cancellation
 from schema.context import context_of, require_merchant_data
 from schema.errors import UserError
 from schema.ids import to_global_id
+from schema.loaders import loaded_now_or_later
 from schema.pagination import Connection, PageRequest, int_sort, keyset_page
 
 CurrencyCode = strawberry.enum(  # type: ignore[call-overload]
@@ -137,6 +138,12 @@ class Supplier(Node):
         )
 
 
+def _visible_supplier(row: models.Supplier | None) -> Supplier:
+    # A supplier order's supplier is in the same shop, so whoever sees the supplier order sees it.
+    assert row is not None
+    return Supplier.of(row)
+
+
 @strawberry.type
 class Shop(Node):
     model: strawberry.Private[models.Shop]
@@ -228,13 +235,16 @@ class OrderLine(Node):
     image_url: str | None
 
     @strawberry.field(description="Retail price per unit; merchants only.")
-    async def unit_price(self, info: Info) -> Money | None:
+    def unit_price(self, info: Info) -> Money | None:
         require_merchant_data(info)
-        currency = self.currency
-        if currency is None:
-            order = await context_of(info).loaders.order.load(self.model.order_id)
-            currency = order.currency if order else None
-        return Money.of(self.model.unit_price, currency) if currency else None
+        if self.currency is not None:
+            return Money.of(self.model.unit_price, self.currency)
+        unit_price = self.model.unit_price
+        return loaded_now_or_later(
+            context_of(info).loaders.order,
+            self.model.order_id,
+            lambda order: Money.of(unit_price, order.currency) if order else None,
+        )
 
     @strawberry.field
     async def supplier_order(
@@ -278,10 +288,10 @@ class SupplierOrder(Node):
         return Money.of(self.model.cost, self.model.currency)
 
     @strawberry.field
-    async def supplier(self, info: Info) -> Supplier:
-        row = await context_of(info).loaders.supplier.load(self.model.supplier_id)
-        assert row is not None
-        return Supplier.of(row)
+    def supplier(self, info: Info) -> Supplier:
+        return loaded_now_or_later(
+            context_of(info).loaders.supplier, self.model.supplier_id, _visible_supplier
+        )
 
     @strawberry.field
     async def lines(self, info: Info) -> list[OrderLine]:
@@ -289,9 +299,12 @@ class SupplierOrder(Node):
         return [OrderLine.of(row, self.model.currency) for row in rows]
 
     @strawberry.field
-    async def packages(self, info: Info) -> list[Package]:
-        rows = await context_of(info).loaders.packages_by_supplier_order.load(self.model.id)
-        return [Package.of(row) for row in rows]
+    def packages(self, info: Info) -> list[Package]:
+        return loaded_now_or_later(
+            context_of(info).loaders.packages_by_supplier_order,
+            self.model.id,
+            lambda rows: [Package.of(row) for row in rows],
+        )
 
     @strawberry.field(description="The store order it fulfils; merchants only.")
     async def order(self, info: Info) -> Annotated[Order, strawberry.lazy("schema.types")] | None:
@@ -300,11 +313,14 @@ class SupplierOrder(Node):
         return Order.of(row) if row else None
 
     @strawberry.field(description="Cancellation requests on this supplier order, oldest first.")
-    async def cancellation_requests(
+    def cancellation_requests(
         self, info: Info
     ) -> list[Annotated[CancellationRequest, strawberry.lazy("schema.types")]]:
-        rows = await context_of(info).loaders.cancellation_requests_by_supplier_order.load(self.model.id)
-        return [CancellationRequest.of(row) for row in rows]
+        return loaded_now_or_later(
+            context_of(info).loaders.cancellation_requests_by_supplier_order,
+            self.model.id,
+            lambda rows: [CancellationRequest.of(row) for row in rows],
+        )
 
     @strawberry.field(description="True when a cancellation may be asked for now.")
     def can_request_cancellation(self) -> bool:
@@ -446,14 +462,21 @@ class Order(Node):
         return figures
 
     @strawberry.field
-    async def lines(self, info: Info) -> list[OrderLine]:
-        rows = await context_of(info).loaders.lines_by_order.load(self.model.id)
-        return [OrderLine.of(row, self.model.currency) for row in rows]
+    def lines(self, info: Info) -> list[OrderLine]:
+        currency = self.model.currency
+        return loaded_now_or_later(
+            context_of(info).loaders.lines_by_order,
+            self.model.id,
+            lambda rows: [OrderLine.of(row, currency) for row in rows],
+        )
 
     @strawberry.field
-    async def supplier_orders(self, info: Info) -> list[SupplierOrder]:
-        rows = await context_of(info).loaders.supplier_orders_by_order.load(self.model.id)
-        return [SupplierOrder.of(row) for row in rows]
+    def supplier_orders(self, info: Info) -> list[SupplierOrder]:
+        return loaded_now_or_later(
+            context_of(info).loaders.supplier_orders_by_order,
+            self.model.id,
+            lambda rows: [SupplierOrder.of(row) for row in rows],
+        )
 
     @strawberry.field(description="Cancellation requests on this order's supplier orders, oldest first.")
     async def cancellation_requests(
