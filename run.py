@@ -81,8 +81,9 @@ def test(args: list[str]) -> None:
 def bench(args: list[str]) -> None:
     """Benchmarks, not tests: CI does not run them."""
     ensure_environment("test")
-    module = "bench.scale_out" if "--scale-out" in args else "bench.search"
-    _run(PYTHON, "-m", module, *(arg for arg in args if arg != "--scale-out"))
+    modes = {"--scale-out": "bench.scale_out", "--reads": "bench.reads"}
+    module = next((modes[arg] for arg in args if arg in modes), "bench.search")
+    _run(PYTHON, "-m", module, *(arg for arg in args if arg not in modes))
 
 
 def main() -> None:
