@@ -59,7 +59,7 @@ from domain.mail import send_mail
 from domain.notes import notes_text_by_order
 from domain.spreadsheets import Column, Kind, SummaryLine, open_writer
 from domain.topics import Topic, announce
-from domain.validation import Checker
+from domain.validation import Checker, unstorable
 
 BUILD_KIND = "exports.build"
 NOTIFY_KIND = "exports.notify"
@@ -584,11 +584,6 @@ class ExportRequest:
     email: str | None = None
 
 
-def _bad_text(value: str) -> bool:
-    """NUL and lone surrogates cannot be stored by the database drivers."""
-    return "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)
-
-
 async def create_export(
     session: AsyncSession, actor: Actor, request: ExportRequest, *, now: datetime | None = None
 ) -> Export:
@@ -598,7 +593,7 @@ async def create_export(
     now = now or utcnow()
     check = Checker()
     query = request.query.strip() if request.query else None
-    if query is not None and _bad_text(query):
+    if query is not None and unstorable(query):
         check.fail(("query",), "query contains characters that are not allowed (NUL or lone surrogates)")
     elif query is not None:
         try:
@@ -606,7 +601,7 @@ async def create_export(
         except SearchSyntaxError as error:
             check.fail(("query",), f"invalid search query: {error}")
     email = request.email.strip() if request.email else None
-    if email is not None and _bad_text(email):
+    if email is not None and unstorable(email):
         check.fail(("email",), "email contains characters that are not allowed (NUL or lone surrogates)")
     else:
         check.email(("email",), email)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from domain.errors import DomainError, ErrorCode, FieldError
 from domain.money import has_valid_precision, is_currency
+from domain.text import unstorable_reason
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -70,13 +71,7 @@ class Checker:
 
 def unsafe_text(value: str | None) -> str | None:
     """Why ``value`` cannot be stored as text (a NUL, a lone surrogate), or None when it can."""
-    if value is None:
-        return None
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    if any("\ud800" <= char <= "\udfff" for char in value):
-        return "must not contain lone surrogate characters"
-    return None
+    return None if value is None else unstorable_reason(value)
 
 
 def check_text(
@@ -92,4 +87,4 @@ def check_text(
 
 def unstorable(value: str) -> bool:
     """NUL and lone surrogates: neither database driver stores them, so they are refused at the edge."""
-    return "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value)
+    return unstorable_reason(value) is not None

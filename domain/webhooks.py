@@ -39,7 +39,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.reactions import reacts_to
 from domain.supplier_orders import SupplierOrderStatusChanged
 from domain.topics import Topic, TopicChanged, announce
-from domain.validation import Checker
+from domain.validation import Checker, unstorable
 
 DELIVER_KIND = "webhooks.deliver"
 DISABLED_EMAIL_KIND = "webhooks.disabled_email"
@@ -71,11 +71,6 @@ def new_secret() -> str:
 # --- validation -----------------------------------------------------------------------------------------
 
 
-def _bad_text(value: str) -> bool:
-    """NUL and lone surrogates cannot be stored (asyncpg and the drivers refuse them)."""
-    return "\x00" in value or any(0xD800 <= ord(char) <= 0xDFFF for char in value)
-
-
 def non_global_address(address: str) -> bool:
     """Loopback, private, link-local, multicast, reserved or unspecified: not a public Internet host."""
     ip = ipaddress.ip_address(address)
@@ -90,7 +85,7 @@ def check_url(check: Checker, path: tuple[str, ...], url: str, *, allow_private:
     Host names are resolved when each delivery is sent (``api.outbound_webhooks``), not here: a name may
     resolve differently later.
     """
-    if _bad_text(url):
+    if unstorable(url):
         check.fail(path, "url contains characters that are not allowed (NUL or lone surrogates)")
         return
     if len(url) > MAX_URL_LENGTH:
@@ -124,7 +119,7 @@ def check_topics(check: Checker, path: tuple[str, ...], topics: Sequence[str]) -
         check.fail(path, "give at least one topic", ErrorCode.REQUIRED)
     for index, topic in enumerate(topics):
         if topic not in known:
-            shown = topic if not _bad_text(topic) else repr(topic.encode("utf-8", "backslashreplace"))
+            shown = topic if not unstorable(topic) else repr(topic.encode("utf-8", "backslashreplace"))
             check.fail(
                 (*path, str(index)), f"unknown topic {shown[:100]!r}; one of {', '.join(sorted(known))}"
             )
@@ -134,7 +129,7 @@ def check_topics(check: Checker, path: tuple[str, ...], topics: Sequence[str]) -
 def check_description(check: Checker, path: tuple[str, ...], description: str | None) -> None:
     if description is None:
         return
-    if _bad_text(description):
+    if unstorable(description):
         check.fail(path, "description contains characters that are not allowed (NUL or lone surrogates)")
     elif len(description) > MAX_DESCRIPTION_LENGTH:
         check.fail(
