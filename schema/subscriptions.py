@@ -39,7 +39,7 @@ from domain import exports as export_cases
 from domain.access import visible
 from domain.actors import Scope
 from schema.context import Context, context_of, forbidden, require_scope
-from schema.ids import parse_id
+from schema.ids import id_argument
 from schema.types import BulkAction, Export, OrderEvent
 
 MAX_EVENTS_PER_NOTICE = 1000
@@ -129,12 +129,12 @@ class LiveSubscription:
         context = context_of(info)
         order_pk = None
         if order_id is not None:
-            order_pk = parse_id(order_id, "Order")
+            order_pk = id_argument(order_id, "Order", "orderId")[1]
             async with context.reading() as session:
                 found = await session.scalar(
                     select(models.Order.id).where(models.Order.id == order_pk, visible(models.Order, actor))
                 )
-            if order_pk is None or found is None:
+            if found is None:
                 raise _not_found("order")
         # Closed with the subscription, so that its listener goes at once.
         async with aclosing(changes(info, order_events_topic(actor.shop_id))) as notices:
@@ -169,9 +169,7 @@ class LiveSubscription:
     ) -> AsyncGenerator[Export, None]:
         actor = require_scope(info, Scope.WRITE_EXPORTS)
         context = context_of(info)
-        pk = parse_id(id, "Export")
-        if pk is None:
-            raise _not_found("export")
+        pk = id_argument(id, "Export", "id")[1]
         last: tuple[object, ...] | None = None
         async with aclosing(changes(info, f"export:{pk}", poll_every=PROGRESS_POLL_SECONDS)) as notices:
             async for _ in notices:
@@ -200,9 +198,7 @@ class LiveSubscription:
     ) -> AsyncGenerator[BulkAction, None]:
         actor = require_scope(info, Scope.READ_ORDERS)
         context = context_of(info)
-        pk = parse_id(id, "BulkAction")
-        if pk is None:
-            raise _not_found("bulk action")
+        pk = id_argument(id, "BulkAction", "id")[1]
         last: tuple[object, ...] | None = None
         async with aclosing(changes(info, f"bulk_action:{pk}", poll_every=PROGRESS_POLL_SECONDS)) as notices:
             async for _ in notices:

@@ -124,3 +124,12 @@ async def test_bulk_action_progress_streams_until_it_finishes(
     assert last["status"] == "SUCCEEDED" and last["progress"] == {"done": 3, "total": 3}
     assert rest[-1] == {"id": "1", "type": "complete"}
     await ws.close()
+
+
+async def test_a_malformed_export_id_is_bad_input(server_url: str, tenant: Tenant) -> None:
+    ws = await open_socket(server_url, tenant.merchant_token)
+    subscribe = {"query": EXPORT_PROGRESS, "variables": {"id": "not-an-id"}}
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+    refused = (await next_messages(ws, timeout=3))[0]
+    assert refused["payload"]["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "argument": "id"}
+    await ws.close()

@@ -241,3 +241,13 @@ async def test_a_subscription_over_plain_http_is_told_to_use_the_websocket(api: 
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert "graphql-transport-ws" in body["errors"][0]["message"]
+
+
+async def test_a_malformed_id_is_bad_input_naming_the_argument(base_url: str, tenant: Tenant) -> None:
+    ws = await open_socket(base_url, tenant.merchant_token)
+    await subscribe(ws, "bad", {"orderId": "gid://dropdesk/Export/1"})
+    [refused, *_] = await next_messages(ws, 2)
+    [error] = refused["payload"]["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["argument"] == "orderId"
+    assert "is a Export id" in error["message"], error
+    await ws.close()
