@@ -14,7 +14,7 @@ from domain import order_tags as tag_cases
 from domain.access import visible
 from domain.actors import Scope
 from schema.context import context_of, require_scope
-from schema.errors import UserError, input_id, run_use_case
+from schema.errors import UserError, input_id, run_on_id, run_use_case
 from schema.ids import id_argument
 from schema.pagination import After, Connection, First, PageRequest, int_sort, keyset_page
 from schema.types import BulkAction, BulkActionType, CancellationReason, ExportFormat, Order
@@ -140,11 +140,12 @@ class BulkActionsMutation:
         input: Annotated[OrderTagsInput, strawberry.argument(description="The fields of the change.")],
     ) -> OrderTagsPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Order", "id")
-        if pk is None:
-            return OrderTagsPayload(order=None, user_errors=id_errors)
-        row, errors = await run_use_case(
-            info, lambda session, actor: tag_cases.add_order_tags(session, actor, pk, input.tags)
+        row, errors = await run_on_id(
+            info,
+            input.id,
+            "Order",
+            "id",
+            lambda session, actor, pk: tag_cases.add_order_tags(session, actor, pk, input.tags),
         )
         return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)
 
@@ -155,10 +156,11 @@ class BulkActionsMutation:
         input: Annotated[OrderTagsInput, strawberry.argument(description="The fields of the change.")],
     ) -> OrderTagsPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Order", "id")
-        if pk is None:
-            return OrderTagsPayload(order=None, user_errors=id_errors)
-        row, errors = await run_use_case(
-            info, lambda session, actor: tag_cases.remove_order_tags(session, actor, pk, input.tags)
+        row, errors = await run_on_id(
+            info,
+            input.id,
+            "Order",
+            "id",
+            lambda session, actor, pk: tag_cases.remove_order_tags(session, actor, pk, input.tags),
         )
         return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)

@@ -14,7 +14,7 @@ from domain import cancellations as cancellation_cases
 from domain.access import visible
 from domain.actors import Scope
 from schema.context import context_of, require_reader, require_scope, require_supplier
-from schema.errors import UserError, input_id, run_use_case
+from schema.errors import UserError, run_on_id
 from schema.pagination import (
     After,
     Before,
@@ -132,13 +132,13 @@ class CancellationsMutation:
         input: Annotated[CancellationRequestCreateInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestCreatePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.supplier_order_id, "SupplierOrder", "supplierOrderId")
-        if pk is None:
-            return CancellationRequestCreatePayload(cancellation_request=None, user_errors=id_errors)
         response_time = timedelta(hours=context_of(info).settings.cancellation_response_hours)
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: cancellation_cases.request_cancellation(
+            input.supplier_order_id,
+            "SupplierOrder",
+            "supplierOrderId",
+            lambda session, actor, pk: cancellation_cases.request_cancellation(
                 session, actor, pk, input.reason, input.message, response_time=response_time
             ),
         )
@@ -153,12 +153,12 @@ class CancellationsMutation:
         input: Annotated[CancellationRequestReplyInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestReplyPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "CancellationRequest", "id")
-        if pk is None:
-            return CancellationRequestReplyPayload(cancellation_request=None, user_errors=id_errors)
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: cancellation_cases.reply_to_cancellation(
+            input.id,
+            "CancellationRequest",
+            "id",
+            lambda session, actor, pk: cancellation_cases.reply_to_cancellation(
                 session, actor, pk, input.message
             ),
         )
@@ -173,12 +173,12 @@ class CancellationsMutation:
         input: Annotated[CancellationRequestWithdrawInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestWithdrawPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "CancellationRequest", "id")
-        if pk is None:
-            return CancellationRequestWithdrawPayload(cancellation_request=None, user_errors=id_errors)
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: cancellation_cases.withdraw_cancellation(
+            input.id,
+            "CancellationRequest",
+            "id",
+            lambda session, actor, pk: cancellation_cases.withdraw_cancellation(
                 session, actor, pk, input.message
             ),
         )
@@ -191,12 +191,12 @@ class CancellationsMutation:
         input: Annotated[CancellationRequestDecideInput, strawberry.argument(description=_INPUT)],
     ) -> CancellationRequestDecidePayload:
         require_supplier(info)
-        pk, id_errors = input_id(input.id, "CancellationRequest", "id")
-        if pk is None:
-            return CancellationRequestDecidePayload(cancellation_request=None, user_errors=id_errors)
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: cancellation_cases.decide_cancellation(
+            input.id,
+            "CancellationRequest",
+            "id",
+            lambda session, actor, pk: cancellation_cases.decide_cancellation(
                 session, actor, pk, input.decision, input.message
             ),
         )

@@ -23,7 +23,7 @@ from domain.actors import Actor, Scope
 from domain.errors import ErrorCode
 from domain.evidence import EvidenceFile
 from schema.context import context_of, forbidden, require_reader, require_scope, require_supplier
-from schema.errors import UserError, input_id, run_use_case, user_error
+from schema.errors import UserError, input_id, run_on_id, run_use_case, user_error
 from schema.pagination import (
     After,
     Before,
@@ -209,6 +209,13 @@ async def _run(info: Info, use_case: UseCase) -> tuple[Dispute | None, list[User
     return (Dispute.of(row) if row else None), errors
 
 
+async def _run_on_dispute(
+    info: Info, dispute_id: str, use_case: Callable[[AsyncSession, Actor, int], Awaitable[models.Dispute]]
+) -> tuple[Dispute | None, list[UserError]]:
+    row, errors = await run_on_id(info, dispute_id, "Dispute", "id", use_case)
+    return (Dispute.of(row) if row else None), errors
+
+
 async def _read_uploads(info: Info, uploads: list[Any] | None) -> list[EvidenceFile]:
     """The uploaded files, each read up to one byte past the cap so that the domain can refuse it."""
     if not uploads:
@@ -307,12 +314,10 @@ class DisputesMutation:
         self, info: Info, input: Annotated[DisputeRespondInput, strawberry.argument(description=_INPUT)]
     ) -> DisputeRespondPayload:
         require_supplier(info)
-        pk, id_errors = input_id(input.id, "Dispute", "id")
-        if pk is None:
-            return DisputeRespondPayload(dispute=None, user_errors=id_errors)
-        dispute, errors = await _run(
+        dispute, errors = await _run_on_dispute(
             info,
-            lambda session, actor: dispute_cases.respond(
+            input.id,
+            lambda session, actor, pk: dispute_cases.respond(
                 session, actor, pk, input.action, input.amount, input.message
             ),
         )
@@ -328,11 +333,8 @@ class DisputesMutation:
         input: Annotated[DisputeAcceptProposalInput, strawberry.argument(description=_INPUT)],
     ) -> DisputeAcceptProposalPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Dispute", "id")
-        if pk is None:
-            return DisputeAcceptProposalPayload(dispute=None, user_errors=id_errors)
-        dispute, errors = await _run(
-            info, lambda session, actor: dispute_cases.accept_proposal(session, actor, pk)
+        dispute, errors = await _run_on_dispute(
+            info, input.id, lambda session, actor, pk: dispute_cases.accept_proposal(session, actor, pk)
         )
         return DisputeAcceptProposalPayload(dispute=dispute, user_errors=errors)
 
@@ -341,11 +343,10 @@ class DisputesMutation:
         self, info: Info, input: Annotated[DisputeEscalateInput, strawberry.argument(description=_INPUT)]
     ) -> DisputeEscalatePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Dispute", "id")
-        if pk is None:
-            return DisputeEscalatePayload(dispute=None, user_errors=id_errors)
-        dispute, errors = await _run(
-            info, lambda session, actor: dispute_cases.escalate(session, actor, pk, input.message)
+        dispute, errors = await _run_on_dispute(
+            info,
+            input.id,
+            lambda session, actor, pk: dispute_cases.escalate(session, actor, pk, input.message),
         )
         return DisputeEscalatePayload(dispute=dispute, user_errors=errors)
 
@@ -354,10 +355,9 @@ class DisputesMutation:
         self, info: Info, input: Annotated[DisputeCancelInput, strawberry.argument(description=_INPUT)]
     ) -> DisputeCancelPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Dispute", "id")
-        if pk is None:
-            return DisputeCancelPayload(dispute=None, user_errors=id_errors)
-        dispute, errors = await _run(info, lambda session, actor: dispute_cases.cancel(session, actor, pk))
+        dispute, errors = await _run_on_dispute(
+            info, input.id, lambda session, actor, pk: dispute_cases.cancel(session, actor, pk)
+        )
         return DisputeCancelPayload(dispute=dispute, user_errors=errors)
 
     @strawberry.mutation(description="The platform rules on an escalated dispute (admin tokens only).")
@@ -365,13 +365,11 @@ class DisputesMutation:
         self, info: Info, input: Annotated[DisputeRuleInput, strawberry.argument(description=_INPUT)]
     ) -> DisputeRulePayload:
         _require_admin(info)
-        pk, id_errors = input_id(input.id, "Dispute", "id")
-        if pk is None:
-            return DisputeRulePayload(dispute=None, user_errors=id_errors)
         outcome = models.DisputeOutcome(input.outcome.value)
-        dispute, errors = await _run(
+        dispute, errors = await _run_on_dispute(
             info,
-            lambda session, actor: dispute_cases.rule(
+            input.id,
+            lambda session, actor, pk: dispute_cases.rule(
                 session, actor, pk, outcome, input.amount, input.message
             ),
         )
@@ -385,12 +383,10 @@ class DisputesMutation:
         self, info: Info, input: Annotated[DisputeReturnShippedInput, strawberry.argument(description=_INPUT)]
     ) -> DisputeReturnShippedPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Dispute", "id")
-        if pk is None:
-            return DisputeReturnShippedPayload(dispute=None, user_errors=id_errors)
-        dispute, errors = await _run(
+        dispute, errors = await _run_on_dispute(
             info,
-            lambda session, actor: dispute_cases.mark_return_shipped(
+            input.id,
+            lambda session, actor, pk: dispute_cases.mark_return_shipped(
                 session, actor, pk, input.tracking_number, input.carrier
             ),
         )

@@ -50,6 +50,21 @@ async def run_use_case(
     return result, []
 
 
+async def run_on_id(
+    info: Info[Any, Any],
+    value: str,
+    expected_type: str,
+    field: str,
+    use_case: Callable[[AsyncSession, Actor, int], Awaitable[T]],
+) -> tuple[T | None, list[UserError]]:
+    """``run_use_case`` on the record a mutation's id input names; a malformed id is a userError and runs
+    nothing."""
+    pk, id_errors = input_id(value, expected_type, field)
+    if pk is None:
+        return None, id_errors
+    return await run_use_case(info, lambda session, actor: use_case(session, actor, pk))
+
+
 def input_id(value: str, expected_type: str, *field: str) -> tuple[int | None, list[UserError]]:
     """The primary key of a mutation's id input, or a userError naming the field when it is malformed."""
     try:

@@ -11,7 +11,7 @@ from db import models
 from domain import notes as note_cases
 from domain.actors import Scope
 from schema.context import require_scope
-from schema.errors import UserError, input_id, run_use_case
+from schema.errors import UserError, input_id, run_on_id, run_use_case
 from schema.types import NoteVisibility, OrderNote
 
 
@@ -79,11 +79,12 @@ class NotesMutation:
         input: Annotated[OrderNoteDeleteInput, strawberry.argument(description="The fields of the change.")],
     ) -> OrderNoteDeletePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "OrderNote", "id")
-        if pk is None:
-            return OrderNoteDeletePayload(deleted_note_id=None, user_errors=id_errors)
-        deleted, errors = await run_use_case(
-            info, lambda session, actor: note_cases.delete_note(session, actor, pk)
+        deleted, errors = await run_on_id(
+            info,
+            input.id,
+            "OrderNote",
+            "id",
+            lambda session, actor, pk: note_cases.delete_note(session, actor, pk),
         )
         return OrderNoteDeletePayload(
             deleted_note_id=input.id if deleted is not None else None, user_errors=errors

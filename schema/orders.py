@@ -20,7 +20,7 @@ from domain import supplier_orders as supplier_order_cases
 from domain.access import visible
 from domain.actors import Scope
 from schema.context import context_of, require_reader, require_scope, require_supplier
-from schema.errors import UserError, input_id, run_use_case
+from schema.errors import UserError, input_id, run_on_id, run_use_case
 from schema.ids import id_argument, parse_id
 from schema.loaders import Loaders
 from schema.pagination import (
@@ -486,17 +486,17 @@ class OrdersMutation:
         ],
     ) -> SupplierOrderUpdatePayload:
         require_supplier(info)
-        pk, id_errors = input_id(input.id, "SupplierOrder", "id")
-        if pk is None:
-            return SupplierOrderUpdatePayload(supplier_order=None, user_errors=id_errors)
         change = supplier_order_cases.SupplierOrderChange(
             status=input.status,
             end_reason=input.end_reason,
             packages=[package.to_domain() for package in input.packages],
         )
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: supplier_order_cases.update_supplier_order(session, actor, pk, change),
+            input.id,
+            "SupplierOrder",
+            "id",
+            lambda session, actor, pk: supplier_order_cases.update_supplier_order(session, actor, pk, change),
         )
         return SupplierOrderUpdatePayload(
             supplier_order=SupplierOrder.of(row) if row else None, user_errors=errors

@@ -14,7 +14,7 @@ from domain.access import visible
 from domain.actors import Scope
 from domain.validation import unsafe_text
 from schema.context import context_of, require_scope
-from schema.errors import UserError, input_id, run_use_case
+from schema.errors import UserError, input_id, run_on_id, run_use_case
 from schema.pagination import (
     After,
     Before,
@@ -225,11 +225,12 @@ class ReturnsMutation:
         self, info: Info, input: Annotated[ReturnApproveInput, strawberry.argument(description=_INPUT)]
     ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Return", "id")
-        if pk is None:
-            return _payload(None, id_errors)
-        row, errors = await run_use_case(
-            info, lambda session, actor: return_cases.approve_return(session, actor, pk, input.note)
+        row, errors = await run_on_id(
+            info,
+            input.id,
+            "Return",
+            "id",
+            lambda session, actor, pk: return_cases.approve_return(session, actor, pk, input.note),
         )
         return _payload(row, errors)
 
@@ -238,12 +239,14 @@ class ReturnsMutation:
         self, info: Info, input: Annotated[ReturnDeclineInput, strawberry.argument(description=_INPUT)]
     ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Return", "id")
-        if pk is None:
-            return _payload(None, id_errors)
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: return_cases.decline_return(session, actor, pk, input.reason, input.note),
+            input.id,
+            "Return",
+            "id",
+            lambda session, actor, pk: return_cases.decline_return(
+                session, actor, pk, input.reason, input.note
+            ),
         )
         return _payload(row, errors)
 
@@ -276,11 +279,12 @@ class ReturnsMutation:
         self, info: Info, input: Annotated[ReturnIdInput, strawberry.argument(description="The return.")]
     ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Return", "id")
-        if pk is None:
-            return _payload(None, id_errors)
-        row, errors = await run_use_case(
-            info, lambda session, actor: return_cases.close_return(session, actor, pk)
+        row, errors = await run_on_id(
+            info,
+            input.id,
+            "Return",
+            "id",
+            lambda session, actor, pk: return_cases.close_return(session, actor, pk),
         )
         return _payload(row, errors)
 
@@ -289,11 +293,12 @@ class ReturnsMutation:
         self, info: Info, input: Annotated[ReturnIdInput, strawberry.argument(description="The return.")]
     ) -> ReturnPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "Return", "id")
-        if pk is None:
-            return _payload(None, id_errors)
-        row, errors = await run_use_case(
-            info, lambda session, actor: return_cases.cancel_return(session, actor, pk)
+        row, errors = await run_on_id(
+            info,
+            input.id,
+            "Return",
+            "id",
+            lambda session, actor, pk: return_cases.cancel_return(session, actor, pk),
         )
         return _payload(row, errors)
 
@@ -307,12 +312,12 @@ class ReturnsMutation:
         ],
     ) -> ReturnedStockUsePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        order_pk, id_errors = input_id(input.order_id, "Order", "orderId")
-        if order_pk is None:
-            return ReturnedStockUsePayload(returned_stock_item=None, user_errors=id_errors)
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: return_cases.use_returned_stock(
+            input.order_id,
+            "Order",
+            "orderId",
+            lambda session, actor, order_pk: return_cases.use_returned_stock(
                 session, actor, input.sku, input.quantity, order_pk, input.condition
             ),
         )

@@ -13,7 +13,7 @@ from domain import saved_searches as saved_search_cases
 from domain.access import visible
 from domain.actors import Scope
 from schema.context import context_of, require_scope
-from schema.errors import UserError, input_id, run_use_case
+from schema.errors import UserError, run_on_id, run_use_case
 from schema.pagination import After, Connection, First, PageRequest, keyset_page, str_sort
 from schema.types import OrderSortKeys, SavedSearch
 
@@ -104,14 +104,15 @@ class SavedSearchesMutation:
         ],
     ) -> SavedSearchPayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "SavedSearch", "id")
-        if pk is None:
-            return SavedSearchPayload(saved_search=None, user_errors=id_errors)
         data = saved_search_cases.SavedSearchInput(
             name=input.name, query=input.query, sort_key=input.sort_key, reverse=input.reverse
         )
-        row, errors = await run_use_case(
-            info, lambda session, actor: saved_search_cases.update_saved_search(session, actor, pk, data)
+        row, errors = await run_on_id(
+            info,
+            input.id,
+            "SavedSearch",
+            "id",
+            lambda session, actor, pk: saved_search_cases.update_saved_search(session, actor, pk, data),
         )
         return SavedSearchPayload(saved_search=_node(row), user_errors=errors)
 
@@ -124,11 +125,12 @@ class SavedSearchesMutation:
         ],
     ) -> SavedSearchDeletePayload:
         require_scope(info, Scope.WRITE_ORDERS)
-        pk, id_errors = input_id(input.id, "SavedSearch", "id")
-        if pk is None:
-            return SavedSearchDeletePayload(deleted_saved_search_id=None, user_errors=id_errors)
-        deleted, errors = await run_use_case(
-            info, lambda session, actor: saved_search_cases.delete_saved_search(session, actor, pk)
+        deleted, errors = await run_on_id(
+            info,
+            input.id,
+            "SavedSearch",
+            "id",
+            lambda session, actor, pk: saved_search_cases.delete_saved_search(session, actor, pk),
         )
         return SavedSearchDeletePayload(
             deleted_saved_search_id=input.id if deleted is not None else None, user_errors=errors

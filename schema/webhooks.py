@@ -37,7 +37,7 @@ from domain.access import visible
 from domain.actors import Actor, Scope
 from domain.errors import ErrorCode
 from schema.context import Context, context_of, require_scope
-from schema.errors import UserError, input_id, run_use_case, user_error
+from schema.errors import UserError, run_on_id, run_use_case, user_error
 from schema.ids import id_argument, to_global_id
 from schema.pagination import After, Connection, First, PageRequest, int_sort, keyset_page
 from schema.types import Node
@@ -327,16 +327,16 @@ class WebhooksMutation:
         ],
     ) -> WebhookSubscriptionUpdatePayload:
         require_scope(info, Scope.WRITE_WEBHOOKS)
-        pk, id_errors = input_id(input.id, "WebhookSubscription", "id")
-        if pk is None:
-            return WebhookSubscriptionUpdatePayload(webhook_subscription=None, user_errors=id_errors)
         allow_private = context_of(info).settings.webhook_allow_private_urls
         change = webhook_cases.SubscriptionChange(
             url=input.url, topics=input.topics, description=input.description, enabled=input.enabled
         )
-        row, errors = await run_use_case(
+        row, errors = await run_on_id(
             info,
-            lambda session, actor: webhook_cases.update_subscription(
+            input.id,
+            "WebhookSubscription",
+            "id",
+            lambda session, actor, pk: webhook_cases.update_subscription(
                 session, actor, pk, change, allow_private=allow_private
             ),
         )
@@ -353,13 +353,12 @@ class WebhooksMutation:
         ],
     ) -> WebhookSubscriptionDeletePayload:
         require_scope(info, Scope.WRITE_WEBHOOKS)
-        pk, id_errors = input_id(input.id, "WebhookSubscription", "id")
-        if pk is None:
-            return WebhookSubscriptionDeletePayload(
-                deleted_webhook_subscription_id=None, user_errors=id_errors
-            )
-        deleted, errors = await run_use_case(
-            info, lambda session, actor: webhook_cases.delete_subscription(session, actor, pk)
+        deleted, errors = await run_on_id(
+            info,
+            input.id,
+            "WebhookSubscription",
+            "id",
+            lambda session, actor, pk: webhook_cases.delete_subscription(session, actor, pk),
         )
         return WebhookSubscriptionDeletePayload(
             deleted_webhook_subscription_id=input.id if deleted else None, user_errors=errors
@@ -374,11 +373,12 @@ class WebhooksMutation:
         ],
     ) -> WebhookDeliveryRetryPayload:
         require_scope(info, Scope.WRITE_WEBHOOKS)
-        pk, id_errors = input_id(input.id, "WebhookDelivery", "id")
-        if pk is None:
-            return WebhookDeliveryRetryPayload(webhook_delivery=None, user_errors=id_errors)
-        row, errors = await run_use_case(
-            info, lambda session, actor: webhook_cases.retry_delivery(session, actor, pk)
+        row, errors = await run_on_id(
+            info,
+            input.id,
+            "WebhookDelivery",
+            "id",
+            lambda session, actor, pk: webhook_cases.retry_delivery(session, actor, pk),
         )
         if row is None:
             return WebhookDeliveryRetryPayload(webhook_delivery=None, user_errors=errors)
