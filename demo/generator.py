@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -31,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from db.bulk import bulk_insert
+from db.bulk import bulk_insert, reserve_ids, secondary_indexes_deferred
 from db.engine import Database
 from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
@@ -834,30 +835,52 @@ async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator
 # ---------------------------------------------------------------------------------------------------------------
 # Writing.
 
+# The tables the order batches fill, whose secondary indexes are built once at the end of the load.
+_LOADED = (_ORDERS, _SUPPLIER_ORDERS, _LINES, _PACKAGES, _EVENTS, _REQUESTS, _MESSAGES, _JOBS)
+# SQLite's page cache for the load (negative: KiB), so that the B-trees being filled stay in memory.
+_SQLITE_LOAD_CACHE_KIB = 256 * 1024
+
+
+@contextlib.asynccontextmanager
+async def _bulk_load(session: AsyncSession, deferring: Sequence[Table]) -> AsyncIterator[None]:
+    """Settings for loading many rows in one transaction: ``deferring``'s secondary indexes built once at
+    the end and, on SQLite, a large page cache for the connection while the load runs."""
+    connection = await session.connection()
+    previous_cache = None
+    if connection.dialect.name == "sqlite":
+        previous_cache = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar_one()
+        await connection.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_LOAD_CACHE_KIB}")
+    try:
+        async with secondary_indexes_deferred(session, deferring):
+            yield
+    finally:
+        if previous_cache is not None:
+            await connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous_cache)}")
+
 
 async def _insert_batch(session: AsyncSession, batch: list[_PlannedOrder]) -> None:
-    """Parents first, mapping returned ids by natural key so that no row order is assumed."""
-    result = await session.execute(
-        insert(_ORDERS).returning(_ORDERS.c.id, _ORDERS.c.number), [planned.row for planned in batch]
-    )
-    order_ids = {number: order_id for order_id, number in result}
+    """Parents first, with ids reserved up front so that children can name them without a RETURNING."""
+    for planned, order_id in zip(batch, await reserve_ids(session, _ORDERS, len(batch)), strict=True):
+        planned.row["id"] = order_id
+    await bulk_insert(session, _ORDERS, [planned.row for planned in batch])
     supplier_rows = []
     for planned in batch:
-        order_id = order_ids[planned.row["number"]]
         for supplier_order in planned.supplier_orders:
-            supplier_order.row["order_id"] = order_id
+            supplier_order.row["order_id"] = planned.row["id"]
             supplier_rows.append(supplier_order.row)
-    result = await session.execute(
-        insert(_SUPPLIER_ORDERS).returning(_SUPPLIER_ORDERS.c.id, _SUPPLIER_ORDERS.c.aliexpress_order_id),
-        supplier_rows,
-    )
-    supplier_order_ids = {aliexpress_id: row_id for row_id, aliexpress_id in result}
+    for row, row_id in zip(
+        supplier_rows, await reserve_ids(session, _SUPPLIER_ORDERS, len(supplier_rows)), strict=True
+    ):
+        row["id"] = row_id
+    await bulk_insert(session, _SUPPLIER_ORDERS, supplier_rows)
     lines, packages, events = [], [], []
     cancellations: dict[int, _PlannedCancellation] = {}
     for planned in batch:
-        order_id = order_ids[planned.row["number"]]
+        order_id = planned.row["id"]
+        supplier_order_ids = {}
         for supplier_order in planned.supplier_orders:
-            supplier_order_id = supplier_order_ids[supplier_order.row["aliexpress_order_id"]]
+            supplier_order_id = supplier_order.row["id"]
+            supplier_order_ids[supplier_order.row["aliexpress_order_id"]] = supplier_order_id
             for line in supplier_order.lines:
                 line["order_id"] = order_id
                 line["supplier_order_id"] = supplier_order_id
@@ -1082,19 +1105,18 @@ def _demo_event(order: Order, when: datetime, type_: str, message: str, **data: 
 
 
 async def _seed_after_sales(
-    database: Database, shop_ids: dict[str, int], rng: random.Random, now: datetime
+    session: AsyncSession, shop_ids: dict[str, int], rng: random.Random, now: datetime
 ) -> None:
     """Policies, returns in every status with their stock, and refunds, for each demo shop."""
-    async with database.write() as session:
-        await _seed_cancelled_trade_refunds(session, list(shop_ids.values()))
-        for profile in DEMO_SHOPS:
-            shop_id = shop_ids[profile.name]
-            shop_rng = random.Random(rng.getrandbits(64))
-            policies = await _seed_policies(session, shop_id, now)
-            delivered = await _delivered_orders(session, shop_id)
-            used = await _seed_returns(session, shop_id, profile.name, delivered, policies, shop_rng, now)
-            remaining = [row for row in delivered if row[0] not in used]
-            await _seed_refunds(session, shop_id, profile.name, remaining, shop_rng, now)
+    await _seed_cancelled_trade_refunds(session, list(shop_ids.values()))
+    for profile in DEMO_SHOPS:
+        shop_id = shop_ids[profile.name]
+        shop_rng = random.Random(rng.getrandbits(64))
+        policies = await _seed_policies(session, shop_id, now)
+        delivered = await _delivered_orders(session, shop_id)
+        used = await _seed_returns(session, shop_id, profile.name, delivered, policies, shop_rng, now)
+        remaining = [row for row in delivered if row[0] not in used]
+        await _seed_refunds(session, shop_id, profile.name, remaining, shop_rng, now)
 
 
 async def _seed_cancelled_trade_refunds(session: AsyncSession, shop_ids: list[int]) -> None:
@@ -1522,8 +1544,9 @@ async def seed_demo(
 ) -> DemoSeed:
     """Create the demo shops, suppliers, tokens and ``orders`` orders, unless the demo shops already exist.
 
-    The shops and tokens are committed first and the orders in batches, so an interrupted run leaves the shops
-    in place with fewer orders; a later call then reports ``created=False`` rather than doubling them.
+    Everything is written in one transaction, so the demo is either all there or not there at all: a run that
+    fails or is interrupted leaves nothing behind, and a later call seeds afresh. On PostgreSQL a second
+    process seeding at the same time waits for the first to finish and then finds its demo (``created=False``).
     """
     if orders < 0:
         raise ValueError("orders must not be negative")
@@ -1540,27 +1563,27 @@ async def seed_demo(
             return existing
         shops, suppliers = await _create_shops(session, rng, secret_key, now)
         _add_saved_searches(session, shops, now)
+        await session.flush()
         shop_ids = {name: shop.id for name, shop in shops.items()}
         supplier_ids = {name: supplier.id for name, supplier in suppliers.items()}
 
-    first = round(orders * DEMO_SHOPS[0].share)
-    plan = _Plan(
-        shop_ids=shop_ids,
-        supplier_ids=supplier_ids,
-        counts=(first, orders - first),
-        seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
-        now=now,
-    )
-    done = 0
-    async for batch in _planned_batches(plan, in_background=orders >= PIPELINE_FROM):
-        async with database.write() as session:
-            await _insert_batch(session, batch)
-        done += len(batch)
-        if progress is not None:
-            progress(done, orders)
-    await _seed_disputes(database, shop_ids, random.Random(rng.getrandbits(64)), now)
-
-    await _seed_after_sales(database, shop_ids, rng, now)
+        first = round(orders * DEMO_SHOPS[0].share)
+        plan = _Plan(
+            shop_ids=shop_ids,
+            supplier_ids=supplier_ids,
+            counts=(first, orders - first),
+            seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
+            now=now,
+        )
+        async with _bulk_load(session, _LOADED):
+            done = 0
+            async for batch in _planned_batches(plan, in_background=orders >= PIPELINE_FROM):
+                await _insert_batch(session, batch)
+                done += len(batch)
+                if progress is not None:
+                    progress(done, orders)
+        await _seed_disputes(session, shop_ids, random.Random(rng.getrandbits(64)), now)
+        await _seed_after_sales(session, shop_ids, rng, now)
 
     merchant, supplier_tokens, admin = _tokens(secret_key, list(shops), list(suppliers))
     return DemoSeed(
@@ -1996,83 +2019,78 @@ class _DisputePlanner:
 
 
 async def _seed_disputes(
-    database: Database, shop_ids: dict[str, int], rng: random.Random, now: datetime
+    session: AsyncSession, shop_ids: dict[str, int], rng: random.Random, now: datetime
 ) -> None:
     """Every IN_ISSUE supplier order gets the open dispute behind it; each shop also gets a fresh dispute in
     every open status and older ones in every way a dispute ends, on shipped orders."""
-    async with database.write() as session:
-        for shop_name, shop_id in sorted(shop_ids.items(), key=lambda item: item[1]):
-            suppliers = dict(
-                (
-                    await session.execute(
-                        select(Supplier.id, Supplier.name).where(Supplier.shop_id == shop_id)
+    for shop_name, shop_id in sorted(shop_ids.items(), key=lambda item: item[1]):
+        suppliers = dict(
+            (
+                await session.execute(select(Supplier.id, Supplier.name).where(Supplier.shop_id == shop_id))
+            ).all()
+        )
+        rows = (
+            (
+                await session.execute(
+                    select(SupplierOrder)
+                    .where(
+                        SupplierOrder.shop_id == shop_id,
+                        or_(SupplierOrder.shipped_at.is_not(None), SupplierOrder.status == S.IN_ISSUE),
                     )
-                ).all()
-            )
-            rows = (
-                (
-                    await session.execute(
-                        select(SupplierOrder)
-                        .where(
-                            SupplierOrder.shop_id == shop_id,
-                            or_(SupplierOrder.shipped_at.is_not(None), SupplierOrder.status == S.IN_ISSUE),
-                        )
-                        .order_by(SupplierOrder.id)
-                    )
+                    .order_by(SupplierOrder.id)
                 )
-                .scalars()
-                .all()
             )
-            planner = _DisputePlanner(shop_id, _staff_name(shop_name), suppliers, rng, now)
-            planned, covered = [], set()
-            older = itertools.cycle(_OLDER_OPEN)
-            for so in rows:
-                if so.status is S.IN_ISSUE:
-                    # Young enough to be waiting on the supplier, or further along.
-                    fresh = now - so.updated_at < DISPUTE_RESPONSE_TIME - timedelta(hours=6)
-                    status = DisputeStatus.AWAITING_SUPPLIER if fresh else next(older)
-                    planned.append(planner.plan(so, status, so.updated_at, None))
-                    covered.add(status)
-            # Shipped orders still on their way take the open statuses missing so far; one of each
-            # AliExpress status is left alone so that small demos keep every one.
-            on_the_way = [
-                so
-                for so in rows
-                if so.status in _DISPUTABLE_OPEN
-                and so.shipped_at is not None
-                and so.shipped_at <= now - timedelta(days=5)
-            ]
-            rng.shuffle(on_the_way)
-            for status in _FRESH_OPEN:
-                if status in covered:
-                    continue
-                spare = [so for so in on_the_way if sum(o.status is so.status for o in on_the_way) > 1]
-                if not spare:
-                    break
-                on_the_way.remove(spare[0])
-                hours = (
-                    rng.uniform(2, 30) if status is DisputeStatus.AWAITING_SUPPLIER else rng.uniform(60, 100)
-                )
-                planned.append(planner.plan(spare[0], status, now - timedelta(hours=hours), None))
-            # Disputes that ended, on orders the customer accepted more than a week ago.
-            finished = [
-                so
-                for so in rows
-                if so.status is S.FINISH
-                and so.end_reason in ACCEPTED_END_REASONS
-                and so.finished_at is not None
-                and so.finished_at <= now - timedelta(days=8)
-            ]
-            rng.shuffle(finished)
-            for ending in _ENDED:
-                if not finished:
-                    break
-                so = finished.pop()
-                assert so.finished_at is not None
-                opened = so.finished_at + timedelta(days=rng.uniform(0.5, 1))
-                final = DisputeStatus.CANCELLED if ending == "cancelled" else DisputeStatus.RESOLVED
-                planned.append(planner.plan(so, final, opened, ending))
-            await _insert_disputes(session, planned, now)
+            .scalars()
+            .all()
+        )
+        planner = _DisputePlanner(shop_id, _staff_name(shop_name), suppliers, rng, now)
+        planned, covered = [], set()
+        older = itertools.cycle(_OLDER_OPEN)
+        for so in rows:
+            if so.status is S.IN_ISSUE:
+                # Young enough to be waiting on the supplier, or further along.
+                fresh = now - so.updated_at < DISPUTE_RESPONSE_TIME - timedelta(hours=6)
+                status = DisputeStatus.AWAITING_SUPPLIER if fresh else next(older)
+                planned.append(planner.plan(so, status, so.updated_at, None))
+                covered.add(status)
+        # Shipped orders still on their way take the open statuses missing so far; one of each
+        # AliExpress status is left alone so that small demos keep every one.
+        on_the_way = [
+            so
+            for so in rows
+            if so.status in _DISPUTABLE_OPEN
+            and so.shipped_at is not None
+            and so.shipped_at <= now - timedelta(days=5)
+        ]
+        rng.shuffle(on_the_way)
+        for status in _FRESH_OPEN:
+            if status in covered:
+                continue
+            spare = [so for so in on_the_way if sum(o.status is so.status for o in on_the_way) > 1]
+            if not spare:
+                break
+            on_the_way.remove(spare[0])
+            hours = rng.uniform(2, 30) if status is DisputeStatus.AWAITING_SUPPLIER else rng.uniform(60, 100)
+            planned.append(planner.plan(spare[0], status, now - timedelta(hours=hours), None))
+        # Disputes that ended, on orders the customer accepted more than a week ago.
+        finished = [
+            so
+            for so in rows
+            if so.status is S.FINISH
+            and so.end_reason in ACCEPTED_END_REASONS
+            and so.finished_at is not None
+            and so.finished_at <= now - timedelta(days=8)
+        ]
+        rng.shuffle(finished)
+        for ending in _ENDED:
+            if not finished:
+                break
+            so = finished.pop()
+            assert so.finished_at is not None
+            opened = so.finished_at + timedelta(days=rng.uniform(0.5, 1))
+            final = DisputeStatus.CANCELLED if ending == "cancelled" else DisputeStatus.RESOLVED
+            planned.append(planner.plan(so, final, opened, ending))
+        await _insert_disputes(session, planned, now)
 
 
 async def _insert_disputes(session: AsyncSession, planned: list[_PlannedDispute], now: datetime) -> None:
