@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -102,74 +102,99 @@ def _filled(column: Column[Any], row: dict[str, Any]) -> Any:
     raise ValueError(f"{column} has a default that bulk inserts cannot compute")
 
 
-async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts keyed by column name; missing columns get their defaults).
+class RowEncoder:
+    """Turns dicts with one set of keys into tuples of the values ``table``'s columns store, for one dialect.
 
-    PostgreSQL through asyncpg gets them by COPY; other drivers by one executemany.
+    Encoding needs no connection, so a planning process can do it and hand over plain tuples, which also
+    pickle far faster than dicts of Decimals, enums and datetimes.
     """
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    columns = [
-        column
-        for column in table.columns
-        if not (column.primary_key and column.autoincrement and column.key not in rows[0])
-    ]
-    # Columns the rows carry come out in one C-level itemgetter call; only those whose type changes the value
-    # are converted, and the rest get their defaults.
-    present = [column for column in columns if column.key in rows[0]]
-    missing = [column for column in columns if column.key not in rows[0]]
-    ordered = present + missing
-    getter = itemgetter(*(column.key for column in present)) if present else None
-    conversions = [
-        (index, convert)
-        for index, convert in enumerate(_converter(column, dialect) for column in present)
-        if convert is not _same
-    ]
-    defaults = [(column, _converter(column, dialect)) for column in missing]
-    values = []
-    for row in rows:
-        picked = getter(row) if getter is not None else ()
-        value = list(picked) if len(present) > 1 else [picked]
-        for index, convert in conversions:
+
+    def __init__(self, table: Table, dialect: str, keys: Collection[str]) -> None:
+        self.table = table
+        columns = [
+            column
+            for column in table.columns
+            if not (column.primary_key and column.autoincrement and column.key not in keys)
+        ]
+        # Columns the rows carry come out in one C-level itemgetter call; only those whose type changes the
+        # value are converted, and the rest get their defaults.
+        self.present = [column for column in columns if column.key in keys]
+        missing = [column for column in columns if column.key not in keys]
+        self.columns = [column.name for column in self.present + missing]
+        self.getter = itemgetter(*(column.key for column in self.present)) if self.present else None
+        self.conversions = [
+            (index, convert)
+            for index, convert in enumerate(_converter(column, dialect) for column in self.present)
+            if convert is not _same
+        ]
+        self.defaults = [(column, _converter(column, dialect)) for column in missing]
+
+    def encode(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        picked = self.getter(row) if self.getter is not None else ()
+        value = list(picked) if len(self.present) > 1 else [picked]
+        for index, convert in self.conversions:
             value[index] = convert(value[index])
-        value.extend(convert(_filled(column, row)) for column, convert in defaults)
-        values.append(tuple(value))
+        value.extend(convert(_filled(column, row)) for column, convert in self.defaults)
+        return tuple(value)
+
+
+async def insert_encoded(
+    session: AsyncSession, table: Table, columns: Sequence[str], values: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert rows a ``RowEncoder`` made: by COPY on PostgreSQL through asyncpg, else one executemany."""
+    if not values:
+        return
     connection = await session.connection()
-    names = [column.name for column in ordered]
-    if dialect == "postgresql":
+    if connection.dialect.name == "postgresql":
         raw: Any = (await connection.get_raw_connection()).driver_connection
         if hasattr(raw, "copy_records_to_table"):
             # COPY skips parsing and planning an INSERT per row: several times cheaper on the server.
-            await raw.copy_records_to_table(table.name, records=values, columns=names)
+            await raw.copy_records_to_table(table.name, records=values, columns=list(columns))
             return
-        placeholders = ", ".join(f"${index}" for index in range(1, len(ordered) + 1))
+        placeholders = ", ".join(f"${index}" for index in range(1, len(columns) + 1))
     else:
-        placeholders = ", ".join("?" for _ in ordered)
-    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"
-    await connection.exec_driver_sql(statement, values)
+        placeholders = ", ".join("?" for _ in columns)
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
+    await connection.exec_driver_sql(statement, list(values))
 
 
-async def reserve_ids(session: AsyncSession, table: Table, count: int) -> list[int]:
-    """``count`` new primary keys for ``table``, the ones its own inserts would have taken next, so that rows
-    can carry their ids (and their children the parents') without an INSERT ... RETURNING per batch.
+async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts keyed by column name; missing columns get their defaults)."""
+    if not rows:
+        return
+    encoder = RowEncoder(table, session.get_bind().dialect.name, rows[0].keys())
+    await insert_encoded(session, table, encoder.columns, [encoder.encode(row) for row in rows])
 
-    On SQLite the caller must hold the write lock (every ``Database.write`` transaction does) until it has
-    inserted them, as new rowids are the largest so far plus one.
-    """
-    if count <= 0:
-        return []
-    connection = await session.connection()
+
+def _sequence(table: Table) -> str:
     (key,) = table.primary_key.columns
-    if session.get_bind().dialect.name == "postgresql":
-        sequence = f"pg_get_serial_sequence('{table.name}', '{key.name}')"
-        result = await connection.exec_driver_sql(
-            f"SELECT nextval({sequence}) FROM generate_series(1, {int(count)})"
-        )
-        return sorted(row[0] for row in result)
-    result = await connection.exec_driver_sql(f"SELECT coalesce(max({key.name}), 0) FROM {table.name}")
-    last = result.scalar_one()
-    return list(range(last + 1, last + 1 + count))
+    return f"pg_get_serial_sequence('{table.name}', '{key.name}')"
+
+
+async def next_id(session: AsyncSession, table: Table) -> int:
+    """The primary key ``table``'s next insert would take, so that a loader can number rows itself (and
+    give children their parents' ids) rather than read ids back from every insert.
+
+    No one else can insert into ``table`` until the transaction ends (SQLite's write lock, and on PostgreSQL
+    a table lock taken here), and the loader calls ``set_next_id`` once it has numbered its rows.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # Inserts by others would take their ids from the sequence; this lock keeps them waiting until commit.
+        await connection.exec_driver_sql(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE")
+        result = await connection.exec_driver_sql(f"SELECT nextval({_sequence(table)})")
+        return int(result.scalar_one())
+    (key,) = table.primary_key.columns
+    result = await connection.exec_driver_sql(f"SELECT coalesce(max({key.name}), 0) + 1 FROM {table.name}")
+    return int(result.scalar_one())
+
+
+async def set_next_id(session: AsyncSession, table: Table, next_free: int) -> None:
+    """Tell the database the loader numbered ``table``'s rows below ``next_free`` (PostgreSQL's sequence moves
+    on; SQLite takes the largest rowid plus one anyway)."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.exec_driver_sql(f"SELECT setval({_sequence(table)}, {int(next_free)}, false)")
 
 
 # ---------------------------------------------------------------------------------------------------------------

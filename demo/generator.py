@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from db.bulk import bulk_insert, reserve_ids, secondary_indexes_deferred
+from db.bulk import RowEncoder, insert_encoded, next_id, secondary_indexes_deferred, set_next_id
 from db.engine import Database
 from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
@@ -142,6 +142,9 @@ _EVENTS: Table = Base.metadata.tables[OrderEvent.__tablename__]
 _REQUESTS: Table = Base.metadata.tables[CancellationRequest.__tablename__]
 _MESSAGES: Table = Base.metadata.tables[CancellationMessage.__tablename__]
 _JOBS: Table = Base.metadata.tables[Job.__tablename__]
+# Parents before children; the planner numbers the first three itself.
+_NUMBERED = (_ORDERS, _SUPPLIER_ORDERS, _REQUESTS)
+_WRITE_ORDER = (*_NUMBERED, _LINES, _PACKAGES, _EVENTS, _MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -780,13 +783,117 @@ class _Plan:
     counts: tuple[int, ...]
     seeds: tuple[int, ...]
     now: datetime
+    dialect: str
+    # The ids the next order, supplier order and cancellation request get; the planner numbers rows itself.
+    first_ids: tuple[int, int, int]
 
-    def batches(self) -> Iterator[list[_PlannedOrder]]:
+    def batches(self) -> Iterator[_EncodedBatch]:
+        numbering = _Numbering(self.dialect, *self.first_ids)
         for profile, count, seed in zip(DEMO_SHOPS, self.counts, self.seeds, strict=True):
             generator = _ShopGenerator(
                 profile, self.shop_ids[profile.name], self.supplier_ids, count, random.Random(seed), self.now
             )
-            yield from generator.batches(BATCH_SIZE)
+            for batch in generator.batches(BATCH_SIZE):
+                yield numbering.encode(batch)
+
+
+@dataclass
+class _EncodedBatch:
+    """One batch of orders as the database stores them: by table, its columns and rows as tuples."""
+
+    orders: int
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]
+    jobs: list[dict[str, Any]]
+    # The ids the next order, supplier order and cancellation request would get.
+    next_ids: tuple[int, int, int]
+
+
+class _Numbering:
+    """Gives planned rows their ids and their parents', in the order inserts would have, and encodes them."""
+
+    def __init__(self, dialect: str, order_id: int, supplier_order_id: int, request_id: int) -> None:
+        self.dialect = dialect
+        self.order_id, self.supplier_order_id, self.request_id = order_id, supplier_order_id, request_id
+        self.encoders: dict[str, RowEncoder] = {}
+
+    def encode(self, batch: list[_PlannedOrder]) -> _EncodedBatch:
+        by_table: dict[Table, list[dict[str, Any]]] = {table: [] for table in _WRITE_ORDER}
+        jobs: list[dict[str, Any]] = []
+        for planned in batch:
+            planned.row["id"] = order_id = self.order_id
+            self.order_id += 1
+            by_table[_ORDERS].append(planned.row)
+            supplier_order_ids = {}
+            for supplier_order in planned.supplier_orders:
+                row = supplier_order.row
+                row["id"] = supplier_order_id = self.supplier_order_id
+                self.supplier_order_id += 1
+                row["order_id"] = order_id
+                by_table[_SUPPLIER_ORDERS].append(row)
+                supplier_order_ids[row["aliexpress_order_id"]] = supplier_order_id
+                for line in supplier_order.lines:
+                    line["order_id"] = order_id
+                    line["supplier_order_id"] = supplier_order_id
+                    by_table[_LINES].append(line)
+                for package in supplier_order.packages:
+                    package["supplier_order_id"] = supplier_order_id
+                    by_table[_PACKAGES].append(package)
+                if supplier_order.cancellation is not None:
+                    self._cancellation(
+                        supplier_order.cancellation, order_id, supplier_order_id, by_table, jobs
+                    )
+            for aliexpress_id, event in planned.events:
+                event["order_id"] = order_id
+                event["supplier_order_id"] = supplier_order_ids[aliexpress_id] if aliexpress_id else None
+                by_table[_EVENTS].append(event)
+        rows = {}
+        for table, dicts in by_table.items():
+            if dicts:
+                encoder = self.encoders.get(table.name)
+                if encoder is None:
+                    encoder = self.encoders[table.name] = RowEncoder(table, self.dialect, dicts[0].keys())
+                rows[table.name] = (encoder.columns, [encoder.encode(row) for row in dicts])
+        return _EncodedBatch(len(batch), rows, jobs, (self.order_id, self.supplier_order_id, self.request_id))
+
+    def _cancellation(
+        self,
+        planned: _PlannedCancellation,
+        order_id: int,
+        supplier_order_id: int,
+        by_table: dict[Table, list[dict[str, Any]]],
+        jobs: list[dict[str, Any]],
+    ) -> None:
+        """The request, its messages and (while it waits on the supplier) its auto-approval job, which, like
+        the timeline rows that name it, need its id."""
+        row = planned.row
+        row.update(
+            id=self.request_id,
+            order_id=order_id,
+            supplier_order_id=supplier_order_id,
+            open_key=supplier_order_id,
+        )
+        request_id = self.request_id
+        self.request_id += 1
+        by_table[_REQUESTS].append(row)
+        for message in planned.messages:
+            message["request_id"] = request_id
+            by_table[_MESSAGES].append(message)
+        for event in planned.events:
+            event["data"]["cancellationRequestId"] = request_id
+        if row["status"] is CancellationStatus.PENDING:
+            jobs.append(
+                {
+                    "shop_id": row["shop_id"],
+                    "kind": AUTO_APPROVE_KIND,
+                    "key": f"{AUTO_APPROVE_KIND}:{request_id}",
+                    "payload": {"requestId": request_id},
+                    "status": JobStatus.QUEUED,
+                    "attempts": 0,
+                    "max_attempts": DEFAULT_MAX_ATTEMPTS,
+                    "run_at": row["respond_by"],
+                    "created_at": row["created_at"],
+                }
+            )
 
 
 def _plan_into(plan: _Plan, queue: Any) -> None:
@@ -800,7 +907,7 @@ def _plan_into(plan: _Plan, queue: Any) -> None:
         raise
 
 
-async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator[list[_PlannedOrder]]:
+async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator[_EncodedBatch]:
     """The plan's batches, in order. Planning is pure Python and as costly as writing, so for large seeds a
     helper process plans the next batches while this one writes; the data is the same either way (the
     random streams are seeded the same and consumed in the same order)."""
@@ -858,94 +965,20 @@ async def _bulk_load(session: AsyncSession, deferring: Sequence[Table]) -> Async
             await connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous_cache)}")
 
 
-async def _insert_batch(session: AsyncSession, batch: list[_PlannedOrder]) -> None:
-    """Parents first, with ids reserved up front so that children can name them without a RETURNING."""
-    for planned, order_id in zip(batch, await reserve_ids(session, _ORDERS, len(batch)), strict=True):
-        planned.row["id"] = order_id
-    await bulk_insert(session, _ORDERS, [planned.row for planned in batch])
-    supplier_rows = []
-    for planned in batch:
-        for supplier_order in planned.supplier_orders:
-            supplier_order.row["order_id"] = planned.row["id"]
-            supplier_rows.append(supplier_order.row)
-    for row, row_id in zip(
-        supplier_rows, await reserve_ids(session, _SUPPLIER_ORDERS, len(supplier_rows)), strict=True
-    ):
-        row["id"] = row_id
-    await bulk_insert(session, _SUPPLIER_ORDERS, supplier_rows)
-    lines, packages, events = [], [], []
-    cancellations: dict[int, _PlannedCancellation] = {}
-    for planned in batch:
-        order_id = planned.row["id"]
-        supplier_order_ids = {}
-        for supplier_order in planned.supplier_orders:
-            supplier_order_id = supplier_order.row["id"]
-            supplier_order_ids[supplier_order.row["aliexpress_order_id"]] = supplier_order_id
-            for line in supplier_order.lines:
-                line["order_id"] = order_id
-                line["supplier_order_id"] = supplier_order_id
-                lines.append(line)
-            for package in supplier_order.packages:
-                package["supplier_order_id"] = supplier_order_id
-                packages.append(package)
-            if supplier_order.cancellation is not None:
-                supplier_order.cancellation.row.update(
-                    order_id=order_id, supplier_order_id=supplier_order_id, open_key=supplier_order_id
-                )
-                cancellations[supplier_order_id] = supplier_order.cancellation
-        for aliexpress_id, event in planned.events:
-            event["order_id"] = order_id
-            event["supplier_order_id"] = supplier_order_ids[aliexpress_id] if aliexpress_id else None
-            events.append(event)
-    messages, jobs = await _insert_cancellations(session, cancellations)
-    for table, rows in ((_LINES, lines), (_PACKAGES, packages), (_EVENTS, events), (_MESSAGES, messages)):
-        await bulk_insert(session, table, rows)
-    if jobs:
+async def _insert_batch(session: AsyncSession, batch: _EncodedBatch) -> None:
+    """Parents before children, as the foreign keys want."""
+    for table in _WRITE_ORDER:
+        if table.name in batch.rows:
+            columns, values = batch.rows[table.name]
+            await insert_encoded(session, table, columns, values)
+    if batch.jobs:
         # As ``enqueue`` does: a job already holding one of these keys is kept rather than duplicated.
         dialect_insert = (
             postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         )
-        await session.execute(dialect_insert(_JOBS).on_conflict_do_nothing(index_elements=["key"]), jobs)
-
-
-async def _insert_cancellations(
-    session: AsyncSession, cancellations: dict[int, _PlannedCancellation]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Insert the requests (keyed by supplier order id); returns their messages and auto-approval jobs.
-
-    Both, and the timeline rows that name a request, need the request's new id, so they are filled in here.
-    """
-    if not cancellations:
-        return [], []
-    result = await session.execute(
-        insert(_REQUESTS).returning(_REQUESTS.c.id, _REQUESTS.c.supplier_order_id),
-        [planned.row for planned in cancellations.values()],
-    )
-    request_ids = {supplier_order_id: request_id for request_id, supplier_order_id in result}
-    messages, jobs = [], []
-    for supplier_order_id, planned in cancellations.items():
-        request_id = request_ids[supplier_order_id]
-        for message in planned.messages:
-            message["request_id"] = request_id
-            messages.append(message)
-        for event in planned.events:
-            event["data"]["cancellationRequestId"] = request_id
-        row = planned.row
-        if row["status"] is CancellationStatus.PENDING:
-            jobs.append(
-                {
-                    "shop_id": row["shop_id"],
-                    "kind": AUTO_APPROVE_KIND,
-                    "key": f"{AUTO_APPROVE_KIND}:{request_id}",
-                    "payload": {"requestId": request_id},
-                    "status": JobStatus.QUEUED,
-                    "attempts": 0,
-                    "max_attempts": DEFAULT_MAX_ATTEMPTS,
-                    "run_at": row["respond_by"],
-                    "created_at": row["created_at"],
-                }
-            )
-    return messages, jobs
+        await session.execute(
+            dialect_insert(_JOBS).on_conflict_do_nothing(index_elements=["key"]), batch.jobs
+        )
 
 
 def _tokens(
@@ -1568,20 +1601,24 @@ async def seed_demo(
         supplier_ids = {name: supplier.id for name, supplier in suppliers.items()}
 
         first = round(orders * DEMO_SHOPS[0].share)
-        plan = _Plan(
-            shop_ids=shop_ids,
-            supplier_ids=supplier_ids,
-            counts=(first, orders - first),
-            seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
-            now=now,
-        )
         async with _bulk_load(session, _LOADED):
-            done = 0
+            plan = _Plan(
+                shop_ids=shop_ids,
+                supplier_ids=supplier_ids,
+                counts=(first, orders - first),
+                seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
+                now=now,
+                dialect=database.dialect,
+                first_ids=tuple([await next_id(session, table) for table in _NUMBERED]),  # type: ignore[arg-type]
+            )
+            done, next_ids = 0, plan.first_ids
             async for batch in _planned_batches(plan, in_background=orders >= PIPELINE_FROM):
                 await _insert_batch(session, batch)
-                done += len(batch)
+                done, next_ids = done + batch.orders, batch.next_ids
                 if progress is not None:
                     progress(done, orders)
+            for table, next_free in zip(_NUMBERED, next_ids, strict=True):
+                await set_next_id(session, table, next_free)
         await _seed_disputes(session, shop_ids, random.Random(rng.getrandbits(64)), now)
         await _seed_after_sales(session, shop_ids, rng, now)
 
@@ -2029,20 +2066,17 @@ async def _seed_disputes(
                 await session.execute(select(Supplier.id, Supplier.name).where(Supplier.shop_id == shop_id))
             ).all()
         )
+        # Plain rows rather than ORM objects: there is one for most supplier orders, and only a few are used.
         rows = (
-            (
-                await session.execute(
-                    select(SupplierOrder)
-                    .where(
-                        SupplierOrder.shop_id == shop_id,
-                        or_(SupplierOrder.shipped_at.is_not(None), SupplierOrder.status == S.IN_ISSUE),
-                    )
-                    .order_by(SupplierOrder.id)
+            await session.execute(
+                select(_SUPPLIER_ORDERS)
+                .where(
+                    _SUPPLIER_ORDERS.c.shop_id == shop_id,
+                    or_(_SUPPLIER_ORDERS.c.shipped_at.is_not(None), _SUPPLIER_ORDERS.c.status == S.IN_ISSUE),
                 )
+                .order_by(_SUPPLIER_ORDERS.c.id)
             )
-            .scalars()
-            .all()
-        )
+        ).all()
         planner = _DisputePlanner(shop_id, _staff_name(shop_name), suppliers, rng, now)
         planned, covered = [], set()
         older = itertools.cycle(_OLDER_OPEN)
