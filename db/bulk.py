@@ -41,6 +41,9 @@ def _sqlite_time(value: datetime | None) -> str | None:
     # The text SQLAlchemy's SQLite DATETIME stores for the naive UTC value UTCDateTime hands it.
     if value is None:
         return None
+    if value.tzinfo is UTC:
+        # The same text without the intermediate naive copy; the slice drops "+00:00".
+        return value.isoformat(" ", "microseconds")[:26]
     if value.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
     if value.utcoffset():
@@ -54,8 +57,31 @@ def _postgres_time(value: datetime | None) -> datetime | None:
     return value
 
 
+# What json.dumps(value) does with its default arguments, without building an encoder on every call.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_JSON_ENCODE = (
+    _c_make_encoder(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        True,
+    )
+    if _c_make_encoder is not None
+    else None
+)
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    if value is None:
+        return None
+    if _JSON_ENCODE is not None:
+        return "".join(_JSON_ENCODE(value, 0))
+    return json.dumps(value)
 
 
 def _enum(value: Any) -> Any:
