@@ -1,8 +1,10 @@
 """Demo data: two shops, their AliExpress suppliers, split store orders, parcels, timelines and cancellations.
 
 The data is a pure function of ``seed`` and ``now`` so that tests, screenshots and benchmarks see the same
-shops every time, and it is written with Core bulk inserts, one transaction per batch of orders, so that
-100,000 orders load into SQLite in a minute or two without holding them all in memory. What the shops sell, to
+shops every time. It is written in one transaction, a batch of orders at a time without holding them all in
+memory: a planner (another process for large seeds) numbers and encodes the rows, the writer COPYs them
+(PostgreSQL) or inserts them with one executemany per table (SQLite), and the tables' secondary indexes and
+SQLite's FTS5 table are built once at the end rather than kept up to date row by row. What the shops sell, to
 whom and how their supplier orders tend to move is data in `demo.catalogue`; this module only draws from it.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -31,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from db.bulk import bulk_insert
+from db.bulk import RowEncoder, insert_encoded, next_id, secondary_indexes_deferred, set_next_id
 from db.engine import Database
 from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
@@ -141,6 +144,9 @@ _EVENTS: Table = Base.metadata.tables[OrderEvent.__tablename__]
 _REQUESTS: Table = Base.metadata.tables[CancellationRequest.__tablename__]
 _MESSAGES: Table = Base.metadata.tables[CancellationMessage.__tablename__]
 _JOBS: Table = Base.metadata.tables[Job.__tablename__]
+# Parents before children; the planner numbers the first three itself.
+_NUMBERED = (_ORDERS, _SUPPLIER_ORDERS, _REQUESTS)
+_WRITE_ORDER = (*_NUMBERED, _LINES, _PACKAGES, _EVENTS, _MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -779,13 +785,117 @@ class _Plan:
     counts: tuple[int, ...]
     seeds: tuple[int, ...]
     now: datetime
+    dialect: str
+    # The ids the next order, supplier order and cancellation request get; the planner numbers rows itself.
+    first_ids: tuple[int, int, int]
 
-    def batches(self) -> Iterator[list[_PlannedOrder]]:
+    def batches(self) -> Iterator[_EncodedBatch]:
+        numbering = _Numbering(self.dialect, *self.first_ids)
         for profile, count, seed in zip(DEMO_SHOPS, self.counts, self.seeds, strict=True):
             generator = _ShopGenerator(
                 profile, self.shop_ids[profile.name], self.supplier_ids, count, random.Random(seed), self.now
             )
-            yield from generator.batches(BATCH_SIZE)
+            for batch in generator.batches(BATCH_SIZE):
+                yield numbering.encode(batch)
+
+
+@dataclass
+class _EncodedBatch:
+    """One batch of orders as the database stores them: by table, its columns and rows as tuples."""
+
+    orders: int
+    rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]
+    jobs: list[dict[str, Any]]
+    # The ids the next order, supplier order and cancellation request would get.
+    next_ids: tuple[int, int, int]
+
+
+class _Numbering:
+    """Gives planned rows their ids and their parents', in the order inserts would have, and encodes them."""
+
+    def __init__(self, dialect: str, order_id: int, supplier_order_id: int, request_id: int) -> None:
+        self.dialect = dialect
+        self.order_id, self.supplier_order_id, self.request_id = order_id, supplier_order_id, request_id
+        self.encoders: dict[str, RowEncoder] = {}
+
+    def encode(self, batch: list[_PlannedOrder]) -> _EncodedBatch:
+        by_table: dict[Table, list[dict[str, Any]]] = {table: [] for table in _WRITE_ORDER}
+        jobs: list[dict[str, Any]] = []
+        for planned in batch:
+            planned.row["id"] = order_id = self.order_id
+            self.order_id += 1
+            by_table[_ORDERS].append(planned.row)
+            supplier_order_ids = {}
+            for supplier_order in planned.supplier_orders:
+                row = supplier_order.row
+                row["id"] = supplier_order_id = self.supplier_order_id
+                self.supplier_order_id += 1
+                row["order_id"] = order_id
+                by_table[_SUPPLIER_ORDERS].append(row)
+                supplier_order_ids[row["aliexpress_order_id"]] = supplier_order_id
+                for line in supplier_order.lines:
+                    line["order_id"] = order_id
+                    line["supplier_order_id"] = supplier_order_id
+                    by_table[_LINES].append(line)
+                for package in supplier_order.packages:
+                    package["supplier_order_id"] = supplier_order_id
+                    by_table[_PACKAGES].append(package)
+                if supplier_order.cancellation is not None:
+                    self._cancellation(
+                        supplier_order.cancellation, order_id, supplier_order_id, by_table, jobs
+                    )
+            for aliexpress_id, event in planned.events:
+                event["order_id"] = order_id
+                event["supplier_order_id"] = supplier_order_ids[aliexpress_id] if aliexpress_id else None
+                by_table[_EVENTS].append(event)
+        rows = {}
+        for table, dicts in by_table.items():
+            if dicts:
+                encoder = self.encoders.get(table.name)
+                if encoder is None:
+                    encoder = self.encoders[table.name] = RowEncoder(table, self.dialect, dicts[0].keys())
+                rows[table.name] = (encoder.columns, [encoder.encode(row) for row in dicts])
+        return _EncodedBatch(len(batch), rows, jobs, (self.order_id, self.supplier_order_id, self.request_id))
+
+    def _cancellation(
+        self,
+        planned: _PlannedCancellation,
+        order_id: int,
+        supplier_order_id: int,
+        by_table: dict[Table, list[dict[str, Any]]],
+        jobs: list[dict[str, Any]],
+    ) -> None:
+        """The request, its messages and (while it waits on the supplier) its auto-approval job, which, like
+        the timeline rows that name it, need its id."""
+        row = planned.row
+        row.update(
+            id=self.request_id,
+            order_id=order_id,
+            supplier_order_id=supplier_order_id,
+            open_key=supplier_order_id,
+        )
+        request_id = self.request_id
+        self.request_id += 1
+        by_table[_REQUESTS].append(row)
+        for message in planned.messages:
+            message["request_id"] = request_id
+            by_table[_MESSAGES].append(message)
+        for event in planned.events:
+            event["data"]["cancellationRequestId"] = request_id
+        if row["status"] is CancellationStatus.PENDING:
+            jobs.append(
+                {
+                    "shop_id": row["shop_id"],
+                    "kind": AUTO_APPROVE_KIND,
+                    "key": f"{AUTO_APPROVE_KIND}:{request_id}",
+                    "payload": {"requestId": request_id},
+                    "status": JobStatus.QUEUED,
+                    "attempts": 0,
+                    "max_attempts": DEFAULT_MAX_ATTEMPTS,
+                    "run_at": row["respond_by"],
+                    "created_at": row["created_at"],
+                }
+            )
 
 
 def _plan_into(plan: _Plan, queue: Any) -> None:
@@ -799,7 +909,7 @@ def _plan_into(plan: _Plan, queue: Any) -> None:
         raise
 
 
-async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator[list[_PlannedOrder]]:
+async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator[_EncodedBatch]:
     """The plan's batches, in order. Planning is pure Python and as costly as writing, so for large seeds a
     helper process plans the next batches while this one writes; the data is the same either way (the
     random streams are seeded the same and consumed in the same order)."""
@@ -834,95 +944,43 @@ async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator
 # ---------------------------------------------------------------------------------------------------------------
 # Writing.
 
+# The tables the order batches fill, whose secondary indexes are built once at the end of the load.
+_LOADED = (_ORDERS, _SUPPLIER_ORDERS, _LINES, _PACKAGES, _EVENTS, _REQUESTS, _MESSAGES, _JOBS)
+# SQLite's page cache for the load (negative: KiB), so that the B-trees being filled stay in memory.
+_SQLITE_LOAD_CACHE_KIB = 256 * 1024
 
-async def _insert_batch(session: AsyncSession, batch: list[_PlannedOrder]) -> None:
-    """Parents first, mapping returned ids by natural key so that no row order is assumed."""
-    result = await session.execute(
-        insert(_ORDERS).returning(_ORDERS.c.id, _ORDERS.c.number), [planned.row for planned in batch]
-    )
-    order_ids = {number: order_id for order_id, number in result}
-    supplier_rows = []
-    for planned in batch:
-        order_id = order_ids[planned.row["number"]]
-        for supplier_order in planned.supplier_orders:
-            supplier_order.row["order_id"] = order_id
-            supplier_rows.append(supplier_order.row)
-    result = await session.execute(
-        insert(_SUPPLIER_ORDERS).returning(_SUPPLIER_ORDERS.c.id, _SUPPLIER_ORDERS.c.aliexpress_order_id),
-        supplier_rows,
-    )
-    supplier_order_ids = {aliexpress_id: row_id for row_id, aliexpress_id in result}
-    lines, packages, events = [], [], []
-    cancellations: dict[int, _PlannedCancellation] = {}
-    for planned in batch:
-        order_id = order_ids[planned.row["number"]]
-        for supplier_order in planned.supplier_orders:
-            supplier_order_id = supplier_order_ids[supplier_order.row["aliexpress_order_id"]]
-            for line in supplier_order.lines:
-                line["order_id"] = order_id
-                line["supplier_order_id"] = supplier_order_id
-                lines.append(line)
-            for package in supplier_order.packages:
-                package["supplier_order_id"] = supplier_order_id
-                packages.append(package)
-            if supplier_order.cancellation is not None:
-                supplier_order.cancellation.row.update(
-                    order_id=order_id, supplier_order_id=supplier_order_id, open_key=supplier_order_id
-                )
-                cancellations[supplier_order_id] = supplier_order.cancellation
-        for aliexpress_id, event in planned.events:
-            event["order_id"] = order_id
-            event["supplier_order_id"] = supplier_order_ids[aliexpress_id] if aliexpress_id else None
-            events.append(event)
-    messages, jobs = await _insert_cancellations(session, cancellations)
-    for table, rows in ((_LINES, lines), (_PACKAGES, packages), (_EVENTS, events), (_MESSAGES, messages)):
-        await bulk_insert(session, table, rows)
-    if jobs:
+
+@contextlib.asynccontextmanager
+async def _bulk_load(session: AsyncSession, deferring: Sequence[Table]) -> AsyncIterator[None]:
+    """Settings for loading many rows in one transaction: ``deferring``'s secondary indexes built once at
+    the end and, on SQLite, a large page cache for the connection while the load runs."""
+    connection = await session.connection()
+    previous_cache = None
+    if connection.dialect.name == "sqlite":
+        previous_cache = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar_one()
+        await connection.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_LOAD_CACHE_KIB}")
+    try:
+        async with secondary_indexes_deferred(session, deferring):
+            yield
+    finally:
+        if previous_cache is not None:
+            await connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous_cache)}")
+
+
+async def _insert_batch(session: AsyncSession, batch: _EncodedBatch) -> None:
+    """Parents before children, as the foreign keys want."""
+    for table in _WRITE_ORDER:
+        if table.name in batch.rows:
+            columns, values = batch.rows[table.name]
+            await insert_encoded(session, table, columns, values)
+    if batch.jobs:
         # As ``enqueue`` does: a job already holding one of these keys is kept rather than duplicated.
         dialect_insert = (
             postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         )
-        await session.execute(dialect_insert(_JOBS).on_conflict_do_nothing(index_elements=["key"]), jobs)
-
-
-async def _insert_cancellations(
-    session: AsyncSession, cancellations: dict[int, _PlannedCancellation]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Insert the requests (keyed by supplier order id); returns their messages and auto-approval jobs.
-
-    Both, and the timeline rows that name a request, need the request's new id, so they are filled in here.
-    """
-    if not cancellations:
-        return [], []
-    result = await session.execute(
-        insert(_REQUESTS).returning(_REQUESTS.c.id, _REQUESTS.c.supplier_order_id),
-        [planned.row for planned in cancellations.values()],
-    )
-    request_ids = {supplier_order_id: request_id for request_id, supplier_order_id in result}
-    messages, jobs = [], []
-    for supplier_order_id, planned in cancellations.items():
-        request_id = request_ids[supplier_order_id]
-        for message in planned.messages:
-            message["request_id"] = request_id
-            messages.append(message)
-        for event in planned.events:
-            event["data"]["cancellationRequestId"] = request_id
-        row = planned.row
-        if row["status"] is CancellationStatus.PENDING:
-            jobs.append(
-                {
-                    "shop_id": row["shop_id"],
-                    "kind": AUTO_APPROVE_KIND,
-                    "key": f"{AUTO_APPROVE_KIND}:{request_id}",
-                    "payload": {"requestId": request_id},
-                    "status": JobStatus.QUEUED,
-                    "attempts": 0,
-                    "max_attempts": DEFAULT_MAX_ATTEMPTS,
-                    "run_at": row["respond_by"],
-                    "created_at": row["created_at"],
-                }
-            )
-    return messages, jobs
+        await session.execute(
+            dialect_insert(_JOBS).on_conflict_do_nothing(index_elements=["key"]), batch.jobs
+        )
 
 
 def _tokens(
@@ -1082,19 +1140,18 @@ def _demo_event(order: Order, when: datetime, type_: str, message: str, **data: 
 
 
 async def _seed_after_sales(
-    database: Database, shop_ids: dict[str, int], rng: random.Random, now: datetime
+    session: AsyncSession, shop_ids: dict[str, int], rng: random.Random, now: datetime
 ) -> None:
     """Policies, returns in every status with their stock, and refunds, for each demo shop."""
-    async with database.write() as session:
-        await _seed_cancelled_trade_refunds(session, list(shop_ids.values()))
-        for profile in DEMO_SHOPS:
-            shop_id = shop_ids[profile.name]
-            shop_rng = random.Random(rng.getrandbits(64))
-            policies = await _seed_policies(session, shop_id, now)
-            delivered = await _delivered_orders(session, shop_id)
-            used = await _seed_returns(session, shop_id, profile.name, delivered, policies, shop_rng, now)
-            remaining = [row for row in delivered if row[0] not in used]
-            await _seed_refunds(session, shop_id, profile.name, remaining, shop_rng, now)
+    await _seed_cancelled_trade_refunds(session, list(shop_ids.values()))
+    for profile in DEMO_SHOPS:
+        shop_id = shop_ids[profile.name]
+        shop_rng = random.Random(rng.getrandbits(64))
+        policies = await _seed_policies(session, shop_id, now)
+        delivered = await _delivered_orders(session, shop_id)
+        used = await _seed_returns(session, shop_id, profile.name, delivered, policies, shop_rng, now)
+        remaining = [row for row in delivered if row[0] not in used]
+        await _seed_refunds(session, shop_id, profile.name, remaining, shop_rng, now)
 
 
 async def _seed_cancelled_trade_refunds(session: AsyncSession, shop_ids: list[int]) -> None:
@@ -1522,8 +1579,9 @@ async def seed_demo(
 ) -> DemoSeed:
     """Create the demo shops, suppliers, tokens and ``orders`` orders, unless the demo shops already exist.
 
-    The shops and tokens are committed first and the orders in batches, so an interrupted run leaves the shops
-    in place with fewer orders; a later call then reports ``created=False`` rather than doubling them.
+    Everything is written in one transaction, so the demo is either all there or not there at all: a run that
+    fails or is interrupted leaves nothing behind, and a later call seeds afresh. On PostgreSQL a second
+    process seeding at the same time waits for the first to finish and then finds its demo (``created=False``).
     """
     if orders < 0:
         raise ValueError("orders must not be negative")
@@ -1540,27 +1598,31 @@ async def seed_demo(
             return existing
         shops, suppliers = await _create_shops(session, rng, secret_key, now)
         _add_saved_searches(session, shops, now)
+        await session.flush()
         shop_ids = {name: shop.id for name, shop in shops.items()}
         supplier_ids = {name: supplier.id for name, supplier in suppliers.items()}
 
-    first = round(orders * DEMO_SHOPS[0].share)
-    plan = _Plan(
-        shop_ids=shop_ids,
-        supplier_ids=supplier_ids,
-        counts=(first, orders - first),
-        seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
-        now=now,
-    )
-    done = 0
-    async for batch in _planned_batches(plan, in_background=orders >= PIPELINE_FROM):
-        async with database.write() as session:
-            await _insert_batch(session, batch)
-        done += len(batch)
-        if progress is not None:
-            progress(done, orders)
-    await _seed_disputes(database, shop_ids, random.Random(rng.getrandbits(64)), now)
-
-    await _seed_after_sales(database, shop_ids, rng, now)
+        first = round(orders * DEMO_SHOPS[0].share)
+        async with _bulk_load(session, _LOADED):
+            plan = _Plan(
+                shop_ids=shop_ids,
+                supplier_ids=supplier_ids,
+                counts=(first, orders - first),
+                seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
+                now=now,
+                dialect=database.dialect,
+                first_ids=tuple([await next_id(session, table) for table in _NUMBERED]),  # type: ignore[arg-type]
+            )
+            done, next_ids = 0, plan.first_ids
+            async for batch in _planned_batches(plan, in_background=orders >= PIPELINE_FROM):
+                await _insert_batch(session, batch)
+                done, next_ids = done + batch.orders, batch.next_ids
+                if progress is not None:
+                    progress(done, orders)
+            for table, next_free in zip(_NUMBERED, next_ids, strict=True):
+                await set_next_id(session, table, next_free)
+        await _seed_disputes(session, shop_ids, random.Random(rng.getrandbits(64)), now)
+        await _seed_after_sales(session, shop_ids, rng, now)
 
     merchant, supplier_tokens, admin = _tokens(secret_key, list(shops), list(suppliers))
     return DemoSeed(
@@ -1996,83 +2058,75 @@ class _DisputePlanner:
 
 
 async def _seed_disputes(
-    database: Database, shop_ids: dict[str, int], rng: random.Random, now: datetime
+    session: AsyncSession, shop_ids: dict[str, int], rng: random.Random, now: datetime
 ) -> None:
     """Every IN_ISSUE supplier order gets the open dispute behind it; each shop also gets a fresh dispute in
     every open status and older ones in every way a dispute ends, on shipped orders."""
-    async with database.write() as session:
-        for shop_name, shop_id in sorted(shop_ids.items(), key=lambda item: item[1]):
-            suppliers = dict(
-                (
-                    await session.execute(
-                        select(Supplier.id, Supplier.name).where(Supplier.shop_id == shop_id)
-                    )
-                ).all()
-            )
-            rows = (
-                (
-                    await session.execute(
-                        select(SupplierOrder)
-                        .where(
-                            SupplierOrder.shop_id == shop_id,
-                            or_(SupplierOrder.shipped_at.is_not(None), SupplierOrder.status == S.IN_ISSUE),
-                        )
-                        .order_by(SupplierOrder.id)
-                    )
+    for shop_name, shop_id in sorted(shop_ids.items(), key=lambda item: item[1]):
+        suppliers = dict(
+            (
+                await session.execute(select(Supplier.id, Supplier.name).where(Supplier.shop_id == shop_id))
+            ).all()
+        )
+        # Plain rows rather than ORM objects: there is one for most supplier orders, and only a few are used.
+        rows = (
+            await session.execute(
+                select(_SUPPLIER_ORDERS)
+                .where(
+                    _SUPPLIER_ORDERS.c.shop_id == shop_id,
+                    or_(_SUPPLIER_ORDERS.c.shipped_at.is_not(None), _SUPPLIER_ORDERS.c.status == S.IN_ISSUE),
                 )
-                .scalars()
-                .all()
+                .order_by(_SUPPLIER_ORDERS.c.id)
             )
-            planner = _DisputePlanner(shop_id, _staff_name(shop_name), suppliers, rng, now)
-            planned, covered = [], set()
-            older = itertools.cycle(_OLDER_OPEN)
-            for so in rows:
-                if so.status is S.IN_ISSUE:
-                    # Young enough to be waiting on the supplier, or further along.
-                    fresh = now - so.updated_at < DISPUTE_RESPONSE_TIME - timedelta(hours=6)
-                    status = DisputeStatus.AWAITING_SUPPLIER if fresh else next(older)
-                    planned.append(planner.plan(so, status, so.updated_at, None))
-                    covered.add(status)
-            # Shipped orders still on their way take the open statuses missing so far; one of each
-            # AliExpress status is left alone so that small demos keep every one.
-            on_the_way = [
-                so
-                for so in rows
-                if so.status in _DISPUTABLE_OPEN
-                and so.shipped_at is not None
-                and so.shipped_at <= now - timedelta(days=5)
-            ]
-            rng.shuffle(on_the_way)
-            for status in _FRESH_OPEN:
-                if status in covered:
-                    continue
-                spare = [so for so in on_the_way if sum(o.status is so.status for o in on_the_way) > 1]
-                if not spare:
-                    break
-                on_the_way.remove(spare[0])
-                hours = (
-                    rng.uniform(2, 30) if status is DisputeStatus.AWAITING_SUPPLIER else rng.uniform(60, 100)
-                )
-                planned.append(planner.plan(spare[0], status, now - timedelta(hours=hours), None))
-            # Disputes that ended, on orders the customer accepted more than a week ago.
-            finished = [
-                so
-                for so in rows
-                if so.status is S.FINISH
-                and so.end_reason in ACCEPTED_END_REASONS
-                and so.finished_at is not None
-                and so.finished_at <= now - timedelta(days=8)
-            ]
-            rng.shuffle(finished)
-            for ending in _ENDED:
-                if not finished:
-                    break
-                so = finished.pop()
-                assert so.finished_at is not None
-                opened = so.finished_at + timedelta(days=rng.uniform(0.5, 1))
-                final = DisputeStatus.CANCELLED if ending == "cancelled" else DisputeStatus.RESOLVED
-                planned.append(planner.plan(so, final, opened, ending))
-            await _insert_disputes(session, planned, now)
+        ).all()
+        planner = _DisputePlanner(shop_id, _staff_name(shop_name), suppliers, rng, now)
+        planned, covered = [], set()
+        older = itertools.cycle(_OLDER_OPEN)
+        for so in rows:
+            if so.status is S.IN_ISSUE:
+                # Young enough to be waiting on the supplier, or further along.
+                fresh = now - so.updated_at < DISPUTE_RESPONSE_TIME - timedelta(hours=6)
+                status = DisputeStatus.AWAITING_SUPPLIER if fresh else next(older)
+                planned.append(planner.plan(so, status, so.updated_at, None))
+                covered.add(status)
+        # Shipped orders still on their way take the open statuses missing so far; one of each
+        # AliExpress status is left alone so that small demos keep every one.
+        on_the_way = [
+            so
+            for so in rows
+            if so.status in _DISPUTABLE_OPEN
+            and so.shipped_at is not None
+            and so.shipped_at <= now - timedelta(days=5)
+        ]
+        rng.shuffle(on_the_way)
+        for status in _FRESH_OPEN:
+            if status in covered:
+                continue
+            spare = [so for so in on_the_way if sum(o.status is so.status for o in on_the_way) > 1]
+            if not spare:
+                break
+            on_the_way.remove(spare[0])
+            hours = rng.uniform(2, 30) if status is DisputeStatus.AWAITING_SUPPLIER else rng.uniform(60, 100)
+            planned.append(planner.plan(spare[0], status, now - timedelta(hours=hours), None))
+        # Disputes that ended, on orders the customer accepted more than a week ago.
+        finished = [
+            so
+            for so in rows
+            if so.status is S.FINISH
+            and so.end_reason in ACCEPTED_END_REASONS
+            and so.finished_at is not None
+            and so.finished_at <= now - timedelta(days=8)
+        ]
+        rng.shuffle(finished)
+        for ending in _ENDED:
+            if not finished:
+                break
+            so = finished.pop()
+            assert so.finished_at is not None
+            opened = so.finished_at + timedelta(days=rng.uniform(0.5, 1))
+            final = DisputeStatus.CANCELLED if ending == "cancelled" else DisputeStatus.RESOLVED
+            planned.append(planner.plan(so, final, opened, ending))
+        await _insert_disputes(session, planned, now)
 
 
 async def _insert_disputes(session: AsyncSession, planned: list[_PlannedDispute], now: datetime) -> None:

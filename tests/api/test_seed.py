@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import aliased
 
 from db.engine import Database
@@ -37,6 +37,8 @@ from db.models import (
     SupplierOrderStatus,
     SupplierRefund,
 )
+from db.search import order_filter
+from demo import generator
 from demo.catalogue import CANCEL_END_REASONS
 from demo.generator import DemoSeed, seed_demo
 from domain.actors import Actor, Scope
@@ -649,3 +651,52 @@ async def test_disputes_in_every_status(db: Database, orders: int) -> None:
     )
     assert all(event.created_at <= NOW for event in events)
     assert {event.data["disputeId"] for event in events} == {d.id for d in disputes}
+
+
+async def _schema_objects(db: Database) -> list[tuple[str, str]]:
+    """Every index and trigger with its definition, from the database's own catalogue."""
+    async with db.read() as session:
+        if db.dialect == "postgresql":
+            query = (
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1"
+            )
+        else:
+            query = "SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY 1"
+        return [(name, definition) for name, definition in await session.execute(text(query))]
+
+
+async def test_seed_builds_the_indexes_it_set_aside_and_fills_the_text_index(db: Database) -> None:
+    before = await _schema_objects(db)
+    assert any(name == "ix_orders_shop_customer" for name, _ in before)
+    await seed(db, orders=120)
+    assert await _schema_objects(db) == before
+    async with db.read() as session:
+        order_id, customer = (
+            await session.execute(select(Order.id, Order.customer_name).order_by(Order.id).limit(1))
+        ).one()
+        # Free text goes through PostgreSQL's trigram index or SQLite's FTS5 table.
+        found = await session.scalars(select(Order.id).where(order_filter(customer.split()[-1], now=NOW)))
+        assert order_id in set(found)
+        if db.dialect == "sqlite":
+            # The FTS5 table was rebuilt from the orders: it holds exactly their text.
+            await session.execute(
+                text("INSERT INTO orders_search(orders_search, rank) VALUES ('integrity-check', 1)")
+            )
+
+
+async def test_a_failed_seed_leaves_nothing_and_keeps_the_indexes(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = await _schema_objects(db)
+
+    async def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("stopped half way")
+
+    monkeypatch.setattr(generator, "_seed_disputes", fail)
+    with pytest.raises(RuntimeError, match="half way"):
+        await seed(db, orders=120)
+    assert set((await row_counts(db)).values()) == {0}
+    assert await _schema_objects(db) == before
+    monkeypatch.undo()
+    result = await seed(db, orders=120)
+    assert result.created and result.orders == 120
