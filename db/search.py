@@ -55,7 +55,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import AsBoolean, BooleanClauseList, Grouping
 
 from db.models import (
     CancellationRequest,
@@ -226,9 +228,12 @@ class _OrderIdIn(ColumnElement[bool]):
     _is_implicitly_boolean = True
     inherit_cache = False
 
-    def __init__(self, subquery: Select[Any]) -> None:
+    def __init__(self, subquery: Select[Any], *, selective: bool = False) -> None:
         self.subquery = subquery
         self.as_array = _IN_OR.get() and not _NEGATED.get()
+        # Names an order or two (an exact tracking number): looking them up beats any walk.
+        self.selective = selective
+        self.probe_only = False  # set by _walk_sort_index
 
 
 # Set while compiling the operands of an OR, and what a NOT applies to. PostgreSQL gets the ids as an array
@@ -237,6 +242,36 @@ class _OrderIdIn(ColumnElement[bool]):
 # where a negated array would be searched for every order.
 _IN_OR: contextvars.ContextVar[bool] = contextvars.ContextVar("in_or", default=False)
 _NEGATED: contextvars.ContextVar[bool] = contextvars.ContextVar("negated", default=False)
+
+
+def _walk_sort_index(clause: ColumnElement[bool]) -> None:
+    """Marks the id lists (child rows, text index) of a page's filter to be probed while SQLite walks the sort
+    index, rather than used to look each listed order up: when every match must be in one of them.
+
+    SQLite takes any ``IN (subquery)`` for about 25 rows. So it looks up every listed order and sorts them all,
+    20,000 wide rows for ``sku:SM-*``, where walking the (shop, created_at, id) index newest first and probing
+    the list stops after the page's 21 matches, and costs at most one pass over that index when the list is
+    short. A filter without such a list (an OR at the top, as for bare words) keeps the planner's choice, and
+    so does one with a list that names an order or two (exact tracking number or email).
+    """
+    lists = [element for element in visitors.iterate(clause) if isinstance(element, (_OrderIdIn, _TextMatch))]
+    required = [element for element in _conjuncts(clause) if isinstance(element, (_OrderIdIn, _TextMatch))]
+    if required and not any(element.selective for element in required):
+        for element in lists:
+            element.probe_only = True
+
+
+def _conjuncts(clause: Any) -> Iterator[Any]:
+    """The conditions that ``clause`` ANDs together, nested ANDs and parentheses flattened."""
+    if isinstance(clause, Grouping) or (
+        isinstance(clause, AsBoolean) and clause.operator is operators.is_true
+    ):
+        yield from _conjuncts(clause.element)
+    elif isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        for element in clause.clauses:
+            yield from _conjuncts(element)
+    else:
+        yield clause
 
 
 class _AnyOf(ColumnElement[bool]):
@@ -266,13 +301,21 @@ def _any_of_array(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_OrderIdIn)
 def _order_id_in(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{compiler.process(Order.id.expression, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+    return f"{_order_id(compiler, element.probe_only, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+
+
+def _order_id(compiler: SQLCompiler, probe_only: bool, **kw: Any) -> str:
+    """``orders.id``; as ``+orders.id`` (no longer a column an index can look up) for a list to probe only."""
+    column = compiler.process(Order.id.expression, **kw)
+    return "+" + column if probe_only and compiler.dialect.name == "sqlite" else column
 
 
 @compiles(_OrderIdIn, "postgresql")
 def _order_id_any(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
     if not element.as_array:
-        return _order_id_in(element, compiler, **kw)
+        return (
+            f"{compiler.process(Order.id.expression, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+        )
     subquery = compiler.process(element.subquery, **kw)
     return f"{compiler.process(Order.id.expression, **kw)} = ANY(ARRAY({subquery}))"
 
@@ -316,7 +359,15 @@ class _TextMatch(ColumnElement[bool]):
     _is_implicitly_boolean = True
     inherit_cache = False
 
-    def __init__(self, column: InstrumentedAttribute[Any], prefix: str, value: str, suffix: str) -> None:
+    def __init__(
+        self,
+        column: InstrumentedAttribute[Any],
+        prefix: str,
+        value: str,
+        suffix: str,
+        *,
+        selective: bool = False,
+    ) -> None:
         if column.key not in TEXT_INDEXED:
             raise ValueError(f"{column.key} is not in the text index")
         self.column = column
@@ -324,11 +375,13 @@ class _TextMatch(ColumnElement[bool]):
         self.prefix = prefix
         self.value = value
         self.suffix = suffix
+        self.selective = selective  # as for _OrderIdIn
+        self.probe_only = False  # set by _walk_sort_index
 
 
 @compiles(_TextMatch)
 def _text_match_fts(element: _TextMatch, compiler: SQLCompiler, **kw: Any) -> str:
-    order_id = compiler.process(Order.id.expression, **kw)
+    order_id = _order_id(compiler, element.probe_only, **kw)
     exact_needed = True
     if len(element.value) >= TRIGRAM:
         # A quoted phrase is a run of consecutive trigrams, that is the value as a substring, matched from
@@ -482,7 +535,7 @@ def _email_clause(
     elif "@" not in value.text or value.text.startswith("@"):
         match = Order.customer_email_domain == value.text.removeprefix("@").lower()
     else:
-        match = _TextMatch(email, "", value.text, "")
+        match = _TextMatch(email, "", value.text, "", selective=True)
     # Written so that NOT keeps orders without an email: NOT (NULL IS NOT NULL AND ...) is true.
     return and_(email.is_not(None), match)
 
@@ -634,7 +687,8 @@ def _tracking_clause(
     return _OrderIdIn(
         select(SupplierOrder.order_id)
         .join(Package, Package.supplier_order_id == SupplierOrder.id)
-        .where(_shop(Package.shop_id, shop_id), _key_matches(Package.tracking_key, value))
+        .where(_shop(Package.shop_id, shop_id), _key_matches(Package.tracking_key, value)),
+        selective=not value.prefix,
     )
 
 
@@ -958,12 +1012,14 @@ def parse_query(text: str) -> Node:
 
 
 def compile_order_filter(
-    node: Node, *, now: datetime | None = None, shop_id: int | None = None
+    node: Node, *, now: datetime | None = None, shop_id: int | None = None, ordered_page: bool = False
 ) -> ColumnElement[bool]:
     """A WHERE clause for ``select(Order)``; relative dates are resolved against ``now`` (default: now).
 
     ``shop_id``, when the caller already limits the orders to one shop, also limits the subqueries on child
     tables (lines, packages, supplier orders) to it, so that they read one shop's index range.
+    ``ordered_page``: the clause filters a page (a LIMIT) sorted by one of the (shop_id, column, id) indexes,
+    which SQLite then walks (see ``_walk_sort_index``); the matches are the same.
     """
     if now is None:
         now = datetime.now(UTC)
@@ -971,9 +1027,12 @@ def compile_order_filter(
         raise ValueError("naive datetime given; use an aware UTC datetime")
     reset = _SEARCH_SHOP.set(shop_id)
     try:
-        return _compile(node, now.astimezone(UTC), shop_id)
+        clause = _compile(node, now.astimezone(UTC), shop_id)
     finally:
         _SEARCH_SHOP.reset(reset)
+    if ordered_page:
+        _walk_sort_index(clause)
+    return clause
 
 
 def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bool]:
@@ -999,7 +1058,7 @@ def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bo
 
 
 def order_filter(
-    text: str, *, now: datetime | None = None, shop_id: int | None = None
+    text: str, *, now: datetime | None = None, shop_id: int | None = None, ordered_page: bool = False
 ) -> ColumnElement[bool]:
     """Parses and compiles in one step, the way resolvers use it."""
-    return compile_order_filter(parse_query(text), now=now, shop_id=shop_id)
+    return compile_order_filter(parse_query(text), now=now, shop_id=shop_id, ordered_page=ordered_page)
