@@ -197,8 +197,8 @@ class OrdersQuery:
         context = context_of(info)
         saved = await saved_search_of(info, saved_search_id)
         statement = select(models.Order).where(visible(models.Order, actor))
-        # Every sort key has its (shop_id, column, id) index, which the page walks.
-        clause = combined_clause(query, saved, actor.shop_id, ordered_page=True)
+        # Every sort key has its (shop_id, column, id) index, which a page of one shop's orders walks.
+        clause = combined_clause(query, saved, actor.shop_id, ordered_page=actor.shop_id is not None)
         if clause is not None:
             statement = statement.where(clause)
         if sort_key is None:
