@@ -26,7 +26,7 @@ numbers are long codes that are usually pasted or typed from the start, so a pre
 Text matching lower-cases both sides with the database's ``lower()`` and uses LIKE with ``/`` as escape
 character, so it behaves the same on SQLite and PostgreSQL for ASCII text (SQLite's ``lower()`` leaves
 non-ASCII letters alone). Child rows (lines, supplier orders, packages, suppliers) are matched with
-correlated EXISTS subqueries, so an order never appears twice in the result.
+``orders.id IN (subquery)``, so an order never appears twice in the result.
 """
 
 from __future__ import annotations

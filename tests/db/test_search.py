@@ -465,7 +465,7 @@ QUERIES_SEEN_BY_OTHER_SHOP = [
 
 @pytest.mark.parametrize(("query", "expected"), QUERIES_SEEN_BY_OTHER_SHOP)
 async def test_scoped_to_shop(db: Database, query: str, expected: list[str]) -> None:
-    """Child-table EXISTS subqueries follow the order they belong to, so shop scoping holds."""
+    """Child-table subqueries follow the order they belong to, so shop scoping holds."""
     seeded = await seed(db)
     assert await search(db, seeded.other_shop_id, query) == expected
     # In the first shop, the same queries see only its own #1001 (never the other shop's look-alike).
