@@ -26,7 +26,7 @@ numbers are long codes that are usually pasted or typed from the start, so a pre
 Text matching lower-cases both sides with the database's ``lower()`` and uses LIKE with ``/`` as escape
 character, so it behaves the same on SQLite and PostgreSQL for ASCII text (SQLite's ``lower()`` leaves
 non-ASCII letters alone). Child rows (lines, supplier orders, packages, suppliers) are matched with
-correlated EXISTS subqueries, so an order never appears twice in the result.
+``orders.id IN (subquery)``, so an order never appears twice in the result.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import AsBoolean, BooleanClauseList, Grouping
 
 from db.models import (
     CancellationRequest,
@@ -226,9 +228,12 @@ class _OrderIdIn(ColumnElement[bool]):
     _is_implicitly_boolean = True
     inherit_cache = False
 
-    def __init__(self, subquery: Select[Any]) -> None:
+    def __init__(self, subquery: Select[Any], *, selective: bool = False) -> None:
         self.subquery = subquery
         self.as_array = _IN_OR.get() and not _NEGATED.get()
+        # Names an order or two (an exact tracking number): looking them up beats any walk.
+        self.selective = selective
+        self.probe_only = False  # set by _walk_sort_index
 
 
 # Set while compiling the operands of an OR, and what a NOT applies to. PostgreSQL gets the ids as an array
@@ -237,6 +242,46 @@ class _OrderIdIn(ColumnElement[bool]):
 # where a negated array would be searched for every order.
 _IN_OR: contextvars.ContextVar[bool] = contextvars.ContextVar("in_or", default=False)
 _NEGATED: contextvars.ContextVar[bool] = contextvars.ContextVar("negated", default=False)
+
+
+def _walk_sort_index(clause: ColumnElement[bool]) -> None:
+    """Marks the id lists (child rows, text index) of a page's filter to be probed while SQLite walks the sort
+    index, rather than used to look each listed order up: when every match must be in one of them.
+
+    SQLite takes any ``IN (subquery)`` for about 25 rows. So it looks up every listed order and sorts them all,
+    20,000 wide rows for ``sku:SM-*``, where walking the (shop, created_at, id) index newest first and probing
+    the list stops after the page's 21 matches, and costs at most one pass over that index when the list is
+    short. A filter without such a list (an OR at the top, as for bare words) keeps the planner's choice, and
+    so does one with a list that names an order or two (exact tracking number or email).
+    """
+    lists = [element for element in _elements(clause) if isinstance(element, (_OrderIdIn, _TextMatch))]
+    required = [element for element in _conjuncts(clause) if isinstance(element, (_OrderIdIn, _TextMatch))]
+    if required and not any(element.selective for element in required):
+        for element in lists:
+            element.probe_only = True
+
+
+def _elements(clause: Any) -> Iterator[Any]:
+    """Every element of ``clause``, those a whole tag stands for on SQLite included."""
+    for element in visitors.iterate(clause):
+        yield element
+        if isinstance(element, _WholeTag):
+            yield from _elements(element.delimited)
+
+
+def _conjuncts(clause: Any) -> Iterator[Any]:
+    """The conditions that ``clause`` ANDs together, nested ANDs and parentheses flattened."""
+    if isinstance(clause, _WholeTag):
+        yield from _conjuncts(clause.delimited)
+    elif isinstance(clause, Grouping) or (
+        isinstance(clause, AsBoolean) and clause.operator is operators.is_true
+    ):
+        yield from _conjuncts(clause.element)
+    elif isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        for element in clause.clauses:
+            yield from _conjuncts(element)
+    else:
+        yield clause
 
 
 class _AnyOf(ColumnElement[bool]):
@@ -266,13 +311,21 @@ def _any_of_array(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_OrderIdIn)
 def _order_id_in(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{compiler.process(Order.id.expression, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+    return f"{_order_id(compiler, element.probe_only, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+
+
+def _order_id(compiler: SQLCompiler, probe_only: bool, **kw: Any) -> str:
+    """``orders.id``; as ``+orders.id`` (no longer a column an index can look up) for a list to probe only."""
+    column = compiler.process(Order.id.expression, **kw)
+    return "+" + column if probe_only and compiler.dialect.name == "sqlite" else column
 
 
 @compiles(_OrderIdIn, "postgresql")
 def _order_id_any(element: _OrderIdIn, compiler: SQLCompiler, **kw: Any) -> str:
     if not element.as_array:
-        return _order_id_in(element, compiler, **kw)
+        return (
+            f"{compiler.process(Order.id.expression, **kw)} IN ({compiler.process(element.subquery, **kw)})"
+        )
     subquery = compiler.process(element.subquery, **kw)
     return f"{compiler.process(Order.id.expression, **kw)} = ANY(ARRAY({subquery}))"
 
@@ -294,7 +347,7 @@ SQLITE_TEXT_INDEX = "orders_search"
 """SQLite's FTS5 trigram table over the orders' free-text columns (created by the migration, fed by triggers)."""
 TRIGRAM = 3
 TEXT_INDEXED = frozenset({"customer_name", "customer_email", "tags"})
-DIALECT_SEARCH_OBJECTS = frozenset({SQLITE_TEXT_INDEX, "ix_orders_search_trgm"})
+DIALECT_SEARCH_OBJECTS = frozenset({SQLITE_TEXT_INDEX, "ix_orders_search_trgm", "ix_orders_tag_list"})
 """Search indexes that exist on one database only and so are not model objects."""
 
 
@@ -316,7 +369,15 @@ class _TextMatch(ColumnElement[bool]):
     _is_implicitly_boolean = True
     inherit_cache = False
 
-    def __init__(self, column: InstrumentedAttribute[Any], prefix: str, value: str, suffix: str) -> None:
+    def __init__(
+        self,
+        column: InstrumentedAttribute[Any],
+        prefix: str,
+        value: str,
+        suffix: str,
+        *,
+        selective: bool = False,
+    ) -> None:
         if column.key not in TEXT_INDEXED:
             raise ValueError(f"{column.key} is not in the text index")
         self.column = column
@@ -324,11 +385,13 @@ class _TextMatch(ColumnElement[bool]):
         self.prefix = prefix
         self.value = value
         self.suffix = suffix
+        self.selective = selective  # as for _OrderIdIn
+        self.probe_only = False  # set by _walk_sort_index
 
 
 @compiles(_TextMatch)
 def _text_match_fts(element: _TextMatch, compiler: SQLCompiler, **kw: Any) -> str:
-    order_id = compiler.process(Order.id.expression, **kw)
+    order_id = _order_id(compiler, element.probe_only, **kw)
     exact_needed = True
     if len(element.value) >= TRIGRAM:
         # A quoted phrase is a run of consecutive trigrams, that is the value as a substring, matched from
@@ -482,7 +545,7 @@ def _email_clause(
     elif "@" not in value.text or value.text.startswith("@"):
         match = Order.customer_email_domain == value.text.removeprefix("@").lower()
     else:
-        match = _TextMatch(email, "", value.text, "")
+        match = _TextMatch(email, "", value.text, "", selective=True)
     # Written so that NOT keeps orders without an email: NOT (NULL IS NOT NULL AND ...) is true.
     return and_(email.is_not(None), match)
 
@@ -634,7 +697,8 @@ def _tracking_clause(
     return _OrderIdIn(
         select(SupplierOrder.order_id)
         .join(Package, Package.supplier_order_id == SupplierOrder.id)
-        .where(_shop(Package.shop_id, shop_id), _key_matches(Package.tracking_key, value))
+        .where(_shop(Package.shop_id, shop_id), _key_matches(Package.tracking_key, value)),
+        selective=not value.prefix,
     )
 
 
@@ -664,10 +728,38 @@ def _tag_clause(
     The plain substring test is what the trigram index answers; the delimited one makes it exact.
     """
     wrapped = literal(",", String()).concat(Order.tags).concat(",")
-    return and_(
+    delimited = and_(
         _TextMatch(Order.tags, "%", tag.text, "%"),
         _ilike(wrapped, "%,", tag.text, "%" if tag.prefix else ",%"),
     )
+    return delimited if tag.prefix else _WholeTag(tag.text, delimited)
+
+
+class _WholeTag(ColumnElement[bool]):
+    """A whole tag (``tag:vip``). PostgreSQL: the order's lower-cased tag array contains it, which the GIN index
+    over that array answers exactly, and whose statistics tell the planner how common the tag is (a trigram
+    match cannot: it took ``vip``, on 6 % of the orders, for rare and sorted them all). Elsewhere: ``delimited``,
+    the trigram candidates tested with the commas around the tag."""
+
+    type = Boolean()
+    _is_implicitly_boolean = True
+    inherit_cache = False
+
+    def __init__(self, tag: str, delimited: ColumnElement[bool]) -> None:
+        self.tag = tag
+        self.delimited = delimited
+
+
+@compiles(_WholeTag)
+def _whole_tag_delimited(element: _WholeTag, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.delimited.self_group(), **kw)
+
+
+@compiles(_WholeTag, "postgresql")
+def _whole_tag_array(element: _WholeTag, compiler: SQLCompiler, **kw: Any) -> str:
+    tag = compiler.process(literal(element.tag, String()), **kw)
+    # The same expression as the index (migration 0019), so that the planner matches the two.
+    return f"(string_to_array(lower({compiler.process(Order.tags.expression, **kw)}), ',') @> ARRAY[lower({tag})])"
 
 
 def _bare_clause(text: str, shop_id: int | None) -> ColumnElement[bool]:
@@ -958,12 +1050,14 @@ def parse_query(text: str) -> Node:
 
 
 def compile_order_filter(
-    node: Node, *, now: datetime | None = None, shop_id: int | None = None
+    node: Node, *, now: datetime | None = None, shop_id: int | None = None, ordered_page: bool = False
 ) -> ColumnElement[bool]:
     """A WHERE clause for ``select(Order)``; relative dates are resolved against ``now`` (default: now).
 
     ``shop_id``, when the caller already limits the orders to one shop, also limits the subqueries on child
     tables (lines, packages, supplier orders) to it, so that they read one shop's index range.
+    ``ordered_page``: the clause filters a page (a LIMIT) sorted by one of the (shop_id, column, id) indexes,
+    which SQLite then walks (see ``_walk_sort_index``); the matches are the same.
     """
     if now is None:
         now = datetime.now(UTC)
@@ -971,9 +1065,12 @@ def compile_order_filter(
         raise ValueError("naive datetime given; use an aware UTC datetime")
     reset = _SEARCH_SHOP.set(shop_id)
     try:
-        return _compile(node, now.astimezone(UTC), shop_id)
+        clause = _compile(node, now.astimezone(UTC), shop_id)
     finally:
         _SEARCH_SHOP.reset(reset)
+    if ordered_page:
+        _walk_sort_index(clause)
+    return clause
 
 
 def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bool]:
@@ -999,7 +1096,7 @@ def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bo
 
 
 def order_filter(
-    text: str, *, now: datetime | None = None, shop_id: int | None = None
+    text: str, *, now: datetime | None = None, shop_id: int | None = None, ordered_page: bool = False
 ) -> ColumnElement[bool]:
     """Parses and compiles in one step, the way resolvers use it."""
-    return compile_order_filter(parse_query(text), now=now, shop_id=shop_id)
+    return compile_order_filter(parse_query(text), now=now, shop_id=shop_id, ordered_page=ordered_page)

@@ -58,11 +58,13 @@ ORDER_SORTS: dict[models.OrderSortKey, SortColumn] = {
 }
 
 
-def search_clause(query: str | None, shop_id: int | None) -> ColumnElement[bool] | None:
+def search_clause(
+    query: str | None, shop_id: int | None, *, ordered_page: bool = False
+) -> ColumnElement[bool] | None:
     if not query:
         return None
     try:
-        return order_filter(query, shop_id=shop_id)
+        return order_filter(query, shop_id=shop_id, ordered_page=ordered_page)
     except SearchSyntaxError as error:
         raise GraphQLError(
             f"invalid search query: {error}",
@@ -97,12 +99,15 @@ async def saved_search_of(info: Info, gid: strawberry.ID | None) -> models.Saved
 
 
 def combined_clause(
-    query: str | None, saved: models.SavedSearch | None, shop_id: int | None
+    query: str | None, saved: models.SavedSearch | None, shop_id: int | None, *, ordered_page: bool = False
 ) -> ColumnElement[bool] | None:
-    """The view's query AND the given query."""
+    """The view's query AND the given query; ``ordered_page`` as in ``db.search.compile_order_filter``."""
     clauses = [
         clause
-        for clause in (search_clause(saved.query, shop_id) if saved else None, search_clause(query, shop_id))
+        for clause in (
+            search_clause(saved.query, shop_id, ordered_page=ordered_page) if saved else None,
+            search_clause(query, shop_id, ordered_page=ordered_page),
+        )
         if clause is not None
     ]
     return and_(*clauses) if clauses else None
@@ -192,7 +197,8 @@ class OrdersQuery:
         context = context_of(info)
         saved = await saved_search_of(info, saved_search_id)
         statement = select(models.Order).where(visible(models.Order, actor))
-        clause = combined_clause(query, saved, actor.shop_id)
+        # Every sort key has its (shop_id, column, id) index, which a page of one shop's orders walks.
+        clause = combined_clause(query, saved, actor.shop_id, ordered_page=actor.shop_id is not None)
         if clause is not None:
             statement = statement.where(clause)
         if sort_key is None:

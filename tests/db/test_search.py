@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from db.engine import Database
 from db.models import (
@@ -312,6 +312,50 @@ async def test_query_matches(db: Database, query: str, expected: set[str]) -> No
     assert await search(db, seeded.shop_id, query) == sorted(expected)
 
 
+@pytest.mark.parametrize(("query", "expected"), GOOD, ids=[query or "<empty>" for query, _ in GOOD])
+async def test_page_filter_matches_the_same(db: Database, query: str, expected: set[str]) -> None:
+    """The filter of a sorted page (on SQLite, id lists probed while the sort index is walked) finds the same."""
+    seeded = await seed(db)
+    clause = order_filter(query, now=NOW, shop_id=seeded.shop_id, ordered_page=True)
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(Order.number)
+            .where(Order.shop_id == seeded.shop_id, clause)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(21)
+        )
+        assert sorted(rows) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("query", "walks"),
+    [
+        ("sku:tshirt*", True),  # the lines' order ids are probed while the index is walked newest first
+        ("(tag:vip OR tag:gift) supplier:shenzhen", True),  # every list, once one bounds the result
+        ("tracking:LP00123456CN", False),  # names an order or two: left to the planner
+        ("ana", False),  # an OR at the top: left to the planner
+    ],
+)
+async def test_sqlite_page_walks_the_sort_index(db: Database, query: str, walks: bool) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("the plan is SQLite's; PostgreSQL costs lists from its statistics")
+    seeded = await seed(db)
+    clause = order_filter(query, now=NOW, shop_id=seeded.shop_id, ordered_page=True)
+    statement = (
+        select(Order.id)
+        .where(Order.shop_id == seeded.shop_id, clause)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(21)
+    )
+    async with db.read() as session:
+        compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+        plan = [row[3] for row in await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+    assert ("+orders.id IN" in str(compiled)) == walks
+    if walks:  # otherwise the planner chooses, from statistics this small table does not have
+        assert any("ix_orders_shop_created" in step for step in plan), plan
+        assert not any("TEMP B-TREE FOR ORDER BY" in step for step in plan), plan
+
+
 BAD: list[tuple[str, int, str]] = [
     ("colour:red", 0, "unknown field 'colour' (known fields: created_at, customer,"),
     ("tag:vip Colour:red", 8, "unknown field 'Colour'"),
@@ -421,7 +465,7 @@ QUERIES_SEEN_BY_OTHER_SHOP = [
 
 @pytest.mark.parametrize(("query", "expected"), QUERIES_SEEN_BY_OTHER_SHOP)
 async def test_scoped_to_shop(db: Database, query: str, expected: list[str]) -> None:
-    """Child-table EXISTS subqueries follow the order they belong to, so shop scoping holds."""
+    """Child-table subqueries follow the order they belong to, so shop scoping holds."""
     seeded = await seed(db)
     assert await search(db, seeded.other_shop_id, query) == expected
     # In the first shop, the same queries see only its own #1001 (never the other shop's look-alike).
