@@ -582,7 +582,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 data = await self._run(plan, root_type, root_value, Run(loaders))
             except Exception as error:  # anything at all: the standard executor answers, errors included
                 reason = f"{type(error).__name__} while running"
-                log.warning("compiled plan fell back: %s", reason, exc_info=error)
+                log.debug("compiled plan fell back: %s", reason, exc_info=error)
                 stats.fallbacks[reason] += 1
                 result = standard(*arguments)
                 return await result if self.is_awaitable(result) else result
