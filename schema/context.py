@@ -30,6 +30,8 @@ class Context:
     # Sibling fields resolve concurrently; one AsyncSession must not run two statements at once.
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
+    # True while a compiled plan (schema/plan.py) answers: it loads the children it reads itself.
+    children_loaded_by_plan: bool = False
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -71,10 +71,33 @@ def loaded_now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V],
     return cast(R, later())
 
 
+# Relations read as rows (SQLAlchemy Core rows, attributes named as the model's columns) rather than ORM
+# objects, for answers that only read them (schema/plan.py): (model, key column, order within a key), or no
+# order for a load by id.
+ROW_RELATIONS: dict[str, tuple[Any, InstrumentedAttribute[Any], InstrumentedAttribute[Any] | None]] = {
+    "lines_by_order": (OrderLine, OrderLine.order_id, OrderLine.position),
+    "lines_by_supplier_order": (OrderLine, OrderLine.supplier_order_id, OrderLine.position),
+    "supplier_orders_by_order": (SupplierOrder, SupplierOrder.order_id, SupplierOrder.id),
+    "packages_by_supplier_order": (Package, Package.supplier_order_id, Package.id),
+    "cancellation_requests_by_order": (
+        CancellationRequest,
+        CancellationRequest.order_id,
+        CancellationRequest.id,
+    ),
+    "cancellation_requests_by_supplier_order": (
+        CancellationRequest,
+        CancellationRequest.supplier_order_id,
+        CancellationRequest.id,
+    ),
+    "supplier": (Supplier, Supplier.id, None),
+}
+
+
 class Loaders:
     def __init__(self, actor: Actor, reading: SessionLender) -> None:
         self._actor = actor
         self._reading = reading
+        self._row_loaders: dict[str, DataLoader[int, Any]] = {}
         self.order = self._by_id(Order)
         self.supplier_order = self._by_id(SupplierOrder)
         self.supplier = self._by_id(Supplier)
@@ -173,6 +196,34 @@ class Loaders:
             "BulkActionResult": self.bulk_action_result,
         }
         return loaders.get(type_name)
+
+    def rows(self, relation: str) -> DataLoader[int, Any]:
+        """The request's loader of ``ROW_RELATIONS[relation]``: a list of rows per key, or the row (or None) of
+        an id; the same statements as the ORM loaders of the same relation, without building objects."""
+        loader = self._row_loaders.get(relation)
+        if loader is None:
+            model, key, order_by = ROW_RELATIONS[relation]
+            loader = self._row_loaders[relation] = self._rows(model, key, order_by)
+        return loader
+
+    def _rows(
+        self, model: Any, key: InstrumentedAttribute[Any], order_by: InstrumentedAttribute[Any] | None
+    ) -> DataLoader[int, Any]:
+        columns = model.__table__.c
+
+        async def load(keys: list[int]) -> Sequence[Any]:
+            statement = select(*columns).where(key.in_(keys), visible(model, self._actor))
+            if order_by is None:
+                async with self._reading() as session:
+                    by_id = {row.id: row for row in await session.execute(statement)}
+                return [by_id.get(k) for k in keys]
+            groups: dict[int, list[Any]] = defaultdict(list)
+            async with self._reading() as session:
+                for row in await session.execute(statement.order_by(key, order_by)):
+                    groups[getattr(row, key.key)].append(row)
+            return [groups.get(k, []) for k in keys]
+
+        return DataLoader(load_fn=load)
 
     def _by_id(self, model: type[M]) -> DataLoader[int, M | None]:
         async def load(ids: list[int]) -> Sequence[M | None]:

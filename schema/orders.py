@@ -207,6 +207,8 @@ class OrdersQuery:
             PageRequest(first, after, last, before, reverse),
             to_node=Order.of,
         )
+        if context.children_loaded_by_plan:
+            return page
         node = selected_tree(info.selected_fields)["orders"]
         await preload_order_children(
             context.loaders,
