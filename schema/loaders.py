@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any, TypeVar, cast
@@ -97,7 +97,6 @@ class Loaders:
     def __init__(self, actor: Actor, reading: SessionLender) -> None:
         self._actor = actor
         self._reading = reading
-        self._row_loaders: dict[str, DataLoader[int, Any]] = {}
         self.order = self._by_id(Order)
         self.supplier_order = self._by_id(SupplierOrder)
         self.supplier = self._by_id(Supplier)
@@ -197,18 +196,11 @@ class Loaders:
         }
         return loaders.get(type_name)
 
-    def rows(self, relation: str) -> DataLoader[int, Any]:
-        """The request's loader of ``ROW_RELATIONS[relation]``: a list of rows per key, or the row (or None) of
-        an id; the same statements as the ORM loaders of the same relation, without building objects."""
-        loader = self._row_loaders.get(relation)
-        if loader is None:
-            model, key, order_by = ROW_RELATIONS[relation]
-            loader = self._row_loaders[relation] = self._rows(model, key, order_by)
-        return loader
-
-    def _rows(
-        self, model: Any, key: InstrumentedAttribute[Any], order_by: InstrumentedAttribute[Any] | None
-    ) -> DataLoader[int, Any]:
+    def rows(self, relation: str) -> Callable[[list[int]], Awaitable[Sequence[Any]]]:
+        """A load of ``ROW_RELATIONS[relation]`` for a batch of keys: a list of rows per key, or the row (or
+        None) of an id. The statement an ORM loader of the relation would send, without building objects or
+        the DataLoader's future per key; the caller keeps what it loaded."""
+        model, key, order_by = ROW_RELATIONS[relation]
         columns = model.__table__.c
 
         async def load(keys: list[int]) -> Sequence[Any]:
@@ -223,7 +215,7 @@ class Loaders:
                     groups[getattr(row, key.key)].append(row)
             return [groups.get(k, []) for k in keys]
 
-        return DataLoader(load_fn=load)
+        return load
 
     def _by_id(self, model: type[M]) -> DataLoader[int, M | None]:
         async def load(ids: list[int]) -> Sequence[M | None]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -88,24 +88,24 @@ stats = PlanStats()
 
 
 class Run:
-    """One request's state for a plan: the row loaders whose caches the children are read from."""
+    """One request's state for a plan: the rows loaded so far, by relation of ``Loaders.rows`` and key."""
 
-    __slots__ = ("caches", "loaders")
+    __slots__ = ("loaded_rows", "loaders")
 
     def __init__(self, loaders: Any) -> None:
         self.loaders = loaders
-        self.caches: dict[str, Any] = {}
-
-    def loader(self, relation: str) -> Any:
-        return self.loaders.rows(relation)
+        self.loaded_rows: dict[str, dict[Any, Any]] = {}
 
     def loaded(self, relation: str, key: Any) -> Any:
-        cache = self.caches.get(relation)
-        if cache is None:
-            cache = self.caches[relation] = self.loaders.rows(relation).cache_map
-        # A key never loaded (None has no result), a load not finished (InvalidStateError) or one that failed
-        # (its exception) all end in the standard executor.
-        return cache.get(key).result()
+        # A key not loaded (KeyError) ends in the standard executor.
+        return self.loaded_rows[relation][key]
+
+    async def load(self, relation: str, keys: Iterable[Any]) -> None:
+        """Load the keys of ``relation`` not loaded yet, in one statement."""
+        rows = self.loaded_rows.setdefault(relation, {})
+        missing = [key for key in dict.fromkeys(keys) if key not in rows]
+        if missing:
+            rows.update(zip(missing, await self.loaders.rows(relation)(missing), strict=True))
 
 
 Get = Callable[[Any, Run], Any]
@@ -113,9 +113,8 @@ Get = Callable[[Any, Run], Any]
 
 @dataclass(frozen=True)
 class Reader:
-    """How a field's value is read from its parent's source; ``loader`` and ``key`` name the DataLoader cache
-    it reads (a relation of ``Loaders.rows``), which the plan fills for a whole level before building the
-    answer."""
+    """How a field's value is read from its parent's source; ``loader`` and ``key`` name the relation of
+    ``Loaders.rows`` it reads, which the plan loads for a whole level before building the answer."""
 
     get: Get
     loader: str | None = None
@@ -348,11 +347,7 @@ class ObjectPlan:
         if not sources:
             return
         for relation, key_of in self.loads:
-            loader = run.loader(relation)
-            cache = loader.cache_map
-            missing = list(dict.fromkeys(key for key in map(key_of, sources) if cache.get(key) is None))
-            if missing:
-                await loader.load_many(missing)
+            await run.load(relation, map(key_of, sources))
         for get, is_list, plan in self.descents:
             below: list[Any] = []
             for source in sources:
@@ -443,12 +438,18 @@ def compile_object(
             raise NotCovered(f"{type_.name}.{name}")
         if any(d.node.arguments for d in field_details):
             raise NotCovered(f"{type_.name}.{name} with arguments")
-        field_def = type_.fields[name]
-        complete, child, is_list = _completion(
-            executor, field_def.type, field_details, f"{type_.name}.{name}"
-        )
+        field_type = type_.fields[name].type
+        where = f"{type_.name}.{name}"
+        non_null = isinstance(field_type, GraphQLNonNull)
+        bare = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
         get = reader.get
-        plan.fields.append((key, _emitter(get, complete)))
+        child = None
+        if isinstance(bare, GraphQLScalarType | GraphQLEnumType):
+            plan.fields.append((key, _leaf_emitter(reader, leaf_output(bare), non_null, where)))
+        else:
+            complete, child, is_list = _completion(executor, field_type, field_details, where)
+            emit = _object_emitter(get, field_type, child, where) or _emitter(get, complete)
+            plan.fields.append((key, emit))
         if reader.loader is not None and reader.key is not None:
             plan.loads.append((reader.loader, reader.key))
         if child is not None and child.needs_loading:
@@ -493,6 +494,47 @@ def _leaf_emitter(
         return None if value is None else output(value)
 
     return nullable_leaf_value
+
+
+def _object_emitter(
+    get: Get, type_: GraphQLOutputType, plan: ObjectPlan | None, where: str
+) -> Callable[[Any, Run], Any] | None:
+    """An object, or a list of objects, built in one call per object; None for other shapes."""
+    if plan is None:
+        return None
+    build = plan.build
+    non_null = isinstance(type_, GraphQLNonNull)
+    bare = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    if isinstance(bare, GraphQLObjectType):
+
+        def object_value(source: Any, run: Run) -> Any:
+            value = get(source, run)
+            if value is None:
+                if non_null:
+                    raise Fallback(f"null at non-null {where}")
+                return None
+            return build(value, run)
+
+        return object_value
+    if not isinstance(bare, GraphQLList):
+        return None
+    item_type = bare.of_type
+    items_non_null = isinstance(item_type, GraphQLNonNull)
+    if not isinstance(item_type.of_type if items_non_null else item_type, GraphQLObjectType):
+        return None
+
+    def objects_value(source: Any, run: Run) -> Any:
+        value = get(source, run)
+        if value is None:
+            if non_null:
+                raise Fallback(f"null at non-null {where}")
+            return None
+        built = [None if item is None else build(item, run) for item in value]
+        if items_non_null and None in built:
+            raise Fallback(f"null item in {where}")
+        return built
+
+    return objects_value
 
 
 def _emitter(get: Get, complete: Complete) -> Callable[[Any, Run], Any]:
