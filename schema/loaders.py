@@ -6,9 +6,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
@@ -41,7 +42,7 @@ from db.models import (
     SupplierRefund,
 )
 from domain.access import visible
-from domain.actors import Actor
+from domain.actors import Actor, ActorKind
 from domain.figures import OrderFigures, order_figures
 
 # Lends the request's one session; sibling resolvers take turns with it.
@@ -91,6 +92,20 @@ ROW_RELATIONS: dict[str, tuple[Any, InstrumentedAttribute[Any], InstrumentedAttr
     ),
     "supplier": (Supplier, Supplier.id, None),
 }
+
+
+@lru_cache(maxsize=1024)
+def _row_statement(
+    relation: str, kind: ActorKind, shop_id: int | None, supplier_id: int | None
+) -> Select[Any]:
+    """The statement of a row relation for one kind of reader, built once: what ``visible`` allows depends only
+    on the actor's kind, shop and supplier; the keys are bound when it runs."""
+    model, key, order_by = ROW_RELATIONS[relation]
+    reader = Actor(kind=kind, name="", shop_id=shop_id, supplier_id=supplier_id)
+    statement = select(*model.__table__.c).where(
+        key.in_(bindparam("keys", expanding=True)), visible(model, reader)
+    )
+    return statement if order_by is None else statement.order_by(key, order_by)
 
 
 class Loaders:
@@ -200,19 +215,21 @@ class Loaders:
         """A load of ``ROW_RELATIONS[relation]`` for a batch of keys: a list of rows per key, or the row (or
         None) of an id. The statement an ORM loader of the relation would send, without building objects or
         the DataLoader's future per key; the caller keeps what it loaded."""
-        model, key, order_by = ROW_RELATIONS[relation]
-        columns = model.__table__.c
+        actor = self._actor
+        statement = _row_statement(relation, actor.kind, actor.shop_id, actor.supplier_id)
+        key = ROW_RELATIONS[relation][1].key
+        by_id = ROW_RELATIONS[relation][2] is None
 
         async def load(keys: list[int]) -> Sequence[Any]:
-            statement = select(*columns).where(key.in_(keys), visible(model, self._actor))
-            if order_by is None:
-                async with self._reading() as session:
-                    by_id = {row.id: row for row in await session.execute(statement)}
-                return [by_id.get(k) for k in keys]
-            groups: dict[int, list[Any]] = defaultdict(list)
             async with self._reading() as session:
-                for row in await session.execute(statement.order_by(key, order_by)):
-                    groups[getattr(row, key.key)].append(row)
+                connection = await session.connection()
+                rows = await connection.execute(statement, {"keys": keys})
+                if by_id:
+                    found = {row.id: row for row in rows}
+                    return [found.get(k) for k in keys]
+                groups: dict[int, list[Any]] = defaultdict(list)
+                for row in rows:
+                    groups[getattr(row, key)].append(row)
             return [groups.get(k, []) for k in keys]
 
         return load
