@@ -199,6 +199,17 @@ class OrdersQuery:
             sort_key = saved.sort_key if saved else models.OrderSortKey.CREATED_AT
         if reverse is None:
             reverse = saved.reverse if saved else False
+        if context.children_loaded_by_plan:
+            # A compiled plan answers: it reads the page's rows as they are and loads their children itself.
+            return await keyset_page(
+                context,
+                statement,
+                ORDER_SORTS[sort_key],
+                models.Order.id,
+                PageRequest(first, after, last, before, reverse),
+                to_node=lambda row: row,
+                as_rows=True,
+            )
         page = await keyset_page(
             context,
             statement,
@@ -207,8 +218,6 @@ class OrdersQuery:
             PageRequest(first, after, last, before, reverse),
             to_node=Order.of,
         )
-        if context.children_loaded_by_plan:
-            return page
         node = selected_tree(info.selected_fields)["orders"]
         await preload_order_children(
             context.loaders,

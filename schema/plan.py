@@ -165,17 +165,15 @@ def _event_time(event: dict[str, Any], _run: Run) -> datetime:
     return datetime.fromisoformat(event["time"])
 
 
-# Sources: connections, edges and page info are the root resolver's objects; every entity is its row (an
-# OrderLine is (row, currency)); Money is (amount, currency); Customer is the order's row; MailingAddress and
+# Sources: connections, edges and page info are the root resolver's objects (a page's nodes are rows while a
+# plan answers); every entity is its row, Core or ORM (an OrderLine is (row, currency)); Money is (amount, currency); Customer is the order's row; MailingAddress and
 # TrackingEvent are the stored JSON objects.
 READERS: dict[tuple[str, str], Reader] = {
     ("OrderConnection", "edges"): _attr("edges"),
-    ("OrderConnection", "nodes"): Reader(
-        lambda connection, _run: [edge.node.model for edge in connection.edges]
-    ),
+    ("OrderConnection", "nodes"): Reader(lambda connection, _run: [edge.node for edge in connection.edges]),
     ("OrderConnection", "pageInfo"): _attr("page_info"),
     ("OrderEdge", "cursor"): _attr("cursor"),
-    ("OrderEdge", "node"): Reader(lambda edge, _run: edge.node.model),
+    ("OrderEdge", "node"): _attr("node"),
     ("PageInfo", "hasNextPage"): _attr("has_next_page"),
     ("PageInfo", "hasPreviousPage"): _attr("has_previous_page"),
     ("PageInfo", "startCursor"): _attr("start_cursor"),
@@ -188,7 +186,7 @@ READERS: dict[tuple[str, str], Reader] = {
     ("Order", "currencyCode"): _attr("currency"),
     ("Order", "financialStatus"): _attr("financial_status"),
     ("Order", "status"): _attr("status"),
-    ("Order", "tags"): _attr("tag_list"),
+    ("Order", "tags"): Reader(lambda order, _run: [tag for tag in order.tags.split(",") if tag]),
     ("Order", "note"): _attr("note"),
     ("Order", "customer"): Reader(lambda order, _run: order),
     ("Order", "shippingAddress"): Reader(lambda order, _run: order.shipping_address or None),
