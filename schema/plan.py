@@ -119,13 +119,14 @@ class Reader:
     get: Get
     loader: str | None = None
     key: Callable[[Any], Any] | None = None
-    # Set when the value is that attribute of the source: read without a call of ``get``.
-    attribute: str | None = None
+    # Set when the value is a plain read of the source: the Python expression of it, written into the
+    # generated function of its object (see ``_generated_build``).
+    expression: str | None = None
 
 
 def _attr(name: str) -> Reader:
     getter = attrgetter(name)
-    return Reader(lambda source, _run: getter(source), attribute=name)
+    return Reader(lambda source, _run: getter(source), expression=f"source.{name}")
 
 
 def _gid(type_name: str) -> Reader:
@@ -154,11 +155,11 @@ def _line_of(parent: Any, line: Any) -> tuple[Any, str]:
 
 def _line(name: str) -> Reader:
     getter = attrgetter(name)
-    return Reader(lambda source, _run: getter(source[0]))
+    return Reader(lambda source, _run: getter(source[0]), expression=f"source[0].{name}")
 
 
 def _from_dict(name: str) -> Reader:
-    return Reader(lambda source, _run: source.get(name))
+    return Reader(lambda source, _run: source.get(name), expression=f"source.get({name!r})")
 
 
 def _event_time(event: dict[str, Any], _run: Run) -> datetime:
@@ -255,7 +256,7 @@ READERS: dict[tuple[str, str], Reader] = {
     ("Package", "trackingStatus"): _attr("tracking_status"),
     ("Package", "events"): _attr("tracking_events"),
     ("TrackingEvent", "time"): Reader(_event_time),
-    ("TrackingEvent", "status"): Reader(lambda event, _run: event["status"]),
+    ("TrackingEvent", "status"): Reader(lambda event, _run: event["status"], expression="source['status']"),
     ("TrackingEvent", "location"): _from_dict("location"),
     ("TrackingEvent", "description"): _from_dict("description"),
     ("CancellationRequest", "id"): _gid("CancellationRequest"),
@@ -286,6 +287,15 @@ def _checked(coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return coerced
 
     return output
+
+
+# How a generated build tells a value it may write as it is, per leaf type (``value`` is the field's value).
+AS_IS = {
+    "String": "value.__class__ is str",
+    "ID": "value.__class__ is str",
+    "Int": f"value.__class__ is int and {INT_MIN} <= value <= {INT_MAX}",
+    "Boolean": "value.__class__ is bool",
+}
 
 
 def leaf_output(named: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
@@ -326,22 +336,24 @@ Complete = Callable[[Any, Run], Any]
 class ObjectPlan:
     """What to answer for one selection on one object type."""
 
-    fields: list[tuple[str, Callable[[Any, Run], Any]]]
-    # DataLoader caches this level reads: (loader, key of a source).
+    # (response key, its value as a Python expression over ``source`` and ``run``, names the expression uses).
+    fields: list[tuple[str, str, dict[str, Any]]]
+    # Row relations this level reads: (relation, key of a source).
     loads: list[tuple[str, Callable[[Any], Any]]]
-    # Object fields whose own plans read DataLoaders: (reader, is a list, plan).
+    # Object fields whose own plans read row relations: (reader, is a list, plan).
     descents: list[tuple[Get, bool, ObjectPlan]]
+    build: Callable[[Any, Run], dict[str, Any]] = field(init=False)
 
     @property
     def needs_loading(self) -> bool:
         return bool(self.loads or self.descents)
 
-    def build(self, source: Any, run: Run) -> dict[str, Any]:
-        return {key: emit(source, run) for key, emit in self.fields}
+    def generate(self) -> None:
+        self.build = _generated_build(self.fields)
 
     async def load(self, sources: list[Any], run: Run) -> None:
-        """Fill the DataLoader caches this plan reads for all ``sources`` of one level, one batch per loader,
-        then the levels below."""
+        """Load the rows this plan reads for all ``sources`` of one level, one statement per relation, then
+        the levels below."""
         if not sources:
             return
         for relation, key_of in self.loads:
@@ -372,10 +384,6 @@ class RootField:
 @dataclass
 class Plan:
     roots: list[RootField]
-
-
-def _typename(name: str) -> Callable[[Any, Run], Any]:
-    return lambda _source, _run: name
 
 
 def _completion(
@@ -429,7 +437,7 @@ def compile_object(
         if any(d.fragment_variable_values is not None or d.defer_usage is not None for d in field_details):
             raise NotCovered(f"{type_.name}.{name}: fragment variables or deferral")
         if name == "__typename":
-            plan.fields.append((key, _typename(type_.name)))
+            plan.fields.append((key, repr(type_.name), {}))
             continue
         reader = READERS.get((type_.name, name))
         if reader is None:
@@ -442,40 +450,71 @@ def compile_object(
         bare = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
         get = reader.get
         child = None
+        number = len(plan.fields)
         if isinstance(bare, GraphQLScalarType | GraphQLEnumType):
-            plan.fields.append((key, _leaf_emitter(reader, leaf_output(bare), non_null, where)))
+            plan.fields.append((key, *_leaf_expression(reader, bare, non_null, where, number)))
         else:
             complete, child, is_list = _completion(executor, field_type, field_details, where)
             emit = _object_emitter(get, field_type, child, where) or _emitter(get, complete)
-            plan.fields.append((key, emit))
+            plan.fields.append((key, f"emit{number}(source, run)", {f"emit{number}": emit}))
         if reader.loader is not None and reader.key is not None:
             plan.loads.append((reader.loader, reader.key))
         if child is not None and child.needs_loading:
             plan.descents.append((get, is_list, child))
+    plan.generate()
     return plan
+
+
+def _leaf_expression(
+    reader: Reader, type_: GraphQLScalarType | GraphQLEnumType, non_null: bool, where: str, number: int
+) -> tuple[str, dict[str, Any]]:
+    output = leaf_output(type_)
+    write = f"write{number}"
+    if reader.expression is None:
+        emit = f"emit{number}"
+        return f"{emit}(source, run)", {emit: _leaf_emitter(reader, output, non_null, where)}
+    if non_null:
+        # The slow path writes what is not written as is, and refuses None.
+        written = _non_null_output(output, where)
+        as_is = AS_IS.get(type_.name)
+        if as_is is None:
+            return f"{write}({reader.expression})", {write: written}
+        return (
+            f"(value if {as_is.replace('value.', f'(value := {reader.expression}).', 1)} else {write}(value))",
+            {write: written},
+        )
+    as_is = AS_IS.get(type_.name)
+    otherwise = f"value if {as_is} else {write}(value)" if as_is else f"{write}(value)"
+    return f"(None if (value := {reader.expression}) is None else {otherwise})", {write: output}
+
+
+def _non_null_output(output: Callable[[Any], Any], where: str) -> Callable[[Any], Any]:
+    def non_null_output(value: Any) -> Any:
+        if value is None:
+            raise Fallback(f"null at non-null {where}")
+        return output(value)
+
+    return non_null_output
+
+
+def _generated_build(fields: list[tuple[str, str, dict[str, Any]]]) -> Callable[[Any, Run], dict[str, Any]]:
+    """One function per object plan that returns the object's answer as one dict display: a call per object
+    instead of one per field. Only response keys (GraphQL names, written with repr) and the expressions of
+    ``READERS`` go into its text."""
+    namespace: dict[str, Any] = {}
+    entries = []
+    for key, expression, names in fields:
+        namespace.update(names)
+        entries.append(f"        {key!r}: {expression},")
+    text = "def build(source, run):\n    return {\n" + "\n".join(entries) + "\n    }\n"
+    exec(compile(text, "<compiled read plan>", "exec"), namespace)
+    return namespace["build"]  # type: ignore[no-any-return]
 
 
 def _leaf_emitter(
     reader: Reader, output: Callable[[Any], Any], non_null: bool, where: str
 ) -> Callable[[Any, Run], Any]:
-    """A leaf in as few calls as possible: most values are a column of the row, written as they are."""
-    if reader.attribute is not None:
-        read = attrgetter(reader.attribute)
-        if non_null:
-
-            def attribute_value(source: Any, _run: Run) -> Any:
-                value = read(source)
-                if value is None:
-                    raise Fallback(f"null at non-null {where}")
-                return output(value)
-
-            return attribute_value
-
-        def nullable_attribute_value(source: Any, _run: Run) -> Any:
-            value = read(source)
-            return None if value is None else output(value)
-
-        return nullable_attribute_value
+    """A leaf whose reader is a function rather than an expression."""
     get = reader.get
     if non_null:
 
