@@ -632,7 +632,7 @@ class PlanCache:
 
     def __init__(self, size: int = PLANS_KEPT) -> None:
         self.size = size
-        self._variables: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._variables: OrderedDict[tuple[str, str | None], tuple[str, ...]] = OrderedDict()
         self._plans: OrderedDict[tuple[Any, ...], Plan | str] = OrderedDict()
 
     def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
@@ -650,16 +650,16 @@ class PlanCache:
         location = operation.loc
         if location is None:
             return self._compiled(executor, root_type, grouped_field_set)
-        text = location.source.body
-        variables = self._variables.get(text)
+        operation_key = (location.source.body, operation.name.value if operation.name else None)
+        variables = self._variables.get(operation_key)
         if variables is None:
             document = DocumentNode(definitions=(operation, *executor.fragment_definitions.values()))
             variables = _directive_variables(document)
-            self._remember(self._variables, text, variables)
+            self._remember(self._variables, operation_key, variables)
         else:
-            self._variables.move_to_end(text)
+            self._variables.move_to_end(operation_key)
         coerced = executor.variable_values.coerced
-        key = (text, operation.name.value if operation.name else None, *(coerced.get(v) for v in variables))
+        key = (*operation_key, *(coerced.get(v) for v in variables))
         plan = self._plans.get(key)
         if plan is None:
             plan = self._compiled(executor, root_type, grouped_field_set)

@@ -64,11 +64,11 @@ def settings_for(db: Database, *, compiled: bool) -> Settings:
 
 
 async def post(
-    client: httpx.AsyncClient, token: str, query: str, variables: dict[str, Any]
+    client: httpx.AsyncClient, token: str, query: str, variables: dict[str, Any], operation: str | None = None
 ) -> dict[str, Any]:
     response = await client.post(
         "/graphql",
-        json={"query": query, "variables": variables},
+        json={"query": query, "variables": variables, "operationName": operation},
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 200, response.text
@@ -289,3 +289,23 @@ async def test_the_dashboard_query_takes_the_compiled_path_and_others_fall_back(
     body = await post(apps.compiled, apps.token, W1.replace("reverse: true", 'after: "x"'), {"first": 2})
     assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert sum(plan.stats.fallbacks.values()) == fallbacks + 1
+
+
+async def test_a_plan_holds_for_its_operation_and_the_values_its_directives_read(apps: Apps) -> None:
+    document = (
+        "query A($s: Boolean!) { orders(first: 2) { nodes { id number @skip(if: $s) } } }\n"
+        "query B($t: Boolean!) { orders(first: 2) { nodes { id ... on Order @include(if: $t) { number } } } }"
+    )
+    before = plan.stats.compiled
+    for operation, variables in [
+        ("A", {"s": True}),
+        ("B", {"t": True}),
+        ("B", {"t": False}),
+        ("A", {"s": False}),
+    ]:
+        compiled = await post(apps.compiled, apps.token, document, variables, operation)
+        standard = await post(apps.standard, apps.token, document, variables, operation)
+        assert comparable(compiled) == comparable(standard), (operation, variables)
+        shown = next(iter(variables.values())) != (operation == "A")
+        assert ("number" in compiled["data"]["orders"]["nodes"][0]) is shown
+    assert plan.stats.compiled == before + 4
