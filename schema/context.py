@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,12 @@ from db.engine import Database
 from domain.actors import Actor
 from schema.loaders import Loaders
 
+# True while a compiled plan (schema/plan.py) answers the operation this task runs: the plan loads the children
+# it reads itself. Per task rather than on the Context: a WebSocket's operations share one and may run at once.
+children_loaded_by_plan: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "children_loaded_by_plan", default=False
+)
+
 
 @dataclass
 class Context:
@@ -30,8 +37,6 @@ class Context:
     # Sibling fields resolve concurrently; one AsyncSession must not run two statements at once.
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
-    # True while a compiled plan (schema/plan.py) answers: it loads the children it reads itself.
-    children_loaded_by_plan: bool = False
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -54,6 +54,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from domain.money import quantize
 from domain.supplier_orders import can_request_cancellation
+from schema.context import Context, children_loaded_by_plan
 from schema.ids import to_global_id
 
 log = logging.getLogger("dropdesk.graphql.plan")
@@ -707,18 +708,22 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
         async def planned() -> Any:
             # The plan loads the children it reads itself, as rows; the root resolvers need not preload them.
-            context.children_loaded_by_plan = True
+            answering = children_loaded_by_plan.set(True)
             try:
                 data = await self._run(plan, root_type, root_value, Run(context.loaders))
+                failure = None
             except Exception as error:  # anything at all: the standard executor answers, errors included
-                context.children_loaded_by_plan = False
-                reason = f"{type(error).__name__} while running"
-                log.debug("compiled plan fell back: %s", reason, exc_info=error)
-                stats.fallbacks[reason] += 1
-                result = standard(*arguments)
-                return await result if self.is_awaitable(result) else result
-            stats.compiled += 1
-            return data
+                failure = error
+            finally:
+                children_loaded_by_plan.reset(answering)
+            if failure is None:
+                stats.compiled += 1
+                return data
+            reason = f"{type(failure).__name__} while running"
+            log.debug("compiled plan fell back: %s", reason, exc_info=failure)
+            stats.fallbacks[reason] += 1
+            result = standard(*arguments)
+            return await result if self.is_awaitable(result) else result
 
         return planned()
 
@@ -727,7 +732,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             return "not a query"
         if self.middleware_manager is not None and self.middleware_manager.middlewares:
             return "field middleware"
-        if not hasattr(self.context_value, "children_loaded_by_plan"):
+        if not isinstance(self.context_value, Context):
             return "not a request context"
         return None
 

@@ -19,6 +19,7 @@ from config.settings import Settings, load_settings
 from db.engine import Database, StatementCounter, statement_counter
 from demo.generator import DemoSeed, seed_demo
 from schema import plan
+from schema.context import children_loaded_by_plan
 from schema.root import build_schema
 
 SECRET = "compiled-reads"
@@ -267,6 +268,8 @@ async def test_the_dashboard_query_takes_the_compiled_path_and_others_fall_back(
         assert len(compiled["data"]["orders"]["nodes"]) == first
         assert compiled_statements == standard_statements
     assert plan.stats.compiled == before + 2
+    # The page's resolver is told that a plan answers only while it does (a WebSocket shares its context).
+    assert children_loaded_by_plan.get() is False
 
     one = "query($id: ID!) { order(id: $id) { number lines { title } supplierOrders { supplier { name } } } }"
     assert (await post(apps.compiled, apps.token, one, {"id": apps.order_ids[0]}))["data"]["order"]["number"]
