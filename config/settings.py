@@ -158,6 +158,8 @@ class Settings:
     idempotency_key_hours: int = 24
     # Orders handled per transaction by a bulk action: a retry redoes at most one batch's uncommitted work.
     bulk_action_batch_orders: int = 100
+    # Order reads answered by compiled plans (schema/plan.py); off runs every query on the standard executor.
+    compiled_reads: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -252,6 +254,7 @@ def load_settings() -> Settings:
         cost_restore_rate=_env_int("COST_RESTORE_RATE", 100, minimum=1),
         idempotency_key_hours=_env_int("IDEMPOTENCY_KEY_HOURS", 24, minimum=1, maximum=24 * 30),
         bulk_action_batch_orders=_env_int("BULK_ACTION_BATCH_ORDERS", 100, minimum=1, maximum=10_000),
+        compiled_reads=_env_bool("COMPILED_READS", True),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,12 @@ from config.settings import Settings
 from db.engine import Database
 from domain.actors import Actor
 from schema.loaders import Loaders
+
+# True while a compiled plan (schema/plan.py) answers the operation this task runs: the plan loads the children
+# it reads itself. Per task rather than on the Context: a WebSocket's operations share one and may run at once.
+children_loaded_by_plan: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "children_loaded_by_plan", default=False
+)
 
 
 @dataclass

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
@@ -41,7 +42,7 @@ from db.models import (
     SupplierRefund,
 )
 from domain.access import visible
-from domain.actors import Actor
+from domain.actors import Actor, ActorKind
 from domain.figures import OrderFigures, order_figures
 
 # Lends the request's one session; sibling resolvers take turns with it.
@@ -69,6 +70,42 @@ def loaded_now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V],
         return convert(await loader.load(key))
 
     return cast(R, later())
+
+
+# Relations read as rows (SQLAlchemy Core rows, attributes named as the model's columns) rather than ORM
+# objects, for answers that only read them (schema/plan.py): (model, key column, order within a key), or no
+# order for a load by id.
+ROW_RELATIONS: dict[str, tuple[Any, InstrumentedAttribute[Any], InstrumentedAttribute[Any] | None]] = {
+    "lines_by_order": (OrderLine, OrderLine.order_id, OrderLine.position),
+    "lines_by_supplier_order": (OrderLine, OrderLine.supplier_order_id, OrderLine.position),
+    "supplier_orders_by_order": (SupplierOrder, SupplierOrder.order_id, SupplierOrder.id),
+    "packages_by_supplier_order": (Package, Package.supplier_order_id, Package.id),
+    "cancellation_requests_by_order": (
+        CancellationRequest,
+        CancellationRequest.order_id,
+        CancellationRequest.id,
+    ),
+    "cancellation_requests_by_supplier_order": (
+        CancellationRequest,
+        CancellationRequest.supplier_order_id,
+        CancellationRequest.id,
+    ),
+    "supplier": (Supplier, Supplier.id, None),
+}
+
+
+@lru_cache(maxsize=1024)
+def _row_statement(
+    relation: str, kind: ActorKind, shop_id: int | None, supplier_id: int | None
+) -> Select[Any]:
+    """The statement of a row relation for one kind of reader, built once: what ``visible`` allows depends only
+    on the actor's kind, shop and supplier; the keys are bound when it runs."""
+    model, key, order_by = ROW_RELATIONS[relation]
+    reader = Actor(kind=kind, name="", shop_id=shop_id, supplier_id=supplier_id)
+    statement = select(*model.__table__.c).where(
+        key.in_(bindparam("keys", expanding=True)), visible(model, reader)
+    )
+    return statement if order_by is None else statement.order_by(key, order_by)
 
 
 class Loaders:
@@ -173,6 +210,29 @@ class Loaders:
             "BulkActionResult": self.bulk_action_result,
         }
         return loaders.get(type_name)
+
+    def rows(self, relation: str) -> Callable[[list[int]], Awaitable[Sequence[Any]]]:
+        """A load of ``ROW_RELATIONS[relation]`` for a batch of keys: a list of rows per key, or the row (or
+        None) of an id. The statement an ORM loader of the relation would send, without building objects or
+        the DataLoader's future per key; the caller keeps what it loaded."""
+        actor = self._actor
+        statement = _row_statement(relation, actor.kind, actor.shop_id, actor.supplier_id)
+        key = ROW_RELATIONS[relation][1].key
+        by_id = ROW_RELATIONS[relation][2] is None
+
+        async def load(keys: list[int]) -> Sequence[Any]:
+            async with self._reading() as session:
+                connection = await session.connection()
+                rows = await connection.execute(statement, {"keys": keys})
+                if by_id:
+                    found = {row.id: row for row in rows}
+                    return [found.get(k) for k in keys]
+                groups: dict[int, list[Any]] = defaultdict(list)
+                for row in rows:
+                    groups[getattr(row, key)].append(row)
+            return [groups.get(k, []) for k in keys]
+
+        return load
 
     def _by_id(self, model: type[M]) -> DataLoader[int, M | None]:
         async def load(ids: list[int]) -> Sequence[M | None]:

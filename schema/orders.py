@@ -19,7 +19,13 @@ from domain import orders as order_cases
 from domain import supplier_orders as supplier_order_cases
 from domain.access import visible
 from domain.actors import Scope
-from schema.context import context_of, require_reader, require_scope, require_supplier
+from schema.context import (
+    children_loaded_by_plan,
+    context_of,
+    require_reader,
+    require_scope,
+    require_supplier,
+)
 from schema.errors import UserError, input_id, run_on_id, run_use_case
 from schema.ids import id_argument, parse_id
 from schema.loaders import Loaders
@@ -205,6 +211,17 @@ class OrdersQuery:
             sort_key = saved.sort_key if saved else models.OrderSortKey.CREATED_AT
         if reverse is None:
             reverse = saved.reverse if saved else False
+        if children_loaded_by_plan.get():
+            # A compiled plan answers: it reads the page's rows as they are and loads their children itself.
+            return await keyset_page(
+                context,
+                statement,
+                ORDER_SORTS[sort_key],
+                models.Order.id,
+                PageRequest(first, after, last, before, reverse),
+                to_node=lambda row: row,
+                as_rows=True,
+            )
         page = await keyset_page(
             context,
             statement,

@@ -149,8 +149,10 @@ async def keyset_page(
     page: PageRequest,
     *,
     to_node: Callable[[Any], T],
+    as_rows: bool = False,
 ) -> Connection[T]:
-    """One page of ``statement`` (which selects one entity) ordered by (sort, id)."""
+    """One page of ``statement`` (which selects one entity) ordered by (sort, id); with ``as_rows``, its
+    table's columns as Core rows instead of ORM objects, for answers that only read them."""
     size = page.size(context.settings.page_size_max)
     backwards = page.last is not None
     descending = page.reverse != backwards  # walking backwards flips the order, then the page is flipped back
@@ -167,7 +169,13 @@ async def keyset_page(
         statement = statement.where(beyond(page.before, forward=page.reverse))
     order = (sort.column.desc(), id_column.desc()) if descending else (sort.column.asc(), id_column.asc())
     async with context.reading() as session:
-        rows = list((await session.execute(statement.order_by(*order).limit(size + 1))).scalars())
+        statement = statement.order_by(*order).limit(size + 1)
+        if as_rows:
+            entity = id_column.class_
+            statement = statement.with_only_columns(*entity.__table__.c)
+            rows = list((await (await session.connection()).execute(statement)).all())
+        else:
+            rows = list((await session.execute(statement)).scalars())
     has_more = len(rows) > size
     rows = rows[:size]
     if backwards:

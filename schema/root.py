@@ -25,6 +25,7 @@ from schema.input_paths import InputPathsInErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.notes import NotesMutation
 from schema.orders import OrdersMutation, OrdersQuery
+from schema.plan import planned_executor
 from schema.policies import PoliciesMutation, PoliciesQuery
 from schema.refunds import RefundsMutation
 from schema.returns import ReturnsMutation, ReturnsQuery
@@ -103,4 +104,5 @@ def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> stra
             SubscriptionsOverWebSocket,
         ],
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        execution_context_class=planned_executor() if settings.compiled_reads else None,
     )

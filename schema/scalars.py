@@ -12,6 +12,8 @@ from strawberry.types.scalar import ScalarDefinition
 def _serialize_datetime(value: object) -> str:
     if not isinstance(value, datetime):
         raise TypeError(f"DateTime cannot represent {value!r}")
+    if value.tzinfo is UTC:  # as the database columns hand them back
+        return value.isoformat(timespec="seconds")
     moment = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return moment.isoformat(timespec="seconds")
 
