@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -34,7 +35,6 @@ from sqlalchemy import (
     String,
     Text,
     and_,
-    bindparam,
     cast,
     func,
     or_,
@@ -43,11 +43,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter
 
 from config.metrics import EXPORT_DURATION
 from config.settings import Settings
 from db.engine import Database
+from db.id_lists import among, id_list
 from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
 from db.models import (
     CancellationRequest,
@@ -70,7 +70,7 @@ from db.types import AMOUNT_SCALE, utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
-from domain.figures import order_figures
+from domain.figures import order_figure_units
 from domain.links import signed_url
 from domain.mail import send_mail
 from domain.notes import notes_text_by_order
@@ -171,8 +171,6 @@ def columns_for(layout: ExportLayout) -> tuple[Column, ...]:
 # export reads hundreds of thousands of rows, and per-value conversions and per-id bind objects were most of
 # its time.
 
-IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-
 
 def _units(column: Any) -> Any:
     """An amount column as its stored integer units (1/AMOUNT_SCALE of the currency)."""
@@ -189,51 +187,64 @@ def _time(column: Any) -> Any:
     return type_coerce(column, DateTime(timezone=True))
 
 
-# (order id, title, variant title, sku, quantity, unit price units, supplier order id)
-LINES = (
-    select(
-        OrderLine.order_id,
-        OrderLine.title,
-        OrderLine.variant_title,
-        OrderLine.sku,
-        OrderLine.quantity,
-        _units(OrderLine.unit_price),
-        OrderLine.supplier_order_id,
+@dataclass(frozen=True)
+class Reads:
+    """The per-batch statements of one database dialect; each takes the batch's order ids as ``ids``."""
+
+    # (order id, title, variant title, sku, quantity, unit price units, supplier order id)
+    lines: Any
+    # (order id, supplier order id, AliExpress order id, status, end reason, supplier name)
+    supplier_orders: Any
+    # (supplier order id, tracking number, carrier)
+    packages: Any
+    # (supplier order id, status of its open cancellation request: PENDING or INFO_REQUESTED)
+    cancellations: Any
+    # (supplier order id, dispute status), oldest first so that the latest is the one kept
+    disputes: Any
+    # (order id, return status), oldest first likewise
+    returns: Any
+
+
+@functools.cache
+def reads(dialect: str) -> Reads:
+    return Reads(
+        lines=select(
+            OrderLine.order_id,
+            OrderLine.title,
+            OrderLine.variant_title,
+            OrderLine.sku,
+            OrderLine.quantity,
+            _units(OrderLine.unit_price),
+            OrderLine.supplier_order_id,
+        )
+        .where(among(OrderLine.order_id, dialect))
+        .order_by(OrderLine.order_id, OrderLine.position, OrderLine.id),
+        supplier_orders=select(
+            SupplierOrder.order_id,
+            SupplierOrder.id,
+            SupplierOrder.aliexpress_order_id,
+            _name(SupplierOrder.status),
+            SupplierOrder.end_reason,
+            Supplier.name,
+        )
+        .join(Supplier, Supplier.id == SupplierOrder.supplier_id)
+        .where(among(SupplierOrder.order_id, dialect))
+        .order_by(SupplierOrder.order_id, SupplierOrder.id),
+        packages=select(Package.supplier_order_id, Package.tracking_number, Package.carrier)
+        .join(SupplierOrder, SupplierOrder.id == Package.supplier_order_id)
+        .where(among(SupplierOrder.order_id, dialect))
+        .order_by(Package.supplier_order_id, Package.id),
+        cancellations=select(CancellationRequest.supplier_order_id, _name(CancellationRequest.status)).where(
+            among(CancellationRequest.order_id, dialect), CancellationRequest.open_key.is_not(None)
+        ),
+        disputes=select(Dispute.supplier_order_id, _name(Dispute.status))
+        .where(among(Dispute.order_id, dialect))
+        .order_by(Dispute.id),
+        returns=select(Return.order_id, _name(Return.status))
+        .where(among(Return.order_id, dialect))
+        .order_by(Return.id),
     )
-    .where(OrderLine.order_id.in_(IDS))
-    .order_by(OrderLine.order_id, OrderLine.position, OrderLine.id)
-)
-# (order id, supplier order id, AliExpress order id, status, end reason, supplier name)
-SUPPLIER_ORDERS = (
-    select(
-        SupplierOrder.order_id,
-        SupplierOrder.id,
-        SupplierOrder.aliexpress_order_id,
-        _name(SupplierOrder.status),
-        SupplierOrder.end_reason,
-        Supplier.name,
-    )
-    .join(Supplier, Supplier.id == SupplierOrder.supplier_id)
-    .where(SupplierOrder.order_id.in_(IDS))
-    .order_by(SupplierOrder.order_id, SupplierOrder.id)
-)
-PACKAGES = (
-    select(Package.supplier_order_id, Package.tracking_number, Package.carrier)
-    .join(SupplierOrder, SupplierOrder.id == Package.supplier_order_id)
-    .where(SupplierOrder.order_id.in_(IDS))
-    .order_by(Package.supplier_order_id, Package.id)
-)
-# The open cancellation request (PENDING or INFO_REQUESTED) per supplier order.
-OPEN_CANCELLATIONS = select(CancellationRequest.supplier_order_id, _name(CancellationRequest.status)).where(
-    CancellationRequest.order_id.in_(IDS), CancellationRequest.open_key.is_not(None)
-)
-# Oldest first, so that the latest dispute (return) of each supplier order (order) is the one kept.
-DISPUTES = (
-    select(Dispute.supplier_order_id, _name(Dispute.status))
-    .where(Dispute.order_id.in_(IDS))
-    .order_by(Dispute.id)
-)
-RETURNS = select(Return.order_id, _name(Return.status)).where(Return.order_id.in_(IDS)).order_by(Return.id)
+
 
 ORDER_FIELDS = (
     Order.id,
@@ -257,10 +268,10 @@ ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL = 0, 8, 15, 4, 7
 
 
 def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
-    """Rows by their first value, in the order they came, without it."""
+    """Rows by their first value, in the order they came."""
     found: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
-        found[row[0]].append(row[1:])
+        found[row[0]].append(row)
     return found
 
 
@@ -280,32 +291,27 @@ class Batch:
     notes: dict[int, str]
 
 
-def _scaled(amount: Decimal) -> int:
-    return int(amount * AMOUNT_SCALE)
-
-
 async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
     """Everything the orders' rows need, one statement per table."""
-    ids = {"ids": [order[ORDER_ID] for order in orders]}
+    order_ids = [order[ORDER_ID] for order in orders]
+    dialect = session.get_bind().dialect.name
+    statements = reads(dialect)
+    ids = {"ids": id_list(order_ids, dialect)}
     connection = await session.connection()
 
     async def rows(statement: Any) -> Any:
         return (await connection.execute(statement, ids)).all()
 
-    figures = await order_figures(session, ids["ids"])
     return Batch(
         orders=orders,
-        lines=_grouped(await rows(LINES)),
-        supplier_orders=_grouped(await rows(SUPPLIER_ORDERS)),
-        packages=_grouped(await rows(PACKAGES)),
-        cancellations=dict(await rows(OPEN_CANCELLATIONS)),
-        disputes=dict(await rows(DISPUTES)),
-        returns=dict(await rows(RETURNS)),
-        figures={
-            order_id: (_scaled(f.supplier_cost), _scaled(f.margin), _scaled(f.refunded))
-            for order_id, f in figures.items()
-        },
-        notes=await notes_text_by_order(session, ids["ids"]),
+        lines=_grouped(await rows(statements.lines)),
+        supplier_orders=_grouped(await rows(statements.supplier_orders)),
+        packages=_grouped(await rows(statements.packages)),
+        cancellations=dict(await rows(statements.cancellations)),
+        disputes=dict(await rows(statements.disputes)),
+        returns=dict(await rows(statements.returns)),
+        figures=await order_figure_units(session, order_ids),
+        notes=await notes_text_by_order(session, order_ids),
     )
 
 
@@ -326,9 +332,9 @@ def _line_fulfillment(supplier_order: Any) -> str:
     return "unfulfilled"
 
 
-# Positions in a SUPPLIER_ORDERS row without its order id, and in a LINES row without its order id.
-SO_ID, SO_ALIEXPRESS_ID, SO_STATUS, SO_END_REASON, SO_SUPPLIER = range(5)
-LINE_TITLE, LINE_VARIANT, LINE_SKU, LINE_QUANTITY, LINE_PRICE, LINE_SUPPLIER_ORDER = range(6)
+# Positions in a supplier orders row and in a lines row (both start with the order id).
+SO_ID, SO_ALIEXPRESS_ID, SO_STATUS, SO_END_REASON, SO_SUPPLIER = range(1, 6)
+LINE_TITLE, LINE_VARIANT, LINE_SKU, LINE_QUANTITY, LINE_PRICE, LINE_SUPPLIER_ORDER = range(1, 7)
 
 
 def _order_fulfillment(states: list[str]) -> str:
@@ -351,14 +357,17 @@ def _joined(values: Iterable[str | None]) -> str | None:
 
 def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -> tuple[Any, ...]:
     """The supplier columns for the supplier orders ``chosen``; ``tail`` holds cost, margin and return."""
-    packages = [package for so in chosen for package in batch.packages.get(so[SO_ID], ())]
     if len(chosen) == 1:
+        # The line-item layout's case: one supplier order, usually with at most one package.
         [so] = chosen
-        names = (so[SO_SUPPLIER], so[SO_ALIEXPRESS_ID], so[SO_STATUS], so[SO_END_REASON])
-        supplier, aliexpress_id, status, end_reason = (value or None for value in names)
-        cancellation = batch.cancellations.get(so[SO_ID])
-        dispute = batch.disputes.get(so[SO_ID])
+        so_id = so[SO_ID]
+        supplier, aliexpress_id = so[SO_SUPPLIER] or None, so[SO_ALIEXPRESS_ID] or None
+        status, end_reason = so[SO_STATUS] or None, so[SO_END_REASON] or None
+        cancellation = batch.cancellations.get(so_id)
+        dispute = batch.disputes.get(so_id)
+        packages = batch.packages.get(so_id, ())
     else:
+        packages = [package for so in chosen for package in batch.packages.get(so[SO_ID], ())]
         supplier = _joined([so[SO_SUPPLIER] for so in chosen])
         aliexpress_id = _joined([so[SO_ALIEXPRESS_ID] for so in chosen])
         status = _joined([so[SO_STATUS] for so in chosen])
@@ -370,8 +379,14 @@ def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -
         text_cell(aliexpress_id),
         text_cell(status),
         text_cell(end_reason),
-        text_cell(_joined([number for number, _ in packages])),
-        text_cell(_joined([carrier for _, carrier in packages])),
+        *(
+            (text_cell(packages[0][1] or None), text_cell(packages[0][2] or None))
+            if len(packages) == 1
+            else (
+                text_cell(_joined([number for _, number, _ in packages])),
+                text_cell(_joined([carrier for _, _, carrier in packages])),
+            )
+        ),
         *tail[:2],
         text_cell(cancellation),
         text_cell(dispute),
@@ -381,7 +396,7 @@ def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -
 
 def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[tuple[Any, ...]]:
     """The batch's rows as ``cells`` makes them, ready for its ``write_rows``."""
-    money, time_cell, text = cells.money, cells.time, text_cell
+    money_in, time_cell, text = cells.money_in, cells.time, text_cell
     line_items = layout is ExportLayout.LINE_ITEM
     rows: list[tuple[Any, ...]] = []
     add = rows.append
@@ -409,6 +424,7 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
         lines = batch.lines.get(order_id, ())
         line_states = [_line_fulfillment(by_id.get(line[LINE_SUPPLIER_ORDER])) for line in lines]
         cost, margin, refunded = batch.figures[order_id]
+        money = money_in(currency)
         created_cell = time_cell(created)
         head = (
             text(number),
@@ -417,11 +433,11 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
             None if financial == FinancialStatus.VOIDED else created_cell,
             _order_fulfillment(line_states),
             text(currency),
-            money(subtotal, currency),
-            money(shipping, currency),
-            money(total, currency),
+            money(subtotal),
+            money(shipping),
+            money(total),
             # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
-            money(refunded or None, currency),
+            money(refunded or None),
             created_cell,
             time_cell(cancelled),
         )
@@ -442,7 +458,7 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
             text(", ".join(tag for tag in tags.split(",") if tag) or None),
             order_id,
         )
-        tail = (money(cost, currency), money(margin, currency), batch.returns.get(order_id))
+        tail = (money(cost), money(margin), batch.returns.get(order_id))
 
         if not line_items:
             line_part = (
@@ -467,7 +483,7 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
                     *head,
                     line[LINE_QUANTITY],
                     text(_line_name(line)),
-                    money(line[LINE_PRICE], currency),
+                    money(line[LINE_PRICE]),
                     text(line[LINE_SKU]),
                     state,
                     *customer,

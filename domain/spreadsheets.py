@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -61,6 +61,24 @@ class SummaryLine:
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
 # Cached cells per currency are dropped past this many, so memory stays bounded on long exports.
 CACHE_LIMIT = 4096
+T = TypeVar("T")
+
+
+def _cached_cells(make: Callable[[int], T]) -> Callable[[int | None], T | None]:
+    """``make`` once per distinct amount (a bounded number of them), None for None."""
+    known: dict[int, T] = {}
+
+    def cell(units: int | None) -> T | None:
+        if units is None:
+            return None
+        made = known.get(units)
+        if made is None:
+            if len(known) >= CACHE_LIMIT:
+                known.clear()
+            made = known[units] = make(units)
+        return made
+
+    return cell
 
 
 def neutralise(text: str) -> str:
@@ -111,8 +129,8 @@ class SheetWriter(Protocol):
     """Rows go in as cells the writer made: text through ``text_cell``, integers as they are, amounts
     through ``money`` and times through ``time``; a cell may be repeated in any number of rows."""
 
-    def money(self, units: int | None, currency: str) -> Any:
-        """An amount given in units of 1/AMOUNT_SCALE (as the database keeps it) in ``currency``."""
+    def money_in(self, currency: str) -> Callable[[int | None], Any]:
+        """Cells for amounts in ``currency`` given in units of 1/AMOUNT_SCALE, as the database keeps them."""
         ...
 
     def time(self, value: datetime | None) -> Any: ...
@@ -130,28 +148,25 @@ class CsvWriter:
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         self._file: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
         self._writer = csv.writer(self._file, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-        self._money: dict[str, dict[int, str]] = {}
+        self._money: dict[str, Callable[[int | None], str | None]] = {}
         self._writer.writerow([neutralise(column.name) for column in columns])
 
-    def money(self, units: int | None, currency: str) -> str | None:
-        if units is None:
-            return None
-        known = self._money.get(currency)
-        if known is None:
-            known = self._money[currency] = {}
-        text = known.get(units)
-        if text is None:
-            if len(known) >= CACHE_LIMIT:
-                known.clear()
+    def money_in(self, currency: str) -> Callable[[int | None], str | None]:
+        money = self._money.get(currency)
+        if money is None:
             step = Decimal(1).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
-            text = known[units] = str((Decimal(units) / AMOUNT_SCALE).quantize(step))
-        return text
+            money = self._money[currency] = _cached_cells(
+                lambda units: str((Decimal(units) / AMOUNT_SCALE).quantize(step))
+            )
+        return money
 
     def time(self, value: datetime | None) -> str | None:
         if value is None:
             return None
-        # str() of a UTC datetime starts "YYYY-MM-DD HH:MM:SS", several times faster than strftime.
-        return f"{str(_utc(value))[:19]} +0000"
+        if value.tzinfo is not None and value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        # str() of a UTC (or naive UTC) datetime starts "YYYY-MM-DD HH:MM:SS", faster than strftime.
+        return f"{str(value)[:19]} +0000"
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         self._writer.writerows(rows)
@@ -174,8 +189,7 @@ class XlsxWriter:
         self._rows = 1
         # One cell class per number format, and one cell per distinct value: the write-only sheet writes a
         # cell out as soon as its row is appended, so the same cell object can stand in any later row.
-        self._money_classes: dict[str, type[Cell]] = {}
-        self._money: dict[str, dict[int, Cell]] = {}
+        self._money: dict[str, Callable[[int | None], Cell | None]] = {}
         self._date_class = self._styled_class(XLSX_DATETIME)
         sheet = self._sheet
         # Widths and the frozen header must be set before the first row is streamed out.
@@ -203,19 +217,14 @@ class XlsxWriter:
         cell._style = cell_class._style_template  # type: ignore[attr-defined]
         return cell
 
-    def money(self, units: int | None, currency: str) -> Cell | None:
-        if units is None:
-            return None
-        known = self._money.get(currency)
-        if known is None:
-            known = self._money[currency] = {}
-            self._money_classes[currency] = self._styled_class(currency_format(currency))
-        cell = known.get(units)
-        if cell is None:
-            if len(known) >= CACHE_LIMIT:
-                known.clear()
-            cell = known[units] = self._cell(self._money_classes[currency], units / AMOUNT_SCALE)
-        return cell
+    def money_in(self, currency: str) -> Callable[[int | None], Cell | None]:
+        money = self._money.get(currency)
+        if money is None:
+            cell_class = self._styled_class(currency_format(currency))
+            money = self._money[currency] = _cached_cells(
+                lambda units: self._cell(cell_class, units / AMOUNT_SCALE)
+            )
+        return money
 
     def time(self, value: datetime | None) -> Cell | None:
         if value is None:
