@@ -19,7 +19,7 @@ import contextlib
 import functools
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -537,7 +537,7 @@ async def _read_batch(
 
 async def order_batches(
     database: Database, clause: Any, batch_orders: int = DEFAULT_BATCH_ORDERS
-) -> AsyncIterator[Batch]:
+) -> AsyncGenerator[Batch, None]:
     """Orders oldest first in keyset batches on (created_at, id), each in its own short read; the next batch
     is read while the caller handles this one (at most two batches are held)."""
     reading: asyncio.Task[Batch | None] | None = asyncio.ensure_future(
@@ -607,12 +607,14 @@ async def write_orders_file(
     working: asyncio.Future[Any] | None = None
     done = 0
     try:
-        async for batch in order_batches(database, clause, batch_orders):
-            working = loop.run_in_executor(None, write, batch)
-            # Shielded: a cancelled export waits below for the thread to stop touching the file.
-            done += await asyncio.shield(working)
-            if progress is not None:
-                await progress(done, max(total, done))
+        # Closed on the way out, so that a batch being read ahead is cancelled rather than left running.
+        async with contextlib.aclosing(order_batches(database, clause, batch_orders)) as batches:
+            async for batch in batches:
+                working = loop.run_in_executor(None, write, batch)
+                # Shielded: a cancelled export waits below for the thread to stop touching the file.
+                done += await asyncio.shield(working)
+                if progress is not None:
+                    await progress(done, max(total, done))
         summary = [
             SummaryLine(status=status, currency=currency, orders=orders, total=Decimal(units) / AMOUNT_SCALE)
             for (status, currency), (orders, units) in sorted(tally.items())
