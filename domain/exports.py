@@ -167,9 +167,9 @@ def columns_for(layout: ExportLayout) -> tuple[Column, ...]:
 # --- per-batch lookups: each takes one batch's order ids and returns a dict -------------------------------
 #
 # Values are read as the database keeps them (amounts as integer units, statuses as their names, times as the
-# driver gives them) on the Core connection, and every statement takes the ids as one expanding parameter: an
-# export reads hundreds of thousands of rows, and per-value conversions and per-id bind objects were most of
-# its time.
+# driver gives them) on the Core connection, and every statement takes the ids as one parameter
+# (db.id_lists): an export reads hundreds of thousands of rows, and per-value conversions, ORM row loading and
+# one bound parameter per id were most of its time.
 
 
 def _units(column: Any) -> Any:
