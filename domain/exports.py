@@ -14,23 +14,40 @@ fails exports whose job died without finishing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from orjson import loads
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    String,
+    Text,
+    and_,
+    cast,
+    func,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.metrics import EXPORT_DURATION
 from config.settings import Settings
 from db.engine import Database
+from db.id_lists import among, id_list
 from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
 from db.models import (
     CancellationRequest,
@@ -49,15 +66,15 @@ from db.models import (
     SupplierOrderStatus,
 )
 from db.search import SearchSyntaxError, order_filter
-from db.types import utcnow
+from db.types import AMOUNT_SCALE, utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
-from domain.figures import OrderFigures, order_figures
+from domain.figures import order_figure_units
 from domain.links import signed_url
 from domain.mail import send_mail
 from domain.notes import notes_text_by_order
-from domain.spreadsheets import Column, Kind, SummaryLine, open_writer
+from domain.spreadsheets import Column, Kind, SheetWriter, SummaryLine, open_writer, text_cell
 from domain.topics import Topic, announce
 from domain.validation import Checker, unstorable
 
@@ -137,7 +154,6 @@ SUPPLIER_COLUMNS = (
     Column("Dispute Status", TEXT, 16),
     Column("Return Status", TEXT, 14),
 )
-CURRENCY_INDEX = 5
 
 
 def columns_for(layout: ExportLayout) -> tuple[Column, ...]:
@@ -149,149 +165,176 @@ def columns_for(layout: ExportLayout) -> tuple[Column, ...]:
 
 
 # --- per-batch lookups: each takes one batch's order ids and returns a dict -------------------------------
+#
+# Values are read as the database keeps them (amounts as integer units, statuses as their names, times as the
+# driver gives them) on the Core connection, and every statement takes the ids as one parameter
+# (db.id_lists): an export reads hundreds of thousands of rows, and per-value conversions, ORM row loading and
+# one bound parameter per id were most of its time.
+
+
+def _units(column: Any) -> Any:
+    """An amount column as its stored integer units (1/AMOUNT_SCALE of the currency)."""
+    return type_coerce(column, BigInteger)
+
+
+def _name(column: Any) -> Any:
+    """An enum column as the name it stores."""
+    return type_coerce(column, String)
+
+
+def _time(column: Any) -> Any:
+    """A time column as the driver reads it: naive UTC on SQLite, aware on PostgreSQL."""
+    return type_coerce(column, DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
-class LineRow:
-    title: str
-    variant_title: str | None
-    sku: str | None
-    quantity: int
-    unit_price: Decimal
-    supplier_order_id: int | None
+class Reads:
+    """The per-batch statements of one database dialect; each takes the batch's order ids as ``ids``."""
+
+    # (order id, title, variant title, sku, quantity, unit price units, supplier order id)
+    lines: Any
+    # (order id, supplier order id, AliExpress order id, status, end reason, supplier name)
+    supplier_orders: Any
+    # (supplier order id, tracking number, carrier)
+    packages: Any
+    # (supplier order id, status of its open cancellation request: PENDING or INFO_REQUESTED)
+    cancellations: Any
+    # (supplier order id, dispute status), oldest first so that the latest is the one kept
+    disputes: Any
+    # (order id, return status), oldest first likewise
+    returns: Any
 
 
-@dataclass(frozen=True)
-class SupplierOrderRow:
-    id: int
-    aliexpress_order_id: str
-    status: SupplierOrderStatus
-    end_reason: str | None
-    cost: Decimal
-    supplier_name: str
-
-
-async def lines_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, list[LineRow]]:
-    statement = (
-        select(
+@functools.cache
+def reads(dialect: str) -> Reads:
+    return Reads(
+        lines=select(
             OrderLine.order_id,
             OrderLine.title,
             OrderLine.variant_title,
             OrderLine.sku,
             OrderLine.quantity,
-            OrderLine.unit_price,
+            _units(OrderLine.unit_price),
             OrderLine.supplier_order_id,
         )
-        .where(OrderLine.order_id.in_(order_ids))
-        .order_by(OrderLine.order_id, OrderLine.position, OrderLine.id)
-    )
-    found: dict[int, list[LineRow]] = defaultdict(list)
-    row: Any
-    for row in (await session.execute(statement)).all():
-        found[row[0]].append(LineRow(*row[1:]))
-    return found
-
-
-async def supplier_orders_by_order(
-    session: AsyncSession, order_ids: Sequence[int]
-) -> dict[int, list[SupplierOrderRow]]:
-    statement = (
-        select(
+        .where(among(OrderLine.order_id, dialect))
+        .order_by(OrderLine.order_id, OrderLine.position, OrderLine.id),
+        supplier_orders=select(
             SupplierOrder.order_id,
             SupplierOrder.id,
             SupplierOrder.aliexpress_order_id,
-            SupplierOrder.status,
+            _name(SupplierOrder.status),
             SupplierOrder.end_reason,
-            SupplierOrder.cost,
             Supplier.name,
         )
         .join(Supplier, Supplier.id == SupplierOrder.supplier_id)
-        .where(SupplierOrder.order_id.in_(order_ids))
-        .order_by(SupplierOrder.order_id, SupplierOrder.id)
-    )
-    found: dict[int, list[SupplierOrderRow]] = defaultdict(list)
-    row: Any
-    for row in (await session.execute(statement)).all():
-        found[row[0]].append(SupplierOrderRow(*row[1:]))
-    return found
-
-
-async def packages_by_supplier_order(
-    session: AsyncSession, order_ids: Sequence[int]
-) -> dict[int, list[tuple[str, str | None]]]:
-    """(tracking number, carrier) per supplier order id."""
-    statement = (
-        select(Package.supplier_order_id, Package.tracking_number, Package.carrier)
+        .where(among(SupplierOrder.order_id, dialect))
+        .order_by(SupplierOrder.order_id, SupplierOrder.id),
+        packages=select(Package.supplier_order_id, Package.tracking_number, Package.carrier)
         .join(SupplierOrder, SupplierOrder.id == Package.supplier_order_id)
-        .where(SupplierOrder.order_id.in_(order_ids))
-        .order_by(Package.supplier_order_id, Package.id)
+        .where(among(SupplierOrder.order_id, dialect))
+        .order_by(Package.supplier_order_id, Package.id),
+        cancellations=select(CancellationRequest.supplier_order_id, _name(CancellationRequest.status)).where(
+            among(CancellationRequest.order_id, dialect), CancellationRequest.open_key.is_not(None)
+        ),
+        disputes=select(Dispute.supplier_order_id, _name(Dispute.status))
+        .where(among(Dispute.order_id, dialect))
+        .order_by(Dispute.id),
+        returns=select(Return.order_id, _name(Return.status))
+        .where(among(Return.order_id, dialect))
+        .order_by(Return.id),
     )
-    found: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
-    for supplier_order_id, tracking_number, carrier in (await session.execute(statement)).all():
-        found[supplier_order_id].append((tracking_number, carrier))
-    return found
 
-
-async def open_cancellations_by_supplier_order(
-    session: AsyncSession, order_ids: Sequence[int]
-) -> dict[int, str]:
-    """The status of the open cancellation request (PENDING or INFO_REQUESTED) per supplier order id."""
-    statement = select(CancellationRequest.supplier_order_id, CancellationRequest.status).where(
-        CancellationRequest.order_id.in_(order_ids), CancellationRequest.open_key.is_not(None)
-    )
-    return {so_id: status.value for so_id, status in (await session.execute(statement)).all()}
-
-
-async def dispute_status_by_supplier_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
-    """The latest dispute's status per supplier order id."""
-    rows = await session.execute(
-        select(Dispute.supplier_order_id, Dispute.status)
-        .where(Dispute.order_id.in_(order_ids))
-        .order_by(Dispute.id)
-    )
-    return {supplier_order_id: status.value for supplier_order_id, status in rows}
-
-
-async def return_status_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
-    """The latest customer return's status per order id."""
-    rows = await session.execute(
-        select(Return.order_id, Return.status).where(Return.order_id.in_(order_ids)).order_by(Return.id)
-    )
-    return {order_id: status.value for order_id, status in rows}
-
-
-# --- row assembly ------------------------------------------------------------------------------------------
 
 ORDER_FIELDS = (
     Order.id,
     Order.number,
     Order.customer_email,
-    Order.financial_status,
+    _name(Order.financial_status),
     Order.currency,
-    Order.subtotal,
-    Order.shipping,
-    Order.total,
-    Order.created_at,
-    Order.cancelled_at,
+    _units(Order.subtotal),
+    _units(Order.shipping),
+    _units(Order.total),
+    _time(Order.created_at),
+    _time(Order.cancelled_at),
     Order.customer_name,
     Order.customer_phone,
-    Order.shipping_address,
+    cast(Order.shipping_address, Text),
     Order.note,
     Order.tags,
-    Order.status,
+    _name(Order.status),
 )
+ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL = 0, 8, 15, 4, 7
 
 
-def _line_fulfillment(supplier_order: SupplierOrderRow | None) -> str:
+def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    """Rows by their first value, in the order they came."""
+    found: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        found[row[0]].append(row)
+    return found
+
+
+@dataclass
+class Batch:
+    """One batch of orders (rows of ORDER_FIELDS) with everything their rows need."""
+
+    orders: list[Any]
+    lines: dict[int, list[Any]]
+    supplier_orders: dict[int, list[Any]]
+    packages: dict[int, list[Any]]
+    cancellations: dict[int, str]
+    disputes: dict[int, str]
+    returns: dict[int, str]
+    # (supplier cost, margin, refunded) in amount units, from the same figures the API shows
+    figures: dict[int, tuple[int, int, int]]
+    notes: dict[int, str]
+
+
+async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
+    """Everything the orders' rows need, one statement per table."""
+    order_ids = [order[ORDER_ID] for order in orders]
+    dialect = session.get_bind().dialect.name
+    statements = reads(dialect)
+    ids = {"ids": id_list(order_ids, dialect)}
+    connection = await session.connection()
+
+    async def rows(statement: Any) -> Any:
+        return (await connection.execute(statement, ids)).all()
+
+    return Batch(
+        orders=orders,
+        lines=_grouped(await rows(statements.lines)),
+        supplier_orders=_grouped(await rows(statements.supplier_orders)),
+        packages=_grouped(await rows(statements.packages)),
+        cancellations=dict(await rows(statements.cancellations)),
+        disputes=dict(await rows(statements.disputes)),
+        returns=dict(await rows(statements.returns)),
+        figures=await order_figure_units(session, order_ids),
+        notes=await notes_text_by_order(session, order_ids),
+    )
+
+
+# --- row assembly ------------------------------------------------------------------------------------------
+#
+# Cells are made once where they repeat: the order's columns once per order, the supplier columns once per
+# supplier order, and only the line's own columns per line.
+
+
+def _line_fulfillment(supplier_order: Any) -> str:
     if supplier_order is None:
         return "unfulfilled"
-    if supplier_order.status in FULFILLED or (
-        supplier_order.status is S.FINISH and supplier_order.end_reason in DELIVERED_END_REASONS
-    ):
+    status = supplier_order[SO_STATUS]
+    if status in FULFILLED or (status == S.FINISH and supplier_order[SO_END_REASON] in DELIVERED_END_REASONS):
         return "fulfilled"
-    if supplier_order.status is S.SELLER_PART_SEND_GOODS:
+    if status == S.SELLER_PART_SEND_GOODS:
         return "partial"
     return "unfulfilled"
+
+
+# Positions in a supplier orders row and in a lines row (both start with the order id).
+SO_ID, SO_ALIEXPRESS_ID, SO_STATUS, SO_END_REASON, SO_SUPPLIER = range(1, 6)
+LINE_TITLE, LINE_VARIANT, LINE_SKU, LINE_QUANTITY, LINE_PRICE, LINE_SUPPLIER_ORDER = range(1, 7)
 
 
 def _order_fulfillment(states: list[str]) -> str:
@@ -302,141 +345,150 @@ def _order_fulfillment(states: list[str]) -> str:
     return "unfulfilled"
 
 
-def _line_name(line: LineRow) -> str:
-    return f"{line.title} - {line.variant_title}" if line.variant_title else line.title
+def _line_name(line: Any) -> str:
+    title, variant = line[LINE_TITLE], line[LINE_VARIANT]
+    return f"{title} - {variant}" if variant else title
 
 
-def _joined(values: Sequence[str | None]) -> str | None:
+def _joined(values: Iterable[str | None]) -> str | None:
     present = [value for value in dict.fromkeys(values) if value]
     return "; ".join(present) if present else None
 
 
-@dataclass
-class Batch:
-    """One batch of orders with everything its rows need, looked up with one statement per table."""
-
-    orders: list[Any]
-    lines: dict[int, list[LineRow]]
-    supplier_orders: dict[int, list[SupplierOrderRow]]
-    packages: dict[int, list[tuple[str, str | None]]]
-    cancellations: dict[int, str]
-    disputes: dict[int, str]
-    returns: dict[int, str]
-    figures: dict[int, OrderFigures]
-    notes: dict[int, str]
-
-
-async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
-    ids = [order.id for order in orders]
-    return Batch(
-        orders=orders,
-        lines=await lines_by_order(session, ids),
-        supplier_orders=await supplier_orders_by_order(session, ids),
-        packages=await packages_by_supplier_order(session, ids),
-        cancellations=await open_cancellations_by_supplier_order(session, ids),
-        disputes=await dispute_status_by_supplier_order(session, ids),
-        returns=await return_status_by_order(session, ids),
-        figures=await order_figures(session, ids),
-        notes=await notes_text_by_order(session, ids),
-    )
-
-
-def _supplier_part(
-    batch: Batch,
-    chosen: Sequence[SupplierOrderRow],
-    cost: Decimal,
-    margin: Decimal,
-    return_status: str | None,
-) -> tuple[Any, ...]:
-    packages = [package for so in chosen for package in batch.packages.get(so.id, [])]
+def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The supplier columns for the supplier orders ``chosen``; ``tail`` holds cost, margin and return."""
+    if len(chosen) == 1:
+        # The line-item layout's case: one supplier order, usually with at most one package.
+        [so] = chosen
+        so_id = so[SO_ID]
+        supplier, aliexpress_id = so[SO_SUPPLIER] or None, so[SO_ALIEXPRESS_ID] or None
+        status, end_reason = so[SO_STATUS] or None, so[SO_END_REASON] or None
+        cancellation = batch.cancellations.get(so_id)
+        dispute = batch.disputes.get(so_id)
+        packages = batch.packages.get(so_id, ())
+    else:
+        packages = [package for so in chosen for package in batch.packages.get(so[SO_ID], ())]
+        supplier = _joined([so[SO_SUPPLIER] for so in chosen])
+        aliexpress_id = _joined([so[SO_ALIEXPRESS_ID] for so in chosen])
+        status = _joined([so[SO_STATUS] for so in chosen])
+        end_reason = _joined([so[SO_END_REASON] for so in chosen])
+        cancellation = _joined([batch.cancellations.get(so[SO_ID]) for so in chosen])
+        dispute = _joined([batch.disputes.get(so[SO_ID]) for so in chosen])
     return (
-        _joined([so.supplier_name for so in chosen]),
-        _joined([so.aliexpress_order_id for so in chosen]),
-        _joined([so.status.value for so in chosen]),
-        _joined([so.end_reason for so in chosen]),
-        _joined([number for number, _ in packages]),
-        _joined([carrier for _, carrier in packages]),
-        cost,
-        margin,
-        _joined([batch.cancellations.get(so.id) for so in chosen]),
-        _joined([batch.disputes.get(so.id) for so in chosen]),
-        return_status,
+        text_cell(supplier),
+        text_cell(aliexpress_id),
+        text_cell(status),
+        text_cell(end_reason),
+        *(
+            (text_cell(packages[0][1] or None), text_cell(packages[0][2] or None))
+            if len(packages) == 1
+            else (
+                text_cell(_joined([number for _, number, _ in packages])),
+                text_cell(_joined([carrier for _, _, carrier in packages])),
+            )
+        ),
+        *tail[:2],
+        text_cell(cancellation),
+        text_cell(dispute),
+        *tail[2:],
     )
 
 
-def batch_rows(batch: Batch, layout: ExportLayout) -> list[tuple[Any, ...]]:
+def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[tuple[Any, ...]]:
+    """The batch's rows as ``cells`` makes them, ready for its ``write_rows``."""
+    money_in, time_cell, text = cells.money_in, cells.time, text_cell
+    line_items = layout is ExportLayout.LINE_ITEM
     rows: list[tuple[Any, ...]] = []
+    add = rows.append
     for order in batch.orders:
-        supplier_orders = batch.supplier_orders.get(order.id, [])
-        by_id = {so.id: so for so in supplier_orders}
-        lines = batch.lines.get(order.id, [])
-        line_states = [_line_fulfillment(by_id.get(line.supplier_order_id or 0)) for line in lines]
-        figures = batch.figures[order.id]
-        cost, margin = figures.supplier_cost, figures.margin
-        # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
-        refunded = figures.refunded or None
-        voided = order.financial_status is FinancialStatus.VOIDED
-        address = order.shipping_address or {}
+        (
+            order_id,
+            number,
+            email,
+            financial,
+            currency,
+            subtotal,
+            shipping,
+            total,
+            created,
+            cancelled,
+            customer_name,
+            customer_phone,
+            address_text,
+            note,
+            tags,
+            _status,
+        ) = order
+        supplier_orders = batch.supplier_orders.get(order_id, ())
+        by_id = {so[SO_ID]: so for so in supplier_orders}
+        lines = batch.lines.get(order_id, ())
+        line_states = [_line_fulfillment(by_id.get(line[LINE_SUPPLIER_ORDER])) for line in lines]
+        cost, margin, refunded = batch.figures[order_id]
+        money = money_in(currency)
+        created_cell = time_cell(created)
         head = (
-            order.number,
-            order.customer_email,
-            order.financial_status.value.lower(),
-            None if voided else order.created_at,
+            text(number),
+            text(email),
+            financial.lower(),
+            None if financial == FinancialStatus.VOIDED else created_cell,
             _order_fulfillment(line_states),
-            order.currency,
-            order.subtotal,
-            order.shipping,
-            order.total,
-            refunded,
-            order.created_at,
-            order.cancelled_at,
+            text(currency),
+            money(subtotal),
+            money(shipping),
+            money(total),
+            # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
+            money(refunded or None),
+            created_cell,
+            time_cell(cancelled),
         )
+        address = (loads(address_text) if address_text else None) or {}
+        notes = batch.notes.get(order_id)
         customer = (
-            order.customer_name or None,
-            address.get("name"),
-            address.get("address1"),
-            address.get("address2"),
-            address.get("city"),
-            address.get("zip"),
-            address.get("province"),
-            address.get("country_code"),
-            address.get("phone"),
-            order.customer_phone,
-            "\n".join(note for note in (order.note, batch.notes.get(order.id)) if note) or None,
-            ", ".join(tag for tag in order.tags.split(",") if tag) or None,
-            order.id,
+            text(customer_name or None),
+            text(address.get("name")),
+            text(address.get("address1")),
+            text(address.get("address2")),
+            text(address.get("city")),
+            text(address.get("zip")),
+            text(address.get("province")),
+            text(address.get("country_code")),
+            text(address.get("phone")),
+            text(customer_phone),
+            text("\n".join(note for note in (note, notes) if note) or None),
+            text(", ".join(tag for tag in tags.split(",") if tag) or None),
+            order_id,
         )
-        return_status = batch.returns.get(order.id)
+        tail = (money(cost), money(margin), batch.returns.get(order_id))
 
-        if layout is ExportLayout.ORDER:
+        if not line_items:
             line_part = (
-                "; ".join(str(line.quantity) for line in lines) or None,
-                "; ".join(_line_name(line) for line in lines) or None,
-                "; ".join(str(line.unit_price) for line in lines) or None,
-                "; ".join(line.sku or "" for line in lines) or None,
+                text("; ".join(str(line[LINE_QUANTITY]) for line in lines) or None),
+                text("; ".join(_line_name(line) for line in lines) or None),
+                text("; ".join(str(Decimal(line[LINE_PRICE]) / AMOUNT_SCALE) for line in lines) or None),
+                text("; ".join(line[LINE_SKU] or "" for line in lines) or None),
                 "; ".join(line_states) or None,
             )
-            rows.append(
-                (
-                    *head,
-                    *line_part,
-                    *customer,
-                    *_supplier_part(batch, supplier_orders, cost, margin, return_status),
-                )
-            )
+            add((*head, *line_part, *customer, *_supplier_part(batch, supplier_orders, tail)))
             continue
         # Lines of one supplier order share its columns: built once per supplier order, not per line.
-        parts: dict[int, tuple[Any, ...]] = {}
+        parts: dict[int | None, tuple[Any, ...]] = {}
         for line, state in zip(lines, line_states, strict=True):
-            key = line.supplier_order_id or 0
+            key = line[LINE_SUPPLIER_ORDER]
             part = parts.get(key)
             if part is None:
                 fulfilling = by_id.get(key)
-                part = parts[key] = _supplier_part(
-                    batch, [fulfilling] if fulfilling else [], cost, margin, return_status
+                part = parts[key] = _supplier_part(batch, [fulfilling] if fulfilling else [], tail)
+            add(
+                (
+                    *head,
+                    line[LINE_QUANTITY],
+                    text(_line_name(line)),
+                    money(line[LINE_PRICE]),
+                    text(line[LINE_SKU]),
+                    state,
+                    *customer,
+                    *part,
                 )
-            rows.append(
-                (*head, line.quantity, _line_name(line), line.unit_price, line.sku, state, *customer, *part)
             )
     return rows
 
@@ -466,28 +518,48 @@ async def count_rows(session: AsyncSession, clause: Any, layout: ExportLayout) -
     return int((await session.execute(statement)).scalar_one())
 
 
+async def _read_batch(
+    database: Database, clause: Any, after: tuple[datetime, int] | None, batch_orders: int
+) -> Batch | None:
+    statement = select(*ORDER_FIELDS).where(clause)
+    if after is not None:
+        created, last_id = after
+        statement = statement.where(
+            or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id))
+        )
+    statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
+    async with database.read() as session:
+        orders = list((await (await session.connection()).execute(statement)).all())
+        if not orders:
+            return None
+        return await load_batch(session, orders)
+
+
 async def order_batches(
     database: Database, clause: Any, batch_orders: int = DEFAULT_BATCH_ORDERS
-) -> AsyncIterator[Batch]:
-    """Orders oldest first in keyset batches on (created_at, id); each batch in its own short read."""
-    after: tuple[datetime, int] | None = None
-    while True:
-        statement = select(*ORDER_FIELDS).where(clause)
-        if after is not None:
-            created, last_id = after
-            statement = statement.where(
-                or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id))
-            )
-        statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
-        async with database.read() as session:
-            orders = list((await session.execute(statement)).all())
-            if not orders:
+) -> AsyncGenerator[Batch, None]:
+    """Orders oldest first in keyset batches on (created_at, id), each in its own short read; the next batch
+    is read while the caller handles this one (at most two batches are held)."""
+    reading: asyncio.Task[Batch | None] | None = asyncio.ensure_future(
+        _read_batch(database, clause, None, batch_orders)
+    )
+    try:
+        while reading is not None:
+            batch = await reading
+            reading = None
+            if batch is None:
                 return
-            batch = await load_batch(session, orders)
-        yield batch
-        if len(orders) < batch_orders:
-            return
-        after = (orders[-1].created_at, orders[-1].id)
+            if len(batch.orders) == batch_orders:
+                last = batch.orders[-1]
+                created = last[CREATED_AT]
+                after = (created if created.tzinfo else created.replace(tzinfo=UTC), last[ORDER_ID])
+                reading = asyncio.ensure_future(_read_batch(database, clause, after, batch_orders))
+            yield batch
+    finally:
+        if reading is not None:
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
 
 
 @dataclass(frozen=True)
@@ -511,27 +583,47 @@ async def write_orders_file(
     progress: Progress | None = None,
     batch_orders: int = DEFAULT_BATCH_ORDERS,
 ) -> FileResult:
-    """Stream the orders matching ``clause`` into ``path``; ``progress(done, total)`` runs after each batch."""
-    writer = open_writer(format.value, path, columns_for(layout), CURRENCY_INDEX)
-    by_status: dict[tuple[str, str], list[Any]] = {}
+    """Stream the orders matching ``clause`` into ``path``; ``progress(done, total)`` runs after each batch.
+
+    Each batch is turned into rows and written in a worker thread while the event loop reads the next one,
+    so the database's time and the writer's overlap.
+    """
+    writer = open_writer(format.value, path, columns_for(layout))
+    # (order status, currency) -> [orders, total in amount units]
+    tally: dict[tuple[str, str], list[int]] = {}
+
+    def write(batch: Batch) -> int:
+        rows = batch_rows(batch, layout, writer)
+        writer.write_rows(rows)
+        for order in batch.orders:
+            counts = tally.get((order[ORDER_STATUS], order[CURRENCY]))
+            if counts is None:
+                counts = tally[(order[ORDER_STATUS], order[CURRENCY])] = [0, 0]
+            counts[0] += 1
+            counts[1] += order[TOTAL]
+        return len(rows)
+
+    loop = asyncio.get_running_loop()
+    working: asyncio.Future[Any] | None = None
     done = 0
     try:
-        async for batch in order_batches(database, clause, batch_orders):
-            rows = batch_rows(batch, layout)
-            writer.write_rows(rows)
-            for order in batch.orders:
-                tally = by_status.setdefault((order.status.value, order.currency), [0, Decimal(0)])
-                tally[0] += 1
-                tally[1] += order.total
-            done += len(rows)
-            if progress is not None:
-                await progress(done, max(total, done))
+        # Closed on the way out, so that a batch being read ahead is cancelled rather than left running.
+        async with contextlib.aclosing(order_batches(database, clause, batch_orders)) as batches:
+            async for batch in batches:
+                working = loop.run_in_executor(None, write, batch)
+                # Shielded: a cancelled export waits below for the thread to stop touching the file.
+                done += await asyncio.shield(working)
+                if progress is not None:
+                    await progress(done, max(total, done))
         summary = [
-            SummaryLine(status=status, currency=currency, orders=orders, total=amount)
-            for (status, currency), (orders, amount) in sorted(by_status.items())
+            SummaryLine(status=status, currency=currency, orders=orders, total=Decimal(units) / AMOUNT_SCALE)
+            for (status, currency), (orders, units) in sorted(tally.items())
         ]
-        writer.finish(summary)
+        working = loop.run_in_executor(None, writer.finish, summary)
+        await asyncio.shield(working)
     except BaseException:
+        if working is not None:
+            await asyncio.wait([working])
         writer.abort()
         raise
     return FileResult(rows=done, size=path.stat().st_size, summary=summary)

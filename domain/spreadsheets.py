@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -23,7 +23,8 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from domain.money import CURRENCY_EXPONENTS, quantize
+from db.types import AMOUNT_SCALE
+from domain.money import CURRENCY_EXPONENTS
 
 # A cell beginning with one of these is read as a formula (or, for tab and carriage return, hides one).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -58,19 +59,26 @@ class SummaryLine:
 
 
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
-_MINOR_UNIT_STEPS: dict[str, Decimal] = {}
+# Cached cells per currency are dropped past this many, so memory stays bounded on long exports.
+CACHE_LIMIT = 4096
+T = TypeVar("T")
 
 
-def _step(currency: str) -> Decimal:
-    step = _MINOR_UNIT_STEPS[currency] = quantize(Decimal(0), currency)
-    return step
+def _cached_cells(make: Callable[[int], T]) -> Callable[[int | None], T | None]:
+    """``make`` once per distinct amount (a bounded number of them), None for None."""
+    known: dict[int, T] = {}
 
+    def cell(units: int | None) -> T | None:
+        if units is None:
+            return None
+        made = known.get(units)
+        if made is None:
+            if len(known) >= CACHE_LIMIT:
+                known.clear()
+            made = known[units] = make(units)
+        return made
 
-def _csv_time(value: datetime) -> str:
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    # str() of a UTC datetime starts "YYYY-MM-DD HH:MM:SS", several times faster than strftime.
-    return f"{str(value)[:19]} +0000"
+    return cell
 
 
 def neutralise(text: str) -> str:
@@ -78,8 +86,20 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+def text_cell(value: str | None) -> str | None:
+    """A text cell of either format: None stays empty, a formula-like text is neutralised."""
+    return "'" + value if value and value[0] in _FORMULA_FIRST else value
+
+
 EXCEL_EPOCH = datetime(1899, 12, 30, tzinfo=UTC)
 SECONDS_PER_DAY = 86_400
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive times are UTC already (SQLite gives them so); aware ones are converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _short_repr(cell: Cell) -> str:
@@ -106,6 +126,15 @@ def currency_format(currency: str) -> str:
 
 
 class SheetWriter(Protocol):
+    """Rows go in as cells the writer made: text through ``text_cell``, integers as they are, amounts
+    through ``money`` and times through ``time``; a cell may be repeated in any number of rows."""
+
+    def money_in(self, currency: str) -> Callable[[int | None], Any]:
+        """Cells for amounts in ``currency`` given in units of 1/AMOUNT_SCALE, as the database keeps them."""
+        ...
+
+    def time(self, value: datetime | None) -> Any: ...
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None: ...
 
     def finish(self, summary: Sequence[SummaryLine]) -> None: ...
@@ -116,39 +145,31 @@ class SheetWriter(Protocol):
 class CsvWriter:
     """UTF-8 with a byte order mark (so Excel reads it as UTF-8), RFC 4180 quoting, CRLF line ends."""
 
-    def __init__(self, path: Path, columns: Sequence[Column], currency_index: int) -> None:
+    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         self._file: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
         self._writer = csv.writer(self._file, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-        self._texts = [i for i, column in enumerate(columns) if column.kind is Kind.TEXT]
-        self._moneys = [i for i, column in enumerate(columns) if column.kind is Kind.MONEY]
-        self._dates = [i for i, column in enumerate(columns) if column.kind is Kind.DATETIME]
-        self._currency_index = currency_index
+        self._money: dict[str, Callable[[int | None], str | None]] = {}
         self._writer.writerow([neutralise(column.name) for column in columns])
 
+    def money_in(self, currency: str) -> Callable[[int | None], str | None]:
+        money = self._money.get(currency)
+        if money is None:
+            step = Decimal(1).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
+            money = self._money[currency] = _cached_cells(
+                lambda units: str((Decimal(units) / AMOUNT_SCALE).quantize(step))
+            )
+        return money
+
+    def time(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None and value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        # str() of a UTC (or naive UTC) datetime starts "YYYY-MM-DD HH:MM:SS", faster than strftime.
+        return f"{str(value)[:19]} +0000"
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
-        # The hot loop of every CSV export: column positions are grouped by kind once, so each row costs a
-        # list copy and a few index lookups (the csv module writes None as an empty field by itself).
-        texts, moneys, dates = self._texts, self._moneys, self._dates
-        currency_index = self._currency_index
-        steps = _MINOR_UNIT_STEPS
-        out = []
-        for row in rows:
-            cells = list(row)
-            for index in texts:
-                value = cells[index]
-                if value and value[0] in _FORMULA_FIRST:
-                    cells[index] = "'" + value
-            step = steps.get(cells[currency_index]) or _step(cells[currency_index])
-            for index in moneys:
-                value = cells[index]
-                if value is not None:
-                    cells[index] = value.quantize(step)
-            for index in dates:
-                value = cells[index]
-                if value is not None:
-                    cells[index] = _csv_time(value)
-            out.append(cells)
-        self._writer.writerows(out)
+        self._writer.writerows(rows)
 
     def finish(self, summary: Sequence[SummaryLine]) -> None:
         self._file.close()
@@ -160,22 +181,16 @@ class CsvWriter:
 class XlsxWriter:
     """One write-only workbook: an Orders sheet with typed cells, then a Summary sheet with a bar chart."""
 
-    def __init__(self, path: Path, columns: Sequence[Column], currency_index: int) -> None:
+    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         self._path = path
         self._workbook = Workbook(write_only=True)
         self._sheet = self._workbook.create_sheet("Orders")
         self._columns = list(columns)
-        self._texts = [i for i, column in enumerate(columns) if column.kind is Kind.TEXT]
-        self._moneys = [i for i, column in enumerate(columns) if column.kind is Kind.MONEY]
-        self._dates = [i for i, column in enumerate(columns) if column.kind is Kind.DATETIME]
-        self._currency_index = currency_index
         self._rows = 1
-        # One styled template cell per currency (and one for dates); each value cell takes its style array,
-        # which costs far less than looking the number format up again for every cell.
-        self._money_styles: dict[str, Any] = {}
-        date_template = WriteOnlyCell(self._sheet, None)
-        date_template.number_format = XLSX_DATETIME
-        self._date_style = (_cell_class(date_template.style_id), date_template._style)
+        # One cell class per number format, and one cell per distinct value: the write-only sheet writes a
+        # cell out as soon as its row is appended, so the same cell object can stand in any later row.
+        self._money: dict[str, Callable[[int | None], Cell | None]] = {}
+        self._date_class = self._styled_class(XLSX_DATETIME)
         sheet = self._sheet
         # Widths and the frozen header must be set before the first row is streamed out.
         for index, column in enumerate(columns, start=1):
@@ -189,47 +204,39 @@ class XlsxWriter:
             header.append(cell)
         sheet.append(header)
 
-    def _money_style(self, currency: str) -> Any:
-        style = self._money_styles.get(currency)
-        if style is None:
-            template = WriteOnlyCell(self._sheet, None)
-            template.number_format = currency_format(currency)
-            style = self._money_styles[currency] = (_cell_class(template.style_id), template._style)
-        return style
+    def _styled_class(self, number_format: str) -> type[Cell]:
+        template = WriteOnlyCell(self._sheet, None)
+        template.number_format = number_format
+        cell_class = _cell_class(template.style_id)
+        cell_class._style_template = template._style  # type: ignore[attr-defined]
+        return cell_class
 
-    def _cell(self, value: Any, style: tuple[type[Cell], Any]) -> Cell:
-        cell_class, style_array = style
+    def _cell(self, cell_class: type[Cell], value: float) -> Cell:
         cell = cell_class(self._sheet, row=1, column=1, value=value)
-        # Shared, not copied: a write-only cell is serialised once and never changed afterwards.
-        cell._style = style_array
+        # Shared, not copied: the style array is never changed once the cell exists.
+        cell._style = cell_class._style_template  # type: ignore[attr-defined]
         return cell
 
+    def money_in(self, currency: str) -> Callable[[int | None], Cell | None]:
+        money = self._money.get(currency)
+        if money is None:
+            cell_class = self._styled_class(currency_format(currency))
+            money = self._money[currency] = _cached_cells(
+                lambda units: self._cell(cell_class, units / AMOUNT_SCALE)
+            )
+        return money
+
+    def time(self, value: datetime | None) -> Cell | None:
+        if value is None:
+            return None
+        # Excel has no time zones: a time is its UTC serial day number, shown with a date format.
+        return self._cell(self._date_class, (_utc(value) - EXCEL_EPOCH).total_seconds() / SECONDS_PER_DAY)
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
-        texts, moneys, dates = self._texts, self._moneys, self._dates
         append = self._sheet.append
-        currency_index = self._currency_index
-        date_style = self._date_style
-        cell = self._cell
         count = 0
         for row in rows:
-            cells = list(row)
-            for index in texts:
-                value = cells[index]
-                if value and value[0] in _FORMULA_FIRST:
-                    cells[index] = "'" + value
-            money_style = self._money_styles.get(cells[currency_index]) or self._money_style(
-                cells[currency_index]
-            )
-            for index in moneys:
-                value = cells[index]
-                if value is not None:
-                    cells[index] = cell(value, money_style)
-            for index in dates:
-                value = cells[index]
-                if value is not None:
-                    # Excel has no time zones: a time is its UTC serial day number, shown with a date format.
-                    cells[index] = cell((value - EXCEL_EPOCH).total_seconds() / SECONDS_PER_DAY, date_style)
-            append(cells)
+            append(row)
             count += 1
         self._rows += count
 
@@ -271,10 +278,10 @@ class XlsxWriter:
         sheet.add_chart(chart, "F2")
 
 
-def open_writer(kind: str, path: Path, columns: Sequence[Column], currency_index: int) -> SheetWriter:
+def open_writer(kind: str, path: Path, columns: Sequence[Column]) -> SheetWriter:
     """``kind`` is "CSV" or "XLSX"."""
     if kind == "CSV":
-        return CsvWriter(path, columns, currency_index)
+        return CsvWriter(path, columns)
     if kind == "XLSX":
-        return XlsxWriter(path, columns, currency_index)
+        return XlsxWriter(path, columns)
     raise ValueError(f"unknown spreadsheet format {kind!r}")
