@@ -1,13 +1,18 @@
-"""Read latency and throughput of the dashboard page (W1) and one full order (W2) against a hand-written
-endpoint (B1) that answers W1 with direct SQL and orjson, measured in the same run.
+"""Every workload of the read-performance bench, on one seeded database, against a hand-written endpoint (B1)
+that answers W1 with direct SQL and orjson, measured in the same run.
 
-Seeds N demo orders into a fresh SQLite file (or into the PostgreSQL database given, which must be empty or
-hold only an earlier bench seed), then measures in-process (ASGI app through httpx's ASGITransport, one
-request at a time) and over HTTP (each app served by its own uvicorn process on loopback, one worker, the
-load sent by this process at a fixed concurrency). B1's answer is compared with the server's first.
+W1 the dashboard page (first: 100 and 10), W2 one order with everything, W3 searches (four kinds in turn, then
+bench/search.py's table of every form with the plan of the slowest), W4 the cancellation flow (the merchant
+asks, the supplier approves or rejects), W5 an export of 100,000 line items (CSV and XLSX), W6 reads and writes
+at once. Seeds N demo orders into a fresh SQLite file (or into the PostgreSQL database given, emptied first),
+measures W1-W3 in-process (httpx's ASGITransport, one request at a time) and over HTTP (each app served by its
+own uvicorn process on loopback, one worker, the load sent by this process), W4 and W6 over HTTP, W5 in this
+process. B1's answer is compared with the server's first. The last line is ``W1/B1 throughput ratio: X.XX``.
 
-    .venv/bin/python -m bench.reads [--orders 10000] [--database-url postgresql+asyncpg://...]
-        [--seconds 10] [--concurrency 8] [--rounds 30] [--skip-http]
+    python3 run.py bench [--orders 100000] [--database-url postgresql+asyncpg://...] [--seconds 10]
+        [--concurrency 8] [--rounds 30] [--repeat 15] [--flows 200] [--export-rows 100000] [--skip-http]
+    python3 run.py bench --serve-workers 2 --concurrency 1,8,32 --database-url postgresql+asyncpg://...
+        # only W1 and W2 against `dropdesk serve --workers 2`, and B1 with two uvicorn workers
 
 Not a test; CI does not run it. ``run(...)`` is the entry point for other commands.
 """
