@@ -2,13 +2,16 @@
 
 Starts two `dropdesk serve` processes (their embedded workers off) and two `dropdesk worker` processes against
 the given PostgreSQL database, then runs client tasks that spread their requests over both servers the way a
-load balancer would: reads of the order list, searches, order imports, supplier shipments with tracking, and
-cancellation requests. A clock task plays the passing of time: twice a second it moves the deadline of every
-pending cancellation request (and its job) to the present and wakes the workers, so that one of them approves
-each request while the traffic goes on, as it would 48 hours later. At the end it prints requests per
-second and p50/p99 latency per kind, checks that no request failed (HTTP status other than 200, GraphQL
-errors, userErrors on requests that the rules allow), that every deadline job ran exactly once and that every
-request it was for ended AUTO_APPROVED.
+load balancer would: reads of the order list, searches, order imports, supplier shipments with tracking,
+cancellation requests and order exports. A webhook subscription sends orders/created,
+cancellation_requests/created, cancellation_requests/decided and exports/finished to a receiver in this
+process. A clock task plays the passing of time: twice a second it moves the deadline of every pending
+cancellation request (and its job) to the present and wakes the workers, so that one of them approves each
+request while the traffic goes on, as it would 48 hours later. At the end it prints requests per second and
+p50/p99 latency per kind, and checks that no request failed (HTTP status other than 200, GraphQL errors,
+userErrors on requests that the rules allow), that every deadline, export and delivery job ran exactly once,
+that every cancellation request ended AUTO_APPROVED, every export SUCCEEDED, and that the receiver got exactly
+one delivery per expected event (topic and object), none twice.
 
     python3 run.py bench --scale-out --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/NAME \
         [--seconds 60] [--clients 16]
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -30,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +46,24 @@ import domain.subdomains  # noqa: F401  (registers job handlers, so the job tabl
 from db.engine import Database
 from db.jobs import NOTIFY_CHANNEL, Job, JobStatus
 from db.migrate import upgrade
-from db.models import CancellationRequest, CancellationStatus, Shop, Supplier, TokenKind
+from db.models import (
+    CancellationRequest,
+    CancellationStatus,
+    DeliveryStatus,
+    Export,
+    ExportStatus,
+    Shop,
+    Supplier,
+    TokenKind,
+    WebhookDelivery,
+)
 from domain.actors import Scope
 from domain.cancellations import AUTO_APPROVE_KIND
+from domain.exports import BUILD_KIND
 from domain.tokens import issue_token
+from domain.webhooks import DELIVER_KIND
 from schema.ids import to_global_id
+from tests.webhook_receiver import Receiver, running_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 DROPDESK = Path(sys.executable).parent / "dropdesk"
@@ -60,6 +77,18 @@ SHIP = """mutation($input: SupplierOrderUpdateInput!) { supplierOrderUpdate(inpu
   supplierOrder { status } userErrors { field message code } } }"""
 CANCEL = """mutation($input: CancellationRequestCreateInput!) { cancellationRequestCreate(input: $input) {
   cancellationRequest { id status } userErrors { field message code } } }"""
+EXPORT = """mutation($input: OrdersExportInput!) { ordersExport(input: $input) {
+  export { id status } userErrors { field message code } } }"""
+SUBSCRIBE = """mutation($input: WebhookSubscriptionCreateInput!) { webhookSubscriptionCreate(input: $input) {
+  webhookSubscription { id } userErrors { field message code } } }"""
+TOPICS = (
+    "orders/created",
+    "cancellation_requests/created",
+    "cancellation_requests/decided",
+    "exports/finished",
+)
+# The jobs whose runs are counted: each must run exactly once.
+COUNTED_KINDS = (AUTO_APPROVE_KIND, BUILD_KIND, DELIVER_KIND)
 SEARCHES = ("ana", "status:open", "tag:vip", "sku:BENCH-1*", "tracking:LPB*", "email:@bench.example",
             "supplier_status:wait_seller_send_goods total:>20", "has:open_cancellation OR tag:gift")  # fmt: skip
 
@@ -69,6 +98,9 @@ class Tally:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
     cancellations: list[str] = field(default_factory=list)
+    exports: list[str] = field(default_factory=list)
+    # (topic, object id) of every webhook delivery the traffic should cause.
+    expected_deliveries: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -171,15 +203,26 @@ async def _client(index: int, client: Client, deadline: float) -> None:
         roll = rng.random()
         if roll < 0.35:
             await client.call("read", setup.merchant, READ, {})
-        elif roll < 0.65:
+        elif roll < 0.62:
             await client.call("search", setup.merchant, SEARCH, {"q": rng.choice(SEARCHES)})
+        elif roll < 0.65:
+            fmt = "XLSX" if roll < 0.63 else "CSV"
+            data = await client.call(
+                "export", setup.merchant, EXPORT, {"input": {"format": fmt, "query": rng.choice(SEARCHES)}}
+            )
+            if data:
+                export_id = data["ordersExport"]["export"]["id"]
+                client.tally.exports.append(export_id)
+                client.tally.expected_deliveries.append(("exports/finished", export_id))
         elif roll < 0.80 or not waiting:
             serial += 1
             data = await client.call(
                 "import", setup.merchant, IMPORT, {"input": {"orders": [_order(setup, serial)]}}
             )
             if data:
-                waiting.extend(so["id"] for so in data["ordersImport"]["orders"][0]["supplierOrders"])
+                order = data["ordersImport"]["orders"][0]
+                client.tally.expected_deliveries.append(("orders/created", order["id"]))
+                waiting.extend(so["id"] for so in order["supplierOrders"])
         elif roll < 0.90:
             so_id = waiting.pop(rng.randrange(len(waiting)))
             packages = [{"trackingNumber": f"LPB{serial}{rng.randrange(10**6)}", "carrier": "Cainiao"}]
@@ -196,9 +239,10 @@ async def _client(index: int, client: Client, deadline: float) -> None:
                 {"input": {"supplierOrderId": so_id, "reason": "CUSTOMER_CANCELLED"}},
             )
             if data:
-                client.tally.cancellations.append(
-                    data["cancellationRequestCreate"]["cancellationRequest"]["id"]
-                )
+                request_id = data["cancellationRequestCreate"]["cancellationRequest"]["id"]
+                client.tally.cancellations.append(request_id)
+                client.tally.expected_deliveries.append(("cancellation_requests/created", request_id))
+                client.tally.expected_deliveries.append(("cancellation_requests/decided", request_id))
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -237,31 +281,103 @@ async def _pass_deadlines(database: Database, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=0.5)
 
 
-async def _check_jobs(database: Database, expected: int, wait: float) -> tuple[int, int, int, int]:
-    """(jobs, done once, run more than once or dead, requests not AUTO_APPROVED) once the queue drains."""
+@dataclass(frozen=True)
+class JobRuns:
+    jobs: int
+    once: int
+    again: int  # run more than once, or dead
+
+
+async def _drain(database: Database, wait: float) -> None:
+    """Until no counted job is queued or running (or ``wait`` seconds have passed)."""
     deadline = time.perf_counter() + wait
-    while True:
+    while time.perf_counter() < deadline:
         async with database.read() as session:
             pending = await session.scalar(
                 select(func.count())
                 .select_from(Job)
-                .where(Job.kind == AUTO_APPROVE_KIND, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                .where(Job.kind.in_(COUNTED_KINDS), Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
             )
-        if not pending or time.perf_counter() > deadline:
-            break
+        if not pending:
+            return
         await asyncio.sleep(0.5)
+
+
+async def _job_runs(database: Database) -> dict[str, JobRuns]:
     async with database.read() as session:
         jobs = (
-            await session.execute(select(Job.status, Job.attempts).where(Job.kind == AUTO_APPROVE_KIND))
+            await session.execute(
+                select(Job.kind, Job.status, Job.attempts).where(Job.kind.in_(COUNTED_KINDS))
+            )
         ).all()
+    runs = {}
+    for kind in COUNTED_KINDS:
+        mine = [(status, attempts) for job_kind, status, attempts in jobs if job_kind == kind]
+        once = sum(1 for status, attempts in mine if status is JobStatus.DONE and attempts == 1)
+        again = sum(1 for status, attempts in mine if attempts > 1 or status is JobStatus.DEAD)
+        runs[kind] = JobRuns(len(mine), once, again)
+    return runs
+
+
+async def _outcomes(database: Database) -> tuple[int, int, int]:
+    """(cancellation requests not AUTO_APPROVED, exports not SUCCEEDED, deliveries not SUCCEEDED)."""
+    async with database.read() as session:
         not_approved = await session.scalar(
             select(func.count())
             .select_from(CancellationRequest)
             .where(CancellationRequest.status != CancellationStatus.AUTO_APPROVED)
         )
-    once = sum(1 for status, attempts in jobs if status is JobStatus.DONE and attempts == 1)
-    twice = sum(1 for status, attempts in jobs if attempts > 1 or status is JobStatus.DEAD)
-    return len(jobs), once, twice, int(not_approved or 0)
+        not_exported = await session.scalar(
+            select(func.count()).select_from(Export).where(Export.status != ExportStatus.SUCCEEDED)
+        )
+        not_delivered = await session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.status != DeliveryStatus.SUCCEEDED)
+        )
+    return int(not_approved or 0), int(not_exported or 0), int(not_delivered or 0)
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    expected: int
+    received: int
+    missing: int
+    unexpected: int
+    duplicates: int  # the same webhook-id received more than once
+
+
+async def _deliveries(receiver: Receiver, expected: list[tuple[str, str]], wait: float) -> Deliveries:
+    """What the receiver got against what the traffic caused, once every expected event has arrived (or
+    ``wait`` seconds have passed)."""
+    deadline = time.perf_counter() + wait
+    while len(receiver.received) < len(expected) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1)  # anything sent twice would arrive by now
+    ids = Counter(received.headers["webhook-id"] for received in receiver.received)
+    events: Counter[tuple[str, str]] = Counter()
+    for received in receiver.received:
+        body = json.loads(received.body)
+        events[(body["type"], body["data"]["id"])] += 1
+    wanted = Counter(expected)
+    return Deliveries(
+        expected=len(expected),
+        received=len(receiver.received),
+        missing=sum((wanted - events).values()),
+        unexpected=sum((events - wanted).values()),
+        duplicates=sum(count - 1 for count in ids.values()),
+    )
+
+
+async def _subscribe(http: httpx.AsyncClient, port: int, setup: Setup, receiver: Receiver) -> None:
+    response = await http.post(
+        f"http://127.0.0.1:{port}/graphql",
+        json={"query": SUBSCRIBE, "variables": {"input": {"url": f"{receiver.url}/hooks", "topics": TOPICS}}},
+        headers={"Authorization": f"Bearer {setup.merchant}"},
+    )
+    payload = response.json().get("data", {}).get("webhookSubscriptionCreate") or {}
+    if response.status_code != 200 or payload.get("userErrors") or not payload.get("webhookSubscription"):
+        raise SystemExit(f"could not subscribe the receiver: {response.text[:400]}")
 
 
 async def run(url: str, seconds: float, clients: int) -> int:
@@ -269,29 +385,35 @@ async def run(url: str, seconds: float, clients: int) -> int:
         raise SystemExit("the scale-out run needs PostgreSQL (--database-url postgresql+asyncpg://...)")
     database = Database(url)
     setup = await _prepare(database)
+    logs = Path(tempfile.mkdtemp(prefix="dropdesk-scale-out-"))
     env = {
         **os.environ,
         "DROPDESK_DATABASE_URL": url,
+        "DROPDESK_SECRET_KEY": "scale-out-bench",
+        "DROPDESK_DATA_DIR": str(logs),  # export files, shared by both workers and both servers
         "DROPDESK_RUN_WORKER_IN_SERVER": "0",
         "DROPDESK_CANCELLATION_RESPONSE_HOURS": "1",
+        "DROPDESK_WEBHOOK_ALLOW_PRIVATE_URLS": "1",  # the receiver is on loopback
         "DROPDESK_LOG_LEVEL": "WARNING",
     }
     ports = [_free_port(), _free_port()]
-    logs = Path(tempfile.mkdtemp(prefix="dropdesk-scale-out-"))
     processes = [
         _start(["serve", "--host", "127.0.0.1", "--port", str(port), "--no-demo"], env, logs / f"api{n}.log")
         for n, port in enumerate(ports)
     ] + [_start(["worker"], env, logs / f"worker{n}.log") for n in range(2)]
     tally = Tally()
+    load_before = os.getloadavg()[0]
     try:
         # Idle connections expire on the client before uvicorn's 5 s keep-alive closes them on the server, as a
         # load balancer's upstream settings would: otherwise a request can race the server's close.
         limits = httpx.Limits(max_connections=clients * 2, keepalive_expiry=2.0)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http, running_receiver() as receiver:
             for port in ports:
                 await _wait_ready(http, port)
+            await _subscribe(http, ports[0], setup, receiver)
             print(
-                f"2 API processes (ports {ports[0]}, {ports[1]}), 2 workers, {clients} clients, {seconds:.0f} s"
+                f"2 API processes (ports {ports[0]}, {ports[1]}), 2 workers, {clients} clients, {seconds:.0f} s;"
+                f" webhooks to {receiver.url}"
             )
             started = time.perf_counter()
             deadline = started + seconds
@@ -300,10 +422,13 @@ async def run(url: str, seconds: float, clients: int) -> int:
             clock = asyncio.create_task(_pass_deadlines(database, stop))
             await asyncio.gather(*(_client(n, client[n], deadline) for n in range(clients)))
             elapsed = time.perf_counter() - started
-            drained = asyncio.create_task(_check_jobs(database, len(tally.cancellations), wait=30))
-            jobs, once, twice, not_approved = await drained
+            load_during = os.getloadavg()
+            await _drain(database, wait=120)
             stop.set()
             await clock
+            deliveries = await _deliveries(receiver, tally.expected_deliveries, wait=60)
+            runs = await _job_runs(database)
+            not_approved, not_exported, not_delivered = await _outcomes(database)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -316,6 +441,10 @@ async def run(url: str, seconds: float, clients: int) -> int:
 
     every = [value for values in tally.latencies.values() for value in values]
     print(f"\n{len(every):,} requests in {elapsed:.1f} s: {len(every) / elapsed:,.0f} requests/s")
+    print(
+        f"load average {load_during[0]:.1f} at the end of the traffic (5 min {load_during[1]:.1f};"
+        f" {load_before:.1f} before it) on {os.cpu_count()} CPUs"
+    )
     print(f"{'kind':<8} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for kind, values in [*sorted(tally.latencies.items()), ("all", every)]:
         ordered = sorted(values)
@@ -324,13 +453,31 @@ async def run(url: str, seconds: float, clients: int) -> int:
     print(f"\nerrors: {len(tally.errors)}")
     for error in tally.errors[:10]:
         print(f"  {error[:300]}")
+    for kind, what in ((AUTO_APPROVE_KIND, "deadline"), (BUILD_KIND, "export"), (DELIVER_KIND, "delivery")):
+        run_ = runs[kind]
+        print(
+            f"{what} jobs ({kind}): {run_.jobs}, run exactly once: {run_.once}, run twice or dead: {run_.again}"
+        )
     print(
-        f"cancellation requests: {len(tally.cancellations)}; deadline jobs: {jobs}, run exactly once: {once}, "
-        f"run twice or dead: {twice}; requests not AUTO_APPROVED: {not_approved}"
+        f"cancellation requests: {len(tally.cancellations)}, not AUTO_APPROVED: {not_approved}; "
+        f"exports: {len(tally.exports)}, not SUCCEEDED: {not_exported}"
     )
-    print("exports and outbound webhook deliveries: not part of this build, so not in the mix")
+    print(
+        f"webhook deliveries: {deliveries.expected} expected (one per event and subscription),"
+        f" {deliveries.received} received, {deliveries.missing} missing, {deliveries.unexpected} unexpected,"
+        f" {deliveries.duplicates} received twice (same webhook-id); deliveries not SUCCEEDED: {not_delivered}"
+    )
     print(f"server and worker logs: {logs}")
-    ok = not tally.errors and twice == 0 and once == jobs == len(tally.cancellations) and not_approved == 0
+    ok = (
+        not tally.errors
+        and all(run_.again == 0 and run_.once == run_.jobs for run_ in runs.values())
+        and runs[AUTO_APPROVE_KIND].jobs == len(tally.cancellations)
+        and runs[BUILD_KIND].jobs == len(tally.exports)
+        and runs[DELIVER_KIND].jobs == deliveries.expected
+        and not_approved == not_exported == not_delivered == 0
+        and deliveries.received == deliveries.expected
+        and deliveries.missing == deliveries.unexpected == deliveries.duplicates == 0
+    )
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 
