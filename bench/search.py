@@ -8,7 +8,7 @@ seeded with ``--orders`` demo orders first, then its statistics refreshed, unles
 (give a file with ``--database-url sqlite+aiosqlite:////path/file.sqlite3`` to keep and reuse one; the seeding
 time is printed too); the plan of the slowest form's count is printed at the end.
 
-    python3 run.py bench [--orders N] [--database-url URL] [--repeat R]
+    python3 run.py bench --search [--orders N] [--database-url URL] [--repeat R]
 """
 
 from __future__ import annotations
