@@ -250,10 +250,7 @@ class OrderLine(Node):
     async def supplier_order(
         self, info: Info
     ) -> Annotated[SupplierOrder, strawberry.lazy("schema.types")] | None:
-        if self.model.supplier_order_id is None:
-            return None
-        row = await context_of(info).loaders.supplier_order.load(self.model.supplier_order_id)
-        return SupplierOrder.of(row) if row else None
+        return await _supplier_order(info, self.model.supplier_order_id)
 
     @classmethod
     def of(cls, model: models.OrderLine, currency: str | None = None) -> OrderLine:
@@ -309,8 +306,7 @@ class SupplierOrder(Node):
     @strawberry.field(description="The store order it fulfils; merchants only.")
     async def order(self, info: Info) -> Annotated[Order, strawberry.lazy("schema.types")] | None:
         require_merchant_data(info)
-        row = await context_of(info).loaders.order.load(self.model.order_id)
-        return Order.of(row) if row else None
+        return await _order(info, self.model.order_id)
 
     @strawberry.field(description="Cancellation requests on this supplier order, oldest first.")
     def cancellation_requests(
@@ -377,8 +373,7 @@ class OrderEvent(Node):
     @strawberry.field(description="The order this event is about.")
     async def order(self, info: Info) -> Annotated[Order, strawberry.lazy("schema.types")] | None:
         require_merchant_data(info)
-        row = await context_of(info).loaders.order.load(self.order_pk) if self.order_pk else None
-        return Order.of(row) if row else None
+        return await _order(info, self.order_pk)
 
     @classmethod
     def of(cls, model: models.OrderEvent) -> OrderEvent:
@@ -579,14 +574,12 @@ class CancellationRequest(Node):
 
     @strawberry.field
     async def supplier_order(self, info: Info) -> SupplierOrder | None:
-        row = await context_of(info).loaders.supplier_order.load(self.model.supplier_order_id)
-        return SupplierOrder.of(row) if row else None
+        return await _supplier_order(info, self.model.supplier_order_id)
 
     @strawberry.field(description="The store order; merchants only.")
     async def order(self, info: Info) -> Order | None:
         require_merchant_data(info)
-        row = await context_of(info).loaders.order.load(self.model.order_id)
-        return Order.of(row) if row else None
+        return await _order(info, self.model.order_id)
 
     @classmethod
     def of(cls, model: models.CancellationRequest) -> CancellationRequest:
@@ -778,8 +771,7 @@ class Return(Node):
 
     @strawberry.field
     async def order(self, info: Info) -> Order | None:
-        row = await context_of(info).loaders.order.load(self.model.order_id)
-        return Order.of(row) if row else None
+        return await _order(info, self.model.order_id)
 
     @strawberry.field
     async def lines(self, info: Info) -> list[ReturnLine]:
@@ -849,8 +841,7 @@ class Refund(Node):
 
     @strawberry.field
     async def order(self, info: Info) -> Order | None:
-        row = await context_of(info).loaders.order.load(self.model.order_id)
-        return Order.of(row) if row else None
+        return await _order(info, self.model.order_id)
 
     @strawberry.field(name="return", description="The return whose items this refund pays back, if any.")
     async def return_(self, info: Info) -> Return | None:
@@ -1036,14 +1027,12 @@ class Dispute(Node):
 
     @strawberry.field
     async def supplier_order(self, info: Info) -> SupplierOrder | None:
-        row = await context_of(info).loaders.supplier_order.load(self.model.supplier_order_id)
-        return SupplierOrder.of(row) if row else None
+        return await _supplier_order(info, self.model.supplier_order_id)
 
     @strawberry.field(description="The store order; merchants only.")
     async def order(self, info: Info) -> Order | None:
         require_merchant_data(info)
-        row = await context_of(info).loaders.order.load(self.model.order_id)
-        return Order.of(row) if row else None
+        return await _order(info, self.model.order_id)
 
     @classmethod
     def of(cls, model: models.Dispute) -> Dispute:
@@ -1130,8 +1119,7 @@ class BulkActionResult(Node):
 
     @strawberry.field
     async def order(self, info: Info) -> Order | None:
-        row = await context_of(info).loaders.order.load(self.model.order_id)
-        return Order.of(row) if row else None
+        return await _order(info, self.model.order_id)
 
     @strawberry.field(
         description="Why the action failed for this order (or for some of its supplier orders)."
@@ -1240,3 +1228,17 @@ NODE_TYPES: dict[str, Any] = {
     "BulkAction": BulkAction,
     "BulkActionResult": BulkActionResult,
 }
+
+
+async def _order(info: Info, order_id: int | None) -> Order | None:
+    """The store order with this id, read through the request's loader; None for no id."""
+    row = await context_of(info).loaders.order.load(order_id) if order_id is not None else None
+    return Order.of(row) if row else None
+
+
+async def _supplier_order(info: Info, supplier_order_id: int | None) -> SupplierOrder | None:
+    """The supplier order with this id, read through the request's loader; None for no id."""
+    if supplier_order_id is None:
+        return None
+    row = await context_of(info).loaders.supplier_order.load(supplier_order_id)
+    return SupplierOrder.of(row) if row else None
