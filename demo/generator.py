@@ -188,7 +188,9 @@ def _pick(rng: random.Random, table: tuple[list[Any], list[int]]) -> Any:
     return values[bisect.bisect(totals, rng.random() * totals[-1])]
 
 
+@functools.cache
 def _money(cents: int) -> Decimal:
+    # Cached: the same prices and totals come back thousands of times in a large seed.
     return Decimal(f"{cents // 100}.{cents % 100:02d}")
 
 
@@ -198,15 +200,17 @@ def _cents(amount: str) -> int:
 
 def _fill(rng: random.Random, pattern: str) -> str:
     """Expand '#' to a digit and '@' to a capital letter."""
-    out = []
-    for char in pattern:
-        if char == "#":
-            out.append(str(rng.randrange(10)))
-        elif char == "@":
-            out.append(chr(65 + rng.randrange(26)))
-        else:
-            out.append(char)
-    return "".join(out)
+    randrange = rng.randrange
+    return "".join(
+        [
+            _DIGITS[randrange(10)] if char == "#" else _LETTERS[randrange(26)] if char == "@" else char
+            for char in pattern
+        ]
+    )
+
+
+_DIGITS = "0123456789"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @functools.cache
@@ -223,8 +227,8 @@ def _sku_code(value: str) -> str:
 
 def _after(start: datetime, limit: datetime, seconds: float) -> datetime:
     """``start`` plus a duration, squeezed so that the result never passes ``limit`` (usually now)."""
-    room = (limit - start).total_seconds()
-    return start + timedelta(seconds=int(min(seconds, room * 0.6)))
+    most = (limit - start).total_seconds() * 0.6
+    return start + timedelta(seconds=int(most if most < seconds else seconds))
 
 
 _S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
@@ -304,6 +308,10 @@ class _Timeline:
     shipped: datetime | None = None
     delivered: datetime | None = None
     finished: datetime | None = None
+
+
+# The four shapes of a customer's email address, drawn with one ``choice`` among four.
+_EMAIL_FORMS = (0, 1, 2, 3)
 
 
 class _ShopGenerator:
@@ -386,14 +394,18 @@ class _ShopGenerator:
         rng = self.rng
         country: Country = _pick(rng, self.countries)
         first, last = rng.choice(country.first_names), rng.choice(country.last_names)
-        local = rng.choice(
-            (
-                f"{_ascii(first)}.{_ascii(last)}",
-                f"{_ascii(first)}{_ascii(last)}{rng.randrange(1, 99)}",
-                f"{_ascii(first)[0]}{_ascii(last)}",
-                f"{_ascii(first)}_{_ascii(last)}{rng.randrange(70, 100)}",
-            )
-        )
+        ascii_first, ascii_last = _ascii(first), _ascii(last)
+        # Both numbers are drawn whichever form is chosen, as they always have been, so the stream is unchanged.
+        number, year = rng.randrange(1, 99), rng.randrange(70, 100)
+        form = rng.choice(_EMAIL_FORMS)
+        if form == 0:
+            local = f"{ascii_first}.{ascii_last}"
+        elif form == 1:
+            local = f"{ascii_first}{ascii_last}{number}"
+        elif form == 2:
+            local = f"{ascii_first[0]}{ascii_last}"
+        else:
+            local = f"{ascii_first}_{ascii_last}{year}"
         city, province, postcode, area = rng.choice(country.cities)
         street = country.street_format.format(
             number=rng.randrange(1, 240), street=rng.choice(country.streets)
