@@ -563,7 +563,7 @@ class _ShopGenerator:
                 {
                     "time": when.isoformat(),
                     "status": scan,
-                    "location": location.format(**places),
+                    "location": location.format_map(places),
                     "description": description,
                 }
             )
@@ -834,25 +834,31 @@ class _Numbering:
     def encode(self, batch: list[_PlannedOrder]) -> _EncodedBatch:
         by_table: dict[Table, list[dict[str, Any]]] = {table: [] for table in _WRITE_ORDER}
         jobs: list[dict[str, Any]] = []
+        add_order, add_supplier_order = by_table[_ORDERS].append, by_table[_SUPPLIER_ORDERS].append
+        add_line, add_package, add_event = (
+            by_table[_LINES].append,
+            by_table[_PACKAGES].append,
+            by_table[_EVENTS].append,
+        )
         for planned in batch:
             planned.row["id"] = order_id = self.order_id
             self.order_id += 1
-            by_table[_ORDERS].append(planned.row)
+            add_order(planned.row)
             supplier_order_ids = {}
             for supplier_order in planned.supplier_orders:
                 row = supplier_order.row
                 row["id"] = supplier_order_id = self.supplier_order_id
                 self.supplier_order_id += 1
                 row["order_id"] = order_id
-                by_table[_SUPPLIER_ORDERS].append(row)
+                add_supplier_order(row)
                 supplier_order_ids[row["aliexpress_order_id"]] = supplier_order_id
                 for line in supplier_order.lines:
                     line["order_id"] = order_id
                     line["supplier_order_id"] = supplier_order_id
-                    by_table[_LINES].append(line)
+                    add_line(line)
                 for package in supplier_order.packages:
                     package["supplier_order_id"] = supplier_order_id
-                    by_table[_PACKAGES].append(package)
+                    add_package(package)
                 if supplier_order.cancellation is not None:
                     self._cancellation(
                         supplier_order.cancellation, order_id, supplier_order_id, by_table, jobs
@@ -860,14 +866,14 @@ class _Numbering:
             for aliexpress_id, event in planned.events:
                 event["order_id"] = order_id
                 event["supplier_order_id"] = supplier_order_ids[aliexpress_id] if aliexpress_id else None
-                by_table[_EVENTS].append(event)
+                add_event(event)
         rows = {}
         for table, dicts in by_table.items():
             if dicts:
                 encoder = self.encoders.get(table.name)
                 if encoder is None:
                     encoder = self.encoders[table.name] = RowEncoder(table, self.dialect, dicts[0].keys())
-                rows[table.name] = (encoder.columns, [encoder.encode(row) for row in dicts])
+                rows[table.name] = (encoder.columns, list(map(encoder.encode, dicts)))
         return _EncodedBatch(len(batch), rows, jobs, (self.order_id, self.supplier_order_id, self.request_id))
 
     def _cancellation(
