@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
 from operator import itemgetter
 from typing import Any
 
@@ -28,12 +27,23 @@ from db.types import AMOUNT_SCALE, Amount, UTCDateTime
 Converter = Callable[[Any], Any]
 
 
+# Amounts already converted: loads repeat the same prices and totals many times.
+_AMOUNTS: dict[Any, int] = {}
+_AMOUNTS_KEPT = 100_000
+
+
 def _amount(value: Any) -> int | None:
     if value is None:
         return None
+    try:
+        return _AMOUNTS[value]
+    except (KeyError, TypeError):
+        pass
     scaled = Decimal(value) * AMOUNT_SCALE
     if scaled != scaled.to_integral_value():
         raise ValueError(f"amount {value} has more than four decimal places")
+    if len(_AMOUNTS) < _AMOUNTS_KEPT and isinstance(value, Decimal):
+        _AMOUNTS[value] = int(scaled)
     return int(scaled)
 
 
@@ -57,35 +67,18 @@ def _postgres_time(value: datetime | None) -> datetime | None:
     return value
 
 
-# What json.dumps(value) does with its default arguments, without building an encoder on every call.
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_JSON_ENCODE = (
-    _c_make_encoder(
-        None,
-        json.JSONEncoder().default,
-        json.encoder.encode_basestring_ascii,
-        None,
-        ": ",
-        ", ",
-        False,
-        False,
-        True,
-    )
-    if _c_make_encoder is not None
-    else None
-)
+# What json.dumps(value) writes (same separators, ASCII only), from one encoder rather than one per call.
+# Rows hold no reference cycles, so the circular-reference bookkeeping is skipped.
+_JSON_ENCODE = json.JSONEncoder(check_circular=False).encode
 
 
 def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    if _JSON_ENCODE is not None:
-        return "".join(_JSON_ENCODE(value, 0))
-    return json.dumps(value)
+    return None if value is None else _JSON_ENCODE(value)
 
 
 def _enum(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
+    # An enum member's value without the descriptor behind ``.value``; other values pass through.
+    return getattr(value, "_value_", value)
 
 
 def _same(value: Any) -> Any:
@@ -148,6 +141,7 @@ class RowEncoder:
         missing = [column for column in columns if column.key not in keys]
         self.columns = [column.name for column in self.present + missing]
         self.getter = itemgetter(*(column.key for column in self.present)) if self.present else None
+        self.several_present = len(self.present) > 1
         self.conversions = [
             (index, convert)
             for index, convert in enumerate(_converter(column, dialect) for column in self.present)
@@ -156,11 +150,17 @@ class RowEncoder:
         self.defaults = [(column, _converter(column, dialect)) for column in missing]
 
     def encode(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        picked = self.getter(row) if self.getter is not None else ()
-        value = list(picked) if len(self.present) > 1 else [picked]
+        getter = self.getter
+        if getter is None:
+            value = []
+        elif self.several_present:
+            value = list(getter(row))
+        else:
+            value = [getter(row)]
         for index, convert in self.conversions:
             value[index] = convert(value[index])
-        value.extend(convert(_filled(column, row)) for column, convert in self.defaults)
+        if self.defaults:
+            value += [convert(_filled(column, row)) for column, convert in self.defaults]
         return tuple(value)
 
 
