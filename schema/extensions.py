@@ -234,13 +234,32 @@ def selected_operation(document: DocumentNode, name: str | None) -> OperationDef
 # --- the guard ---------------------------------------------------------------------------------------------
 
 
+class RequestedCosts:
+    """The requested cost of documents that passed the stored-text check, by (document text, operation name,
+    variables as JSON): both depend on nothing else, and clients send the same few documents again and again.
+    Bounded: emptied when full."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._costs: dict[tuple[str, str | None, str], int] = {}
+
+    def get(self, key: tuple[str, str | None, str]) -> int | None:
+        return self._costs.get(key)
+
+    def put(self, key: tuple[str, str | None, str], cost: int) -> None:
+        if len(self._costs) >= self.size:
+            self._costs.clear()
+        self._costs[key] = cost
+
+
 class RequestGuard(SchemaExtension):
     """Document size and tokens before parsing; stored text, cost and the token's budget before execution;
     ``extensions.cost`` on every answer."""
 
-    def __init__(self, settings: Settings, buckets: CostBuckets) -> None:
+    def __init__(self, settings: Settings, buckets: CostBuckets, costs: RequestedCosts | None = None) -> None:
         self.settings = settings
         self.buckets = buckets
+        self.costs = costs or RequestedCosts()
         self.requested: int = 0
         self.actual: int = 0
         self.bucket_key: Any = None
@@ -305,18 +324,33 @@ class RequestGuard(SchemaExtension):
     ) -> GraphQLError | None:
         context = self.execution_context
         variables = context.variables
+        variables_json: str | None = ""
         if variables:
-            size = len(json.dumps(variables, default=str))
+            try:
+                variables_json = json.dumps(variables)
+            except (TypeError, ValueError):  # uploads, or objects given in-process: checked, not kept
+                variables_json = None
+            size = len(variables_json if variables_json is not None else json.dumps(variables, default=str))
             if size > self.settings.max_variables_bytes:
                 return GraphQLError(
                     f"the variables are larger than {self.settings.max_variables_bytes} bytes",
                     extensions={"code": QUERY_TOO_LARGE},
                 )
-        bad_text = unstorable_text_error(document, operation, variables)
-        if bad_text is not None:
-            return bad_text
-        calculator = CostCalculator(context.schema._schema, document, variables, DEFAULT_PAGE_SIZE)
-        self.requested = calculator.requested(operation)
+        key = (
+            (context.query, context.operation_name, variables_json)
+            if context.query is not None and variables_json is not None
+            else None
+        )
+        requested = self.costs.get(key) if key is not None else None
+        if requested is None:
+            bad_text = unstorable_text_error(document, operation, variables)
+            if bad_text is not None:
+                return bad_text
+            calculator = CostCalculator(context.schema._schema, document, variables, DEFAULT_PAGE_SIZE)
+            requested = calculator.requested(operation)
+            if key is not None:
+                self.costs.put(key, requested)
+        self.requested = requested
         if self.requested > self.settings.max_query_cost:
             return GraphQLError(
                 f"the query costs {self.requested}, more than the maximum of {self.settings.max_query_cost}; "

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, bindparam, func, select
@@ -108,71 +108,212 @@ def _row_statement(
     return statement if order_by is None else statement.order_by(key, order_by)
 
 
+# The loader by id of each GraphQL type that has one (node lookups).
+_LOADER_OF_TYPE = {
+    "Order": "order",
+    "SupplierOrder": "supplier_order",
+    "Supplier": "supplier",
+    "Shop": "shop",
+    "OrderLine": "order_line",
+    "Package": "package",
+    "OrderEvent": "order_event",
+    "CancellationRequest": "cancellation_request",
+    "Export": "export",
+    "Return": "return_",
+    "ReturnLine": "return_line",
+    "Refund": "refund",
+    "ShopPolicy": "shop_policy",
+    "ReturnedStockItem": "returned_stock",
+    "Dispute": "dispute",
+    "OrderNote": "order_note",
+    "SavedSearch": "saved_search",
+    "BulkAction": "bulk_action",
+    "BulkActionResult": "bulk_action_result",
+}
+
+
 class Loaders:
+    """The request's DataLoaders, each made on first use: a request uses a few of the dozens."""
+
     def __init__(self, actor: Actor, reading: SessionLender) -> None:
         self._actor = actor
         self._reading = reading
-        self.order = self._by_id(Order)
-        self.supplier_order = self._by_id(SupplierOrder)
-        self.supplier = self._by_id(Supplier)
-        self.shop = self._by_id(Shop)
-        self.order_line = self._by_id(OrderLine)
-        self.package = self._by_id(Package)
-        self.order_event = self._by_id(OrderEvent)
-        self.lines_by_order = self._by_parent(OrderLine, OrderLine.order_id, OrderLine.position)
-        self.lines_by_supplier_order = self._by_parent(
-            OrderLine, OrderLine.supplier_order_id, OrderLine.position
-        )
-        self.supplier_orders_by_order = self._by_parent(
-            SupplierOrder, SupplierOrder.order_id, SupplierOrder.id
-        )
-        self.packages_by_supplier_order = self._by_parent(Package, Package.supplier_order_id, Package.id)
-        self.events_by_order = self._by_parent(OrderEvent, OrderEvent.order_id, OrderEvent.id)
-        self.suppliers_by_shop = self._by_parent(Supplier, Supplier.shop_id, Supplier.id)
-        self.cancellation_request = self._by_id(CancellationRequest)
-        self.export = self._by_id(Export)
-        self.cancellation_requests_by_order = self._by_parent(
-            CancellationRequest, CancellationRequest.order_id, CancellationRequest.id
-        )
-        self.cancellation_requests_by_supplier_order = self._by_parent(
+
+    @cached_property
+    def order(self) -> DataLoader[int, Order | None]:
+        return self._by_id(Order)
+
+    @cached_property
+    def supplier_order(self) -> DataLoader[int, SupplierOrder | None]:
+        return self._by_id(SupplierOrder)
+
+    @cached_property
+    def supplier(self) -> DataLoader[int, Supplier | None]:
+        return self._by_id(Supplier)
+
+    @cached_property
+    def shop(self) -> DataLoader[int, Shop | None]:
+        return self._by_id(Shop)
+
+    @cached_property
+    def order_line(self) -> DataLoader[int, OrderLine | None]:
+        return self._by_id(OrderLine)
+
+    @cached_property
+    def package(self) -> DataLoader[int, Package | None]:
+        return self._by_id(Package)
+
+    @cached_property
+    def order_event(self) -> DataLoader[int, OrderEvent | None]:
+        return self._by_id(OrderEvent)
+
+    @cached_property
+    def lines_by_order(self) -> DataLoader[int, list[OrderLine]]:
+        return self._by_parent(OrderLine, OrderLine.order_id, OrderLine.position)
+
+    @cached_property
+    def lines_by_supplier_order(self) -> DataLoader[int, list[OrderLine]]:
+        return self._by_parent(OrderLine, OrderLine.supplier_order_id, OrderLine.position)
+
+    @cached_property
+    def supplier_orders_by_order(self) -> DataLoader[int, list[SupplierOrder]]:
+        return self._by_parent(SupplierOrder, SupplierOrder.order_id, SupplierOrder.id)
+
+    @cached_property
+    def packages_by_supplier_order(self) -> DataLoader[int, list[Package]]:
+        return self._by_parent(Package, Package.supplier_order_id, Package.id)
+
+    @cached_property
+    def events_by_order(self) -> DataLoader[int, list[OrderEvent]]:
+        return self._by_parent(OrderEvent, OrderEvent.order_id, OrderEvent.id)
+
+    @cached_property
+    def suppliers_by_shop(self) -> DataLoader[int, list[Supplier]]:
+        return self._by_parent(Supplier, Supplier.shop_id, Supplier.id)
+
+    @cached_property
+    def cancellation_request(self) -> DataLoader[int, CancellationRequest | None]:
+        return self._by_id(CancellationRequest)
+
+    @cached_property
+    def export(self) -> DataLoader[int, Export | None]:
+        return self._by_id(Export)
+
+    @cached_property
+    def cancellation_requests_by_order(self) -> DataLoader[int, list[CancellationRequest]]:
+        return self._by_parent(CancellationRequest, CancellationRequest.order_id, CancellationRequest.id)
+
+    @cached_property
+    def cancellation_requests_by_supplier_order(self) -> DataLoader[int, list[CancellationRequest]]:
+        return self._by_parent(
             CancellationRequest,
             CancellationRequest.supplier_order_id,
             CancellationRequest.id,
         )
-        self.cancellation_messages_by_request = self._by_parent(
-            CancellationMessage, CancellationMessage.request_id, CancellationMessage.id
-        )
-        self.supplier_refunded = DataLoader(load_fn=self._refunded)
-        self.dispute = self._by_id(Dispute)
-        self.disputes_by_order = self._by_parent(Dispute, Dispute.order_id, Dispute.id)
-        self.disputes_by_supplier_order = self._by_parent(Dispute, Dispute.supplier_order_id, Dispute.id)
-        self.dispute_messages_by_dispute = self._by_parent(
-            DisputeMessage, DisputeMessage.dispute_id, DisputeMessage.id
-        )
-        self.dispute_attachments_by_message = self._by_parent(
-            DisputeAttachment, DisputeAttachment.message_id, DisputeAttachment.id
-        )
-        self.order_figures = self._figures()
-        self.return_ = self._by_id(Return)
-        self.return_line = self._by_id(ReturnLine)
-        self.returns_by_order = self._by_parent(Return, Return.order_id, Return.id)
-        self.return_lines_by_return = self._by_parent(ReturnLine, ReturnLine.return_id, ReturnLine.id)
-        self.return_receipts_by_return = self._by_parent(
-            ReturnReceipt, ReturnReceipt.return_id, ReturnReceipt.id
-        )
-        self.refund = self._by_id(Refund)
-        self.refunds_by_order = self._by_parent(Refund, Refund.order_id, Refund.id)
-        self.refunds_by_return = self._by_parent(Refund, Refund.return_id, Refund.id)
-        self.refund_lines_by_refund = self._by_parent(RefundLine, RefundLine.refund_id, RefundLine.id)
-        self.shop_policy = self._by_id(ShopPolicy)
-        self.policies_by_shop = self._by_parent(ShopPolicy, ShopPolicy.shop_id, ShopPolicy.id)
-        self.returned_stock = self._by_id(ReturnedStock)
-        self.order_note = self._by_id(OrderNote)
-        self.notes_by_order = self._by_parent(OrderNote, OrderNote.order_id, OrderNote.id)
-        self.notes_by_supplier_order = self._by_parent(OrderNote, OrderNote.supplier_order_id, OrderNote.id)
-        self.saved_search = self._by_id(SavedSearch)
-        self.bulk_action = self._by_id(BulkAction)
-        self.bulk_action_result = self._by_id(BulkActionResult)
+
+    @cached_property
+    def cancellation_messages_by_request(self) -> DataLoader[int, list[CancellationMessage]]:
+        return self._by_parent(CancellationMessage, CancellationMessage.request_id, CancellationMessage.id)
+
+    @cached_property
+    def supplier_refunded(self) -> DataLoader[int, Decimal]:
+        return DataLoader(load_fn=self._refunded)
+
+    @cached_property
+    def dispute(self) -> DataLoader[int, Dispute | None]:
+        return self._by_id(Dispute)
+
+    @cached_property
+    def disputes_by_order(self) -> DataLoader[int, list[Dispute]]:
+        return self._by_parent(Dispute, Dispute.order_id, Dispute.id)
+
+    @cached_property
+    def disputes_by_supplier_order(self) -> DataLoader[int, list[Dispute]]:
+        return self._by_parent(Dispute, Dispute.supplier_order_id, Dispute.id)
+
+    @cached_property
+    def dispute_messages_by_dispute(self) -> DataLoader[int, list[DisputeMessage]]:
+        return self._by_parent(DisputeMessage, DisputeMessage.dispute_id, DisputeMessage.id)
+
+    @cached_property
+    def dispute_attachments_by_message(self) -> DataLoader[int, list[DisputeAttachment]]:
+        return self._by_parent(DisputeAttachment, DisputeAttachment.message_id, DisputeAttachment.id)
+
+    @cached_property
+    def order_figures(self) -> DataLoader[int, OrderFigures | None]:
+        return self._figures()
+
+    @cached_property
+    def return_(self) -> DataLoader[int, Return | None]:
+        return self._by_id(Return)
+
+    @cached_property
+    def return_line(self) -> DataLoader[int, ReturnLine | None]:
+        return self._by_id(ReturnLine)
+
+    @cached_property
+    def returns_by_order(self) -> DataLoader[int, list[Return]]:
+        return self._by_parent(Return, Return.order_id, Return.id)
+
+    @cached_property
+    def return_lines_by_return(self) -> DataLoader[int, list[ReturnLine]]:
+        return self._by_parent(ReturnLine, ReturnLine.return_id, ReturnLine.id)
+
+    @cached_property
+    def return_receipts_by_return(self) -> DataLoader[int, list[ReturnReceipt]]:
+        return self._by_parent(ReturnReceipt, ReturnReceipt.return_id, ReturnReceipt.id)
+
+    @cached_property
+    def refund(self) -> DataLoader[int, Refund | None]:
+        return self._by_id(Refund)
+
+    @cached_property
+    def refunds_by_order(self) -> DataLoader[int, list[Refund]]:
+        return self._by_parent(Refund, Refund.order_id, Refund.id)
+
+    @cached_property
+    def refunds_by_return(self) -> DataLoader[int, list[Refund]]:
+        return self._by_parent(Refund, Refund.return_id, Refund.id)
+
+    @cached_property
+    def refund_lines_by_refund(self) -> DataLoader[int, list[RefundLine]]:
+        return self._by_parent(RefundLine, RefundLine.refund_id, RefundLine.id)
+
+    @cached_property
+    def shop_policy(self) -> DataLoader[int, ShopPolicy | None]:
+        return self._by_id(ShopPolicy)
+
+    @cached_property
+    def policies_by_shop(self) -> DataLoader[int, list[ShopPolicy]]:
+        return self._by_parent(ShopPolicy, ShopPolicy.shop_id, ShopPolicy.id)
+
+    @cached_property
+    def returned_stock(self) -> DataLoader[int, ReturnedStock | None]:
+        return self._by_id(ReturnedStock)
+
+    @cached_property
+    def order_note(self) -> DataLoader[int, OrderNote | None]:
+        return self._by_id(OrderNote)
+
+    @cached_property
+    def notes_by_order(self) -> DataLoader[int, list[OrderNote]]:
+        return self._by_parent(OrderNote, OrderNote.order_id, OrderNote.id)
+
+    @cached_property
+    def notes_by_supplier_order(self) -> DataLoader[int, list[OrderNote]]:
+        return self._by_parent(OrderNote, OrderNote.supplier_order_id, OrderNote.id)
+
+    @cached_property
+    def saved_search(self) -> DataLoader[int, SavedSearch | None]:
+        return self._by_id(SavedSearch)
+
+    @cached_property
+    def bulk_action(self) -> DataLoader[int, BulkAction | None]:
+        return self._by_id(BulkAction)
+
+    @cached_property
+    def bulk_action_result(self) -> DataLoader[int, BulkActionResult | None]:
+        return self._by_id(BulkActionResult)
 
     async def _refunded(self, supplier_order_ids: list[int]) -> Sequence[Decimal]:
         """What the supplier has refunded so far, per supplier order, whatever the source."""
@@ -188,28 +329,8 @@ class Loaders:
         return [totals.get(key, Decimal(0)) for key in supplier_order_ids]
 
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
-        loaders: dict[str, DataLoader[int, Any]] = {
-            "Order": self.order,
-            "SupplierOrder": self.supplier_order,
-            "Supplier": self.supplier,
-            "Shop": self.shop,
-            "OrderLine": self.order_line,
-            "Package": self.package,
-            "OrderEvent": self.order_event,
-            "CancellationRequest": self.cancellation_request,
-            "Export": self.export,
-            "Return": self.return_,
-            "ReturnLine": self.return_line,
-            "Refund": self.refund,
-            "ShopPolicy": self.shop_policy,
-            "ReturnedStockItem": self.returned_stock,
-            "Dispute": self.dispute,
-            "OrderNote": self.order_note,
-            "SavedSearch": self.saved_search,
-            "BulkAction": self.bulk_action,
-            "BulkActionResult": self.bulk_action_result,
-        }
-        return loaders.get(type_name)
+        name = _LOADER_OF_TYPE.get(type_name)
+        return None if name is None else cast(DataLoader[int, Any], getattr(self, name))
 
     def rows(self, relation: str) -> Callable[[list[int]], Awaitable[Sequence[Any]]]:
         """A load of ``ROW_RELATIONS[relation]`` for a batch of keys: a list of rows per key, or the row (or

@@ -20,7 +20,7 @@ from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.cost import CostBuckets
 from schema.disputes import DisputesMutation, DisputesQuery
 from schema.exports import ExportsMutation, ExportsQuery
-from schema.extensions import MaskUnexpectedErrors, RequestGuard
+from schema.extensions import MaskUnexpectedErrors, RequestedCosts, RequestGuard
 from schema.input_paths import InputPathsInErrors
 from schema.jobs import JobsMutation, JobsQuery
 from schema.notes import NotesMutation
@@ -80,6 +80,7 @@ Mutation = merge_types(
 def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> strawberry.Schema:
     # One bucket store per schema, so per app: each API process keeps its own budgets.
     buckets = buckets or CostBuckets(settings.cost_bucket_size, settings.cost_restore_rate)
+    costs = RequestedCosts()
     # The limiters' rules are built once: the validation cache keys on the rule classes, and a limiter made per
     # request would bring a new class each time (no hit, and an entry per request).
     limits = [
@@ -94,7 +95,7 @@ def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> stra
         extensions=[
             lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-            lambda: RequestGuard(settings, buckets),
+            lambda: RequestGuard(settings, buckets, costs),
             # After the guard, whose size and token checks come before any parsing; bounded, since every
             # distinct document text would otherwise stay in memory.
             lambda: ParserCache(maxsize=PARSED_DOCUMENTS_KEPT),

@@ -137,3 +137,16 @@ def test_the_bucket_leaks_back_at_the_restore_rate() -> None:
     assert buckets.status("t").currently_available == 30
     now[0] += 100
     assert buckets.status("t").currently_available == 100
+
+
+async def test_a_document_sent_again_is_costed_and_checked_by_its_variables(api: Api, tenant: Tenant) -> None:
+    """The requested cost is kept per document text and variables: other variables are costed and checked
+    again, not answered from what the same text cost before."""
+    document = "query($first: Int!, $q: String) { orders(first: $first, query: $q) { nodes { number } } }"
+    costs = []
+    for first in (5, 50, 5):
+        body = await api.gql(tenant.merchant_token, document, {"first": first, "q": "a"})
+        costs.append(body["extensions"]["cost"]["requestedQueryCost"])
+    assert costs == [1 + 5, 1 + 50, 1 + 5]
+    refused = await api.gql(tenant.merchant_token, document, {"first": 5, "q": "a\x00"})
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
