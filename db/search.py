@@ -47,6 +47,7 @@ from sqlalchemy import (
     SQLColumnExpression,
     String,
     and_,
+    func,
     literal,
     not_,
     or_,
@@ -228,11 +229,13 @@ class _OrderIdIn(ColumnElement[bool]):
     _is_implicitly_boolean = True
     inherit_cache = False
 
-    def __init__(self, subquery: Select[Any], *, selective: bool = False) -> None:
+    def __init__(self, subquery: Select[Any], *, selective: bool = False, shop_id: int | None = None) -> None:
         self.subquery = subquery
         self.as_array = _IN_OR.get() and not _NEGATED.get()
         # Names an order or two (an exact tracking number): looking them up beats any walk.
         self.selective = selective
+        # The subquery reads only this shop's child rows, each of which belongs to one of the shop's orders.
+        self.shop_id = shop_id
         self.probe_only = False  # set by _walk_sort_index
 
 
@@ -625,14 +628,17 @@ def _time_clause(
     return clause
 
 
-def _supplier_orders_with(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return _OrderIdIn(select(SupplierOrder.order_id).where(condition))
+def _supplier_orders_with(condition: ColumnElement[bool], shop_id: int | None) -> ColumnElement[bool]:
+    return _OrderIdIn(
+        select(SupplierOrder.order_id).where(_shop(SupplierOrder.shop_id, shop_id), condition),
+        shop_id=shop_id,
+    )
 
 
 def _supplier_status_clause(
     _comparator: Comparator, status: SupplierOrderStatus, _now: datetime, shop_id: int | None
 ) -> ColumnElement[bool]:
-    return _supplier_orders_with(and_(_shop(SupplierOrder.shop_id, shop_id), SupplierOrder.status == status))
+    return _supplier_orders_with(SupplierOrder.status == status, shop_id)
 
 
 _SEARCH_SHOP: contextvars.ContextVar[int | None] = contextvars.ContextVar("search_shop", default=None)
@@ -645,8 +651,7 @@ def search_shop() -> int | None:
 
 
 def _open_dispute() -> ColumnElement[bool]:
-    shop = _shop(SupplierOrder.shop_id, search_shop())
-    return _supplier_orders_with(and_(shop, SupplierOrder.status == SupplierOrderStatus.IN_ISSUE))
+    return _supplier_orders_with(SupplierOrder.status == SupplierOrderStatus.IN_ISSUE, search_shop())
 
 
 def _open_cancellation() -> ColumnElement[bool]:
@@ -657,10 +662,12 @@ def _open_cancellation() -> ColumnElement[bool]:
 
 def _open_return() -> ColumnElement[bool]:
     # A return is open until it is closed, declined or canceled.
+    shop_id = search_shop()
     return _OrderIdIn(
         select(Return.order_id).where(
-            _shop(Return.shop_id, search_shop()), Return.status.in_(OPEN_RETURN_STATUSES)
-        )
+            _shop(Return.shop_id, shop_id), Return.status.in_(OPEN_RETURN_STATUSES)
+        ),
+        shop_id=shop_id,
     )
 
 
@@ -687,7 +694,8 @@ def _sku_clause(
     return _OrderIdIn(
         select(OrderLine.order_id).where(
             _shop(OrderLine.shop_id, shop_id), _key_matches(OrderLine.sku_key, value)
-        )
+        ),
+        shop_id=shop_id,
     )
 
 
@@ -699,6 +707,7 @@ def _tracking_clause(
         .join(Package, Package.supplier_order_id == SupplierOrder.id)
         .where(_shop(Package.shop_id, shop_id), _key_matches(Package.tracking_key, value)),
         selective=not value.prefix,
+        shop_id=shop_id,
     )
 
 
@@ -715,9 +724,7 @@ def _supplier_clause(
         name = _contains(Supplier.name, value.text)
         store = Supplier.aliexpress_store_id == value.text
     suppliers = select(Supplier.id).where(_shop(Supplier.shop_id, shop_id), or_(name, store))
-    return _supplier_orders_with(
-        and_(_shop(SupplierOrder.shop_id, shop_id), _AnyOf(SupplierOrder.supplier_id, suppliers))
-    )
+    return _supplier_orders_with(_AnyOf(SupplierOrder.supplier_id, suppliers), shop_id)
 
 
 def _tag_clause(
@@ -1093,6 +1100,24 @@ def _compile(node: Node, now: datetime, shop_id: int | None) -> ColumnElement[bo
     if node.field is None:
         return _bare_clause(node.text, shop_id)
     return FIELDS[node.field].clause(node.comparator, node.value, now, shop_id)
+
+
+def child_rows_count(clause: ColumnElement[bool] | None, shop_id: int) -> Select[Any] | None:
+    """How many of the shop's orders ``clause`` matches, counted from a child table's index alone; ``None``
+    unless the clause is one list of the shop's child rows (``sku:``, ``supplier:``, ``supplier_status:``...).
+
+    Each such row belongs to one of the shop's orders, so the distinct order ids it names are the matches: the
+    count then reads no order at all, where ``orders.id IN (...)`` built the list and looked each order up.
+    """
+    if clause is None:
+        return None
+    conjuncts = list(_conjuncts(clause))
+    if len(conjuncts) != 1:
+        return None
+    (only,) = conjuncts
+    if not isinstance(only, _OrderIdIn) or only.shop_id is None or only.shop_id != shop_id:
+        return None
+    return select(func.count()).select_from(only.subquery.distinct().subquery())
 
 
 def order_filter(

@@ -14,7 +14,7 @@ from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
 from db import models
-from db.search import SearchSyntaxError, order_filter
+from db.search import SearchSyntaxError, child_rows_count, order_filter
 from domain import orders as order_cases
 from domain import supplier_orders as supplier_order_cases
 from domain.access import visible
@@ -250,10 +250,14 @@ class OrdersQuery:
     ) -> int:
         actor = require_scope(info, Scope.READ_ORDERS)
         saved = await saved_search_of(info, saved_search_id)
-        statement = select(func.count()).select_from(models.Order).where(visible(models.Order, actor))
         clause = combined_clause(query, saved, actor.shop_id)
+        # A merchant sees the orders of its shop, all of them: those its child rows name, when they decide.
+        from_child_rows = child_rows_count(clause, actor.shop_id) if actor.shop_id is not None else None
+        statement = select(func.count()).select_from(models.Order).where(visible(models.Order, actor))
         if clause is not None:
             statement = statement.where(clause)
+        if from_child_rows is not None:
+            statement = from_child_rows
         async with context_of(info).reading() as session:
             return int((await session.execute(statement)).scalar_one())
 
