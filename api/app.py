@@ -43,7 +43,7 @@ from db.migrate import current_revision, head_revision
 from domain.actors import Actor
 from domain.disputes import MAX_ATTACHMENTS
 from domain.token_usage import TokenUsage
-from domain.tokens import TokenCache, TokenExpired, authenticate
+from domain.tokens import TokenExpired, authenticate
 from schema.context import Context
 from schema.root import build_schema
 from schema.subscriptions import SocketContext
@@ -166,7 +166,6 @@ class GraphQLEndpoint:
         self.database = database
         self.settings = settings
         self.token_usage = TokenUsage(database)
-        self.tokens = TokenCache(database)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -188,7 +187,8 @@ class GraphQLEndpoint:
             )
             return
         try:
-            actor = await self.tokens.authenticate(raw)
+            async with self.database.read() as session:
+                actor = await authenticate(session, raw)
         except TokenExpired as expired:
             await unauthorized(str(expired))(scope, receive, send)
             return
@@ -339,7 +339,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.add_middleware(EdgeMiddleware)
     app.state.database = database
-    app.state.tokens = endpoint.tokens
     app.state.settings = settings
     return app
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.engine import Database
 from db.models import AccessToken, ActorKind, Supplier, TokenKind
 from db.types import utcnow
 from domain.actors import Actor, Scope
@@ -109,25 +107,13 @@ async def authenticate(session: AsyncSession, raw: str, *, now: datetime | None 
 
     Raises TokenExpired for a token past its expiry, so that its holder learns why it stopped working.
     """
-    token = await _active_token(session, hash_token(raw), now=now)
-    return None if token is None else _actor_of(token)
-
-
-async def _active_token(
-    session: AsyncSession, token_hash: str, *, now: datetime | None = None
-) -> AccessToken | None:
-    """The token with this hash unless unknown or revoked; TokenExpired past its expiry."""
     token = (
-        await session.execute(select(AccessToken).where(AccessToken.token_hash == token_hash))
+        await session.execute(select(AccessToken).where(AccessToken.token_hash == hash_token(raw)))
     ).scalar_one_or_none()
     if token is None or token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= (now or utcnow()):
         raise TokenExpired(token.expires_at)
-    return token
-
-
-def _actor_of(token: AccessToken) -> Actor:
     kind = ActorKind(token.kind.value)
     return Actor(
         kind=kind,
@@ -143,8 +129,7 @@ async def revoke_token(session: AsyncSession, token_id: int) -> bool:
     """Revoke an active token; False when there is none, or it was revoked already.
 
     One conditional UPDATE decides, so of two concurrent revocations exactly one reports it, and the first
-    revocation time is the one kept. Every ``TokenCache`` of this process forgets what it holds, now and again
-    once the revocation commits (a lookup in between still read the token as active).
+    revocation time is the one kept.
     """
     result = await session.execute(
         update(AccessToken)
@@ -152,68 +137,4 @@ async def revoke_token(session: AsyncSession, token_id: int) -> bool:
         .values(revoked_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
-    revoked = bool(getattr(result, "rowcount", 0) == 1)
-    if revoked:
-        _forget_cached_tokens()
-        event.listen(
-            session.sync_session, "after_commit", lambda _session: _forget_cached_tokens(), once=True
-        )
-    return revoked
-
-
-_revocations = 0
-
-
-def _forget_cached_tokens() -> None:
-    global _revocations
-    _revocations += 1
-
-
-@dataclass(frozen=True)
-class _CachedActor:
-    actor: Actor
-    expires_at: datetime | None
-    read_at: float
-
-
-class TokenCache:
-    """The actors behind recently used tokens, so that most requests authenticate without a statement.
-
-    An actor is kept ``seconds`` (then read again), at most ``size`` of them. Expiry is checked on every use;
-    a revocation in this process empties every cache at once, one in another process (the CLI) takes effect
-    here within ``seconds``. Unknown, revoked and expired tokens are never kept.
-    """
-
-    def __init__(self, database: Database, *, seconds: float = 5.0, size: int = 10_000) -> None:
-        self.database = database
-        self.seconds = seconds
-        self.size = size
-        self._actors: dict[str, _CachedActor] = {}
-        self._revocations = _revocations
-
-    async def authenticate(self, raw: str) -> Actor | None:
-        """As ``authenticate``: the actor, None for an unknown or revoked token, TokenExpired past expiry."""
-        if self._revocations != _revocations:
-            self._actors.clear()
-            self._revocations = _revocations
-        key = hash_token(raw)
-        clock = time.monotonic()
-        cached = self._actors.get(key)
-        if cached is not None and clock - cached.read_at < self.seconds:
-            if cached.expires_at is not None and cached.expires_at <= utcnow():
-                del self._actors[key]
-                raise TokenExpired(cached.expires_at)
-            return cached.actor
-        revocations = _revocations
-        async with self.database.read() as session:
-            token = await _active_token(session, key)
-        if token is None:
-            self._actors.pop(key, None)
-            return None
-        actor = _actor_of(token)
-        # A revocation while the token was read may have been missed by that read: keep nothing then.
-        if revocations == _revocations:
-            if len(self._actors) >= self.size:
-                self._actors.clear()
-            self._actors[key] = _CachedActor(actor, token.expires_at, clock)
-        return actor
+    return bool(getattr(result, "rowcount", 0) == 1)
