@@ -19,10 +19,10 @@ and merge its class into ``Subscription`` in ``schema.root``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -41,6 +41,8 @@ from domain.actors import Scope
 from schema.context import Context, context_of, forbidden, require_scope
 from schema.ids import id_argument
 from schema.types import BulkAction, Export, OrderEvent
+
+R = TypeVar("R")
 
 MAX_EVENTS_PER_NOTICE = 1000
 # Exports and bulk actions write their progress in batches; a subscriber looks that often.
@@ -168,21 +170,16 @@ class LiveSubscription:
         ],
     ) -> AsyncGenerator[Export, None]:
         actor = require_scope(info, Scope.WRITE_EXPORTS)
-        context = context_of(info)
         pk = id_argument(id, "Export", "id")[1]
-        last: tuple[object, ...] | None = None
-        async with aclosing(changes(info, f"export:{pk}", poll_every=PROGRESS_POLL_SECONDS)) as notices:
-            async for _ in notices:
-                async with context.reading() as session:
-                    row = await export_cases.get_export(session, actor, pk)
-                if row is None:
-                    raise _not_found("export")
-                state = (row.status, row.rows_done, row.rows_total)
-                if state != last:
-                    last = state
-                    yield Export.of(row)
-                if row.status in export_cases.FINISHED:
-                    return
+        async for row in _progress(
+            info,
+            f"export:{pk}",
+            lambda session: export_cases.get_export(session, actor, pk),
+            lambda row: (row.status, row.rows_done, row.rows_total),
+            lambda row: row.status in export_cases.FINISHED,
+            "export",
+        ):
+            yield Export.of(row)
 
     @strawberry.subscription(
         description="A bulk action as it runs: a result each time its status or progress changes, the last one "
@@ -197,18 +194,38 @@ class LiveSubscription:
         ],
     ) -> AsyncGenerator[BulkAction, None]:
         actor = require_scope(info, Scope.READ_ORDERS)
-        context = context_of(info)
         pk = id_argument(id, "BulkAction", "id")[1]
-        last: tuple[object, ...] | None = None
-        async with aclosing(changes(info, f"bulk_action:{pk}", poll_every=PROGRESS_POLL_SECONDS)) as notices:
-            async for _ in notices:
-                async with context.reading() as session:
-                    row = await bulk_action_cases.get_bulk_action(session, actor, pk)
-                if row is None:
-                    raise _not_found("bulk action")
-                state = (row.status, row.done, row.total)
-                if state != last:
-                    last = state
-                    yield BulkAction.of(row)
-                if row.status in (models.BulkActionStatus.SUCCEEDED, models.BulkActionStatus.FAILED):
-                    return
+        async for row in _progress(
+            info,
+            f"bulk_action:{pk}",
+            lambda session: bulk_action_cases.get_bulk_action(session, actor, pk),
+            lambda row: (row.status, row.done, row.total),
+            lambda row: row.status in (models.BulkActionStatus.SUCCEEDED, models.BulkActionStatus.FAILED),
+            "bulk action",
+        ):
+            yield BulkAction.of(row)
+
+
+async def _progress(
+    info: Info,
+    topic: str,
+    read: Callable[[AsyncSession], Awaitable[R | None]],
+    state_of: Callable[[R], tuple[object, ...]],
+    finished: Callable[[R], bool],
+    what: str,
+) -> AsyncGenerator[R, None]:
+    """A long-running record each time its state changes, until it has finished; NOT_FOUND once it is gone."""
+    context = context_of(info)
+    last: tuple[object, ...] | None = None
+    async with aclosing(changes(info, topic, poll_every=PROGRESS_POLL_SECONDS)) as notices:
+        async for _ in notices:
+            async with context.reading() as session:
+                row = await read(session)
+            if row is None:
+                raise _not_found(what)
+            state = state_of(row)
+            if state != last:
+                last = state
+                yield row
+            if finished(row):
+                return
