@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from db.engine import Database
 from db.models import (
@@ -32,6 +32,7 @@ from db.search import (
     Or,
     SearchSyntaxError,
     Term,
+    child_rows_count,
     order_filter,
     parse_query,
 )
@@ -354,6 +355,40 @@ async def test_sqlite_page_walks_the_sort_index(db: Database, query: str, walks:
     if walks:  # otherwise the planner chooses, from statistics this small table does not have
         assert any("ix_orders_shop_created" in step for step in plan), plan
         assert not any("TEMP B-TREE FOR ORDER BY" in step for step in plan), plan
+
+
+OR_OF_LISTS: list[tuple[str, set[str]]] = [
+    ("sku:mug* OR tracking:lp00123456cn", {"#1001", "#1002", "#1004"}),
+    ("has:open_dispute OR financial_status:partially_refunded", {"#1003", "#1004"}),
+    ("has:open_cancellation OR financial_status:voided", {"#1003", "#1006"}),
+    ("supplier_status:wait_seller_send_goods OR status:cancelled", {"#1001", "#1004", "#1006"}),
+    ("sku:mug-01 OR bob", {"#1001", "#1002"}),
+    ("tracking:lp* OR lopez", {"#1001", "#1002", "#1005", "#1008"}),
+    ("supplier:shenzhen OR ana", {"#1001", "#1003", "#1005", "#999"}),
+    ("(sku:mug* OR tag:b2b) status:open", {"#1001", "#1008"}),
+    ("-(sku:tshirt* OR tracking:zz*)", {"#1002", "#1004", "#1006"}),
+    ("lp00123 OR has:open_dispute", {"#1002", "#1004", "#1008"}),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), OR_OF_LISTS, ids=[query for query, _ in OR_OF_LISTS])
+async def test_or_of_child_lists_finds_what_the_plain_or_finds(
+    db: Database, query: str, expected: set[str]
+) -> None:
+    """Limited to a shop, an OR with child-row lists becomes one list of ids (on PostgreSQL) and its count may
+    read the lists alone: both find what the plain OR finds, and nothing of the other shop's look-alike."""
+    seeded = await seed(db)
+    clause = order_filter(query, now=NOW, shop_id=seeded.shop_id)
+    counted = child_rows_count(clause, seeded.shop_id)
+    async with db.read() as session:
+        rows = await session.scalars(select(Order.number).where(Order.shop_id == seeded.shop_id, clause))
+        count = await session.scalar(
+            counted
+            if counted is not None
+            else select(func.count()).select_from(Order).where(Order.shop_id == seeded.shop_id, clause)
+        )
+    assert sorted(rows) == await search(db, seeded.shop_id, query) == sorted(expected)
+    assert count == len(expected)
 
 
 BAD: list[tuple[str, int, str]] = [
