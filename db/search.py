@@ -660,8 +660,15 @@ def _open_dispute() -> ColumnElement[bool]:
 
 def _open_cancellation() -> ColumnElement[bool]:
     # open_key is set exactly while a request is open (PENDING or INFO_REQUESTED); its unique index holds
-    # only open requests' keys in order, so the walk is as short as the list of open requests.
-    return _OrderIdIn(select(CancellationRequest.order_id).where(CancellationRequest.open_key.is_not(None)))
+    # only open requests' keys in order, so the walk is as short as the list of open requests (of every
+    # shop: the shop's test is on the few rows it finds, and lets the count read this list alone).
+    shop_id = search_shop()
+    return _OrderIdIn(
+        select(CancellationRequest.order_id).where(
+            CancellationRequest.open_key.is_not(None), _shop(CancellationRequest.shop_id, shop_id)
+        ),
+        shop_id=shop_id,
+    )
 
 
 def _open_return() -> ColumnElement[bool]:
@@ -1175,11 +1182,11 @@ def child_rows_count(clause: ColumnElement[bool] | None, shop_id: int) -> Select
 
     The distinct order ids of the lists are then the matches: the count reads no order at all, where
     ``orders.id IN (...)`` built the list and looked each order up. That holds only because every list reads
-    the shop's child rows by their own ``shop_id`` (which is their order's: a child row is written with its
-    order's shop and never moves): this count skips the outer ``orders.shop_id`` test, so a list not limited to
-    the shop (the open cancellation requests, read from an index over every shop's) would count other shops'
-    orders, and is left to the outer query. The filter on ``shop_id`` also keeps each list to one shop's range
-    of its ``(shop_id, ...)`` index.
+    the child rows by their own ``shop_id`` (which is their order's: a child row is written with its order's
+    shop and never moves). This count skips the orders, and with them the outer ``orders.shop_id`` test and
+    the tenancy it gives: a list not limited to the shop would count other shops' orders, so such a clause is
+    left to the outer query. The same ``shop_id`` also keeps each list to one shop's range of its
+    ``(shop_id, ...)`` index.
     """
     if clause is None:
         return None
