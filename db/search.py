@@ -223,7 +223,9 @@ class _OrderIdIn(ColumnElement[bool]):
     """``orders.id`` is among the ids a subquery returns.
 
     Inside an OR, PostgreSQL gets ``= ANY(ARRAY(subquery))``: the subquery runs once and its ids probe the
-    primary key, where a plain IN would become a filter evaluated on every order of the shop.
+    primary key, where a plain IN would become a filter evaluated on every order of the shop. That is for the
+    lists nested deeper in an OR, or in one with no shop: a list that is itself an operand of a shop's OR goes
+    into that OR's one list of ids (``_IdUnion``).
     """
 
     type = Boolean()
