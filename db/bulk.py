@@ -296,21 +296,51 @@ async def _postgres_deferrable(
     return [f'DROP INDEX "{name}"' for name, _ in rows], [definition for _, definition in rows]
 
 
+async def _postgres_foreign_keys(
+    connection: AsyncConnection, tables: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """(DROP statements, ADD statements) for the foreign keys of ``tables`` (as the referencing side)."""
+    result = await connection.execute(
+        text(
+            "SELECT t.relname, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint AS c "
+            "JOIN pg_class AS t ON t.oid = c.conrelid "
+            "WHERE c.contype = 'f' AND t.relnamespace = current_schema()::regnamespace "
+            "AND t.relname = ANY(:tables) ORDER BY t.relname, c.conname"
+        ),
+        {"tables": list(tables)},
+    )
+    rows = result.all()
+    return (
+        [f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"' for table, name, _ in rows],
+        [f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}' for table, name, definition in rows],
+    )
+
+
 @asynccontextmanager
-async def secondary_indexes_deferred(session: AsyncSession, tables: Sequence[Table]) -> AsyncIterator[None]:
+async def indexes_and_foreign_keys_deferred(
+    session: AsyncSession, tables: Sequence[Table]
+) -> AsyncIterator[None]:
     """Drop ``tables``' secondary indexes (and SQLite's FTS5 feeding triggers) for the block, then build them
     again, each in one pass over the loaded rows: far cheaper than keeping them up to date row by row,
     above all PostgreSQL's trigram GIN index and SQLite's FTS5 table.
 
-    The indexes are read from the database's catalogue, so any an added migration creates are covered. Both
-    databases' DDL is transactional, and the block must run inside the session's transaction: if anything
-    fails, the rollback brings the indexes back with the rows gone, and no reader ever sees the tables
-    without them (PostgreSQL locks the tables for the transaction; SQLite readers keep the last snapshot).
+    On PostgreSQL the tables' foreign keys go too: each checks every inserted row with a query and a row lock
+    on the parent, which costs the server more than the insert itself, whereas adding the key back checks all
+    rows in one join. (SQLite's checks are a cheap lookup, and its foreign_keys setting cannot change inside
+    a transaction.)
+
+    The indexes and keys are read from the database's catalogue, so any an added migration creates are
+    covered. Both databases' DDL is transactional, and the block must run inside the session's transaction:
+    if anything fails, the rollback brings everything back with the rows gone, and no reader ever sees the
+    tables without them (PostgreSQL locks the tables for the transaction; SQLite readers keep the last
+    snapshot).
     """
     connection = await session.connection()
     names = [table.name for table in tables]
     if connection.dialect.name == "postgresql":
         drops, restores = await _postgres_deferrable(connection, names)
+        key_drops, key_restores = await _postgres_foreign_keys(connection, names)
+        drops, restores = key_drops + drops, restores + key_restores
     else:
         drops, restores = await _sqlite_deferrable(connection, names)
     for statement in drops:

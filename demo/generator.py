@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import collections
 import contextlib
 import functools
 import gc
@@ -30,12 +31,19 @@ from decimal import Decimal
 from queue import Empty
 from typing import Any
 
-from sqlalchemy import Table, func, insert, literal, or_, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from db.bulk import RowEncoder, insert_encoded, next_id, secondary_indexes_deferred, set_next_id
+from db.bulk import (
+    RowEncoder,
+    bulk_insert,
+    indexes_and_foreign_keys_deferred,
+    insert_encoded,
+    next_id,
+    set_next_id,
+)
 from db.engine import Database
 from db.jobs import DEFAULT_MAX_ATTEMPTS, Job, JobStatus
 from db.models import (
@@ -790,26 +798,32 @@ PIPELINE_DEPTH = 4
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """Everything the planner needs, picklable, so that it can run in another process."""
+class _ShopPlan:
+    """One shop's orders to plan, picklable, so that a planner process can run it."""
 
-    shop_ids: dict[str, int]
+    profile: ShopProfile
+    shop_id: int
     supplier_ids: dict[str, int]
-    counts: tuple[int, ...]
-    seeds: tuple[int, ...]
+    count: int
+    seed: int
     now: datetime
     dialect: str
-    # The ids the next order, supplier order and cancellation request get; the planner numbers rows itself.
-    first_ids: tuple[int, int, int]
+    batch_size: int
 
-    def batches(self) -> Iterator[_EncodedBatch]:
-        numbering = _Numbering(self.dialect, *self.first_ids)
-        for profile, count, seed in zip(DEMO_SHOPS, self.counts, self.seeds, strict=True):
-            generator = _ShopGenerator(
-                profile, self.shop_ids[profile.name], self.supplier_ids, count, random.Random(seed), self.now
-            )
-            for batch in generator.batches(BATCH_SIZE):
-                yield numbering.encode(batch)
+    def batches(self) -> Iterator[list[_PlannedOrder]]:
+        generator = _ShopGenerator(
+            self.profile, self.shop_id, self.supplier_ids, self.count, random.Random(self.seed), self.now
+        )
+        return generator.batches(self.batch_size)
+
+
+def _plan_in_turn(plans: Sequence[_ShopPlan], first_ids: tuple[int, int, int]) -> Iterator[_EncodedBatch]:
+    """Every shop's batches, numbered on from ``first_ids`` (the ids the next order, supplier order and
+    cancellation request get): the planner numbers rows itself."""
+    numbering = _Numbering(plans[0].dialect, *first_ids)
+    for plan in plans:
+        for batch in plan.batches():
+            yield numbering.encode(batch)
 
 
 @dataclass
@@ -830,6 +844,11 @@ class _Numbering:
         self.dialect = dialect
         self.order_id, self.supplier_order_id, self.request_id = order_id, supplier_order_id, request_id
         self.encoders: dict[str, RowEncoder] = {}
+
+    @property
+    def next_ids(self) -> tuple[int, int, int]:
+        """The ids the next order, supplier order and cancellation request would get."""
+        return self.order_id, self.supplier_order_id, self.request_id
 
     def encode(self, batch: list[_PlannedOrder]) -> _EncodedBatch:
         by_table: dict[Table, list[dict[str, Any]]] = {table: [] for table in _WRITE_ORDER}
@@ -874,7 +893,7 @@ class _Numbering:
                 if encoder is None:
                     encoder = self.encoders[table.name] = RowEncoder(table, self.dialect, dicts[0].keys())
                 rows[table.name] = (encoder.columns, list(map(encoder.encode, dicts)))
-        return _EncodedBatch(len(batch), rows, jobs, (self.order_id, self.supplier_order_id, self.request_id))
+        return _EncodedBatch(len(batch), rows, jobs, self.next_ids)
 
     def _cancellation(
         self,
@@ -917,50 +936,85 @@ class _Numbering:
             )
 
 
-def _plan_into(plan: _Plan, queue: Any) -> None:
-    """The helper process: plan every batch into the queue, then None (or the error that stopped it)."""
+def _plan_shop_into(plan: _ShopPlan, first_ids: Any, next_ids: Any, queue: Any) -> None:
+    """A planner process: one shop's batches into ``queue``, then None (or the error that stopped it).
+
+    A shop's ids follow on from the shop before's, which only its planner knows once it has planned every
+    order; until ``first_ids`` delivers them this planner plans ahead and holds its batches unnumbered. Its
+    own last ids go to ``next_ids``, for the next shop's planner (None after the last shop).
+    """
     # The planned rows hold no reference cycles, so reference counting frees each batch; the cyclic
     # collector would only walk the millions of short-lived dicts and tuples, costing a good part of the CPU.
     gc.disable()
     try:
+        numbering, waiting = None, []
         for batch in plan.batches():
-            queue.put(batch)
+            if numbering is None:
+                try:
+                    numbering = _Numbering(plan.dialect, *first_ids.get_nowait())
+                except Empty:
+                    waiting.append(batch)
+                    continue
+            while waiting:
+                queue.put(numbering.encode(waiting.pop(0)))
+            queue.put(numbering.encode(batch))
+        if numbering is None:
+            numbering = _Numbering(plan.dialect, *first_ids.get())
+        while waiting:
+            queue.put(numbering.encode(waiting.pop(0)))
+        if next_ids is not None:
+            next_ids.put(numbering.next_ids)
         queue.put(None)
     except BaseException as error:  # the writer re-raises it
         queue.put(error)
         raise
 
 
-async def _planned_batches(plan: _Plan, *, in_background: bool) -> AsyncIterator[_EncodedBatch]:
-    """The plan's batches, in order. Planning is pure Python and as costly as writing, so for large seeds a
-    helper process plans the next batches while this one writes; the data is the same either way (the
-    random streams are seeded the same and consumed in the same order)."""
+async def _planned_batches(
+    plans: Sequence[_ShopPlan], first_ids: tuple[int, int, int], *, in_background: bool
+) -> AsyncIterator[_EncodedBatch]:
+    """The plans' batches, shop after shop, in order. Planning is pure Python and costs more than writing,
+    so for large seeds one process per shop plans while this one writes; the data is the same either way
+    (each shop's random stream is seeded the same and consumed in the same order, and rows are numbered in
+    the same order)."""
     if not in_background:
-        for batch in plan.batches():
+        for batch in _plan_in_turn(plans, first_ids):
             yield batch
         return
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue(maxsize=PIPELINE_DEPTH)
-    planner = context.Process(target=_plan_into, args=(plan, queue), daemon=True)
-    planner.start()
+    starts = [context.Queue() for _ in plans]
+    queues = [context.Queue(maxsize=PIPELINE_DEPTH) for _ in plans]
+    planners = [
+        context.Process(
+            target=_plan_shop_into,
+            args=(plan, starts[index], starts[index + 1] if index + 1 < len(plans) else None, queues[index]),
+            daemon=True,
+        )
+        for index, plan in enumerate(plans)
+    ]
+    starts[0].put(first_ids)
+    for planner in planners:
+        planner.start()
     loop = asyncio.get_running_loop()
     try:
-        while True:
-            try:
-                item = await loop.run_in_executor(None, functools.partial(queue.get, timeout=1.0))
-            except Empty:
-                if not planner.is_alive():
-                    raise RuntimeError("the demo planner process stopped unexpectedly") from None
-                continue
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise RuntimeError("planning the demo orders failed") from item
-            yield item
+        for planner, queue in zip(planners, queues, strict=True):
+            while True:
+                try:
+                    item = await loop.run_in_executor(None, functools.partial(queue.get, timeout=1.0))
+                except Empty:
+                    if not planner.is_alive():
+                        raise RuntimeError("a demo planner process stopped unexpectedly") from None
+                    continue
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise RuntimeError("planning the demo orders failed") from item
+                yield item
     finally:
-        if planner.is_alive():
-            planner.terminate()
-        planner.join()
+        for planner in planners:
+            if planner.is_alive():
+                planner.terminate()
+            planner.join()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -982,7 +1036,7 @@ async def _bulk_load(session: AsyncSession, deferring: Sequence[Table]) -> Async
         previous_cache = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar_one()
         await connection.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_LOAD_CACHE_KIB}")
     try:
-        async with secondary_indexes_deferred(session, deferring):
+        async with indexes_and_foreign_keys_deferred(session, deferring):
             yield
     finally:
         if previous_cache is not None:
@@ -1626,17 +1680,27 @@ async def seed_demo(
 
         first = round(orders * DEMO_SHOPS[0].share)
         async with _bulk_load(session, _LOADED):
-            plan = _Plan(
-                shop_ids=shop_ids,
-                supplier_ids=supplier_ids,
-                counts=(first, orders - first),
-                seeds=tuple(rng.getrandbits(64) for _ in DEMO_SHOPS),
-                now=now,
-                dialect=database.dialect,
-                first_ids=tuple([await next_id(session, table) for table in _NUMBERED]),  # type: ignore[arg-type]
+            seeds = [rng.getrandbits(64) for _ in DEMO_SHOPS]
+            plans = [
+                _ShopPlan(
+                    profile,
+                    shop_ids[profile.name],
+                    supplier_ids,
+                    count,
+                    shop_seed,
+                    now,
+                    database.dialect,
+                    BATCH_SIZE,
+                )
+                for profile, count, shop_seed in zip(DEMO_SHOPS, (first, orders - first), seeds, strict=True)
+            ]
+            first_ids = (
+                await next_id(session, _ORDERS),
+                await next_id(session, _SUPPLIER_ORDERS),
+                await next_id(session, _REQUESTS),
             )
-            done, next_ids = 0, plan.first_ids
-            async for batch in _planned_batches(plan, in_background=orders >= PIPELINE_FROM):
+            done, next_ids = 0, first_ids
+            async for batch in _planned_batches(plans, first_ids, in_background=orders >= PIPELINE_FROM):
                 await _insert_batch(session, batch)
                 done, next_ids = done + batch.orders, batch.next_ids
                 if progress is not None:
@@ -2090,65 +2154,80 @@ async def _seed_disputes(
                 await session.execute(select(Supplier.id, Supplier.name).where(Supplier.shop_id == shop_id))
             ).all()
         )
-        # Plain rows rather than ORM objects: there is one for most supplier orders, and only a few are used.
-        rows = (
-            await session.execute(
-                select(_SUPPLIER_ORDERS)
-                .where(
-                    _SUPPLIER_ORDERS.c.shop_id == shop_id,
-                    or_(_SUPPLIER_ORDERS.c.shipped_at.is_not(None), _SUPPLIER_ORDERS.c.status == S.IN_ISSUE),
-                )
-                .order_by(_SUPPLIER_ORDERS.c.id)
-            )
-        ).all()
         planner = _DisputePlanner(shop_id, _staff_name(shop_name), suppliers, rng, now)
         planned, covered = [], set()
         older = itertools.cycle(_OLDER_OPEN)
-        for so in rows:
-            if so.status is S.IN_ISSUE:
-                # Young enough to be waiting on the supplier, or further along.
-                fresh = now - so.updated_at < DISPUTE_RESPONSE_TIME - timedelta(hours=6)
-                status = DisputeStatus.AWAITING_SUPPLIER if fresh else next(older)
-                planned.append(planner.plan(so, status, so.updated_at, None))
-                covered.add(status)
+        # Plain rows rather than ORM objects, and whole rows only for the supplier orders a dispute goes on:
+        # the candidates are most of the shop's supplier orders, and only a few are used.
+        columns = _SUPPLIER_ORDERS.c
+        in_shop = columns.shop_id == shop_id
+        for so in await session.execute(
+            select(_SUPPLIER_ORDERS).where(in_shop, columns.status == S.IN_ISSUE).order_by(columns.id)
+        ):
+            # Young enough to be waiting on the supplier, or further along.
+            fresh = now - so.updated_at < DISPUTE_RESPONSE_TIME - timedelta(hours=6)
+            status = DisputeStatus.AWAITING_SUPPLIER if fresh else next(older)
+            planned.append(planner.plan(so, status, so.updated_at, None))
+            covered.add(status)
+
         # Shipped orders still on their way take the open statuses missing so far; one of each
         # AliExpress status is left alone so that small demos keep every one.
-        on_the_way = [
-            so
-            for so in rows
-            if so.status in _DISPUTABLE_OPEN
-            and so.shipped_at is not None
-            and so.shipped_at <= now - timedelta(days=5)
-        ]
+        on_the_way = list(
+            await session.execute(
+                select(columns.id, columns.status)
+                .where(
+                    in_shop,
+                    columns.status.in_(sorted(_DISPUTABLE_OPEN)),
+                    columns.shipped_at.is_not(None),
+                    columns.shipped_at <= now - timedelta(days=5),
+                )
+                .order_by(columns.id)
+            )
+        )
         rng.shuffle(on_the_way)
         for status in _FRESH_OPEN:
             if status in covered:
                 continue
-            spare = [so for so in on_the_way if sum(o.status is so.status for o in on_the_way) > 1]
-            if not spare:
+            held = collections.Counter(so.status for so in on_the_way)
+            spare = next((so for so in on_the_way if held[so.status] > 1), None)
+            if spare is None:
                 break
-            on_the_way.remove(spare[0])
+            on_the_way.remove(spare)
             hours = rng.uniform(2, 30) if status is DisputeStatus.AWAITING_SUPPLIER else rng.uniform(60, 100)
-            planned.append(planner.plan(spare[0], status, now - timedelta(hours=hours), None))
+            planned.append(
+                planner.plan(
+                    await _supplier_order_row(session, spare.id), status, now - timedelta(hours=hours), None
+                )
+            )
         # Disputes that ended, on orders the customer accepted more than a week ago.
-        finished = [
-            so
-            for so in rows
-            if so.status is S.FINISH
-            and so.end_reason in ACCEPTED_END_REASONS
-            and so.finished_at is not None
-            and so.finished_at <= now - timedelta(days=8)
-        ]
+        finished = list(
+            await session.scalars(
+                select(columns.id)
+                .where(
+                    in_shop,
+                    columns.status == S.FINISH,
+                    columns.end_reason.in_(ACCEPTED_END_REASONS),
+                    columns.shipped_at.is_not(None),
+                    columns.finished_at.is_not(None),
+                    columns.finished_at <= now - timedelta(days=8),
+                )
+                .order_by(columns.id)
+            )
+        )
         rng.shuffle(finished)
         for ending in _ENDED:
             if not finished:
                 break
-            so = finished.pop()
-            assert so.finished_at is not None
+            so = await _supplier_order_row(session, finished.pop())
             opened = so.finished_at + timedelta(days=rng.uniform(0.5, 1))
             final = DisputeStatus.CANCELLED if ending == "cancelled" else DisputeStatus.RESOLVED
             planned.append(planner.plan(so, final, opened, ending))
         await _insert_disputes(session, planned, now)
+
+
+async def _supplier_order_row(session: AsyncSession, supplier_order_id: int) -> Any:
+    statement = select(_SUPPLIER_ORDERS).where(_SUPPLIER_ORDERS.c.id == supplier_order_id)
+    return (await session.execute(statement)).one()
 
 
 async def _insert_disputes(session: AsyncSession, planned: list[_PlannedDispute], now: datetime) -> None:
@@ -2210,13 +2289,17 @@ async def _insert_disputes(session: AsyncSession, planned: list[_PlannedDispute]
         (_SUPPLIER_REFUNDS, refunds),
         (_JOBS, jobs),
     ):
-        if rows:
-            await session.execute(insert(table), rows)
+        await bulk_insert(session, table, rows)
     # The supplier orders behind open disputes show IN_ISSUE from the moment the dispute opened.
-    for p in planned:
-        if p.enters_issue and p.row["status"] in DISPUTE_OPEN:
-            await session.execute(
-                update(_SUPPLIER_ORDERS)
-                .where(_SUPPLIER_ORDERS.c.id == p.row["supplier_order_id"])
-                .values(status=S.IN_ISSUE, updated_at=p.row["updated_at"])
-            )
+    entering = [
+        {"entering_id": p.row["supplier_order_id"], "entered_at": p.row["updated_at"]}
+        for p in planned
+        if p.enters_issue and p.row["status"] in DISPUTE_OPEN
+    ]
+    if entering:
+        await session.execute(
+            update(_SUPPLIER_ORDERS)
+            .where(_SUPPLIER_ORDERS.c.id == bindparam("entering_id"))
+            .values(status=S.IN_ISSUE, updated_at=bindparam("entered_at")),
+            entering,
+        )
