@@ -16,6 +16,8 @@ from graphql import GraphQLError
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
+from schema.kept import Kept
+
 if TYPE_CHECKING:
     from schema.context import Context
 
@@ -120,24 +122,8 @@ def decode_cursor(sort: SortColumn, cursor: str) -> tuple[Any, int]:
         ) from error
 
 
-class BuiltStatements:
-    """Statements built once per key: building one costs about as much as running a small page. Bounded:
-    emptied when full."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._statements: dict[Hashable, Select[Any]] = {}
-
-    def get(self, key: Hashable, build: Callable[[], Select[Any]]) -> Select[Any]:
-        statement = self._statements.get(key)
-        if statement is None:
-            if len(self._statements) >= self.size:
-                self._statements.clear()
-            statement = self._statements[key] = build()
-        return statement
-
-
-PAGE_STATEMENTS = BuiltStatements()
+# Built once per key: building a statement costs about as much as running a small page.
+PAGE_STATEMENTS: Kept[Hashable, Select[Any]] = Kept()
 
 
 class RowEdge:
@@ -230,11 +216,10 @@ async def _page_rows(
         return paged.with_only_columns(*id_column.class_.__table__.c) if as_rows else paged
 
     cursorless = page.after is None and page.before is None
-    built = (
-        PAGE_STATEMENTS.get((reuse, sort.column.key, descending, size, as_rows), build)
-        if reuse is not None and cursorless
-        else build()
-    )
+    key = (reuse, sort.column.key, descending, size, as_rows) if reuse is not None and cursorless else None
+    built = PAGE_STATEMENTS.get(key) if key is not None else None
+    if built is None:
+        built = build() if key is None else PAGE_STATEMENTS.put(key, build())
     async with context.reading() as session:
         if as_rows:
             rows = list((await (await session.connection()).execute(built)).all())
