@@ -99,6 +99,7 @@ class DropdeskGraphQL(GraphQL[Context, None]):
             return socket_context
         context = Context(
             actor=request.scope["state"]["actor"],
+            _session=request.scope["state"]["session"],
             database=self.database,
             settings=self.settings,
             request_id=request_id_var.get() or "",
@@ -186,33 +187,41 @@ class GraphQLEndpoint:
                 scope, receive, send
             )
             return
+        # The token is read on the session the request's resolvers then use: one checkout and one transaction
+        # per request rather than two.
+        session = self.database.read_session()
         try:
-            async with self.database.read() as session:
+            try:
                 actor = await authenticate(session, raw)
-        except TokenExpired as expired:
-            await unauthorized(str(expired))(scope, receive, send)
-            return
-        if actor is None:
-            state["error_code"] = "UNAUTHENTICATED"
-            await unauthorized("invalid or revoked token")(scope, receive, send)
-            return
-        state["actor"] = actor
-        await self.token_usage.touch(actor.token_id)
-        media_type = edge.response_media_type(request.headers.get("accept"))
-        try:
-            if media_type is None:
-                raise edge.Refused(
-                    406, "NOT_ACCEPTABLE", f"answers are {edge.GRAPHQL_RESPONSE_JSON} or {edge.JSON_MEDIA}"
-                )
-            state["media_type"] = media_type
-            await self._run(scope, receive, send, request, media_type)
-        except edge.Refused as refusal:
-            state["error_code"] = refusal.code
-            await refusal.response(media_type or edge.JSON_MEDIA)(scope, receive, send)
+            except TokenExpired as expired:
+                await unauthorized(str(expired))(scope, receive, send)
+                return
+            if actor is None:
+                state["error_code"] = "UNAUTHENTICATED"
+                await unauthorized("invalid or revoked token")(scope, receive, send)
+                return
+            state["actor"] = actor
+            state["session"] = session
+            if self.token_usage.due(actor.token_id):
+                # No connection held while waiting for the write (on SQLite, for the one writer).
+                await session.rollback()
+                await self.token_usage.touch(actor.token_id)
+            media_type = edge.response_media_type(request.headers.get("accept"))
+            try:
+                if media_type is None:
+                    raise edge.Refused(
+                        406,
+                        "NOT_ACCEPTABLE",
+                        f"answers are {edge.GRAPHQL_RESPONSE_JSON} or {edge.JSON_MEDIA}",
+                    )
+                state["media_type"] = media_type
+                await self._run(scope, receive, send, request, media_type)
+            except edge.Refused as refusal:
+                state["error_code"] = refusal.code
+                await refusal.response(media_type or edge.JSON_MEDIA)(scope, receive, send)
         finally:
             context = state.get("context")
-            if context is not None:
-                await context.close()
+            await (context.close() if context is not None else session.close())
 
     async def _run(
         self, scope: Scope, receive: Receive, send: Send, request: Request, media_type: str
@@ -234,6 +243,10 @@ class GraphQLEndpoint:
                 )
             receive = edge.replay(body)
         state = scope["state"]
+        if payload is None or _may_write(payload.query):
+            # Mutations take connections of their own and subscriptions run for long: the connection that
+            # read the token goes back to the pool rather than wait idle beside them.
+            await state["session"].rollback()
 
         async def graphql(scope: Scope, receive: Receive, send: Send) -> None:
             await self.graphql(
@@ -265,6 +278,11 @@ class GraphQLEndpoint:
             )
             return
         await graphql(scope, receive, send)
+
+
+def _may_write(document: str) -> bool:
+    """A document that may hold a mutation or a subscription (a word in a comment or a string counts too)."""
+    return "mutation" in document or "subscription" in document
 
 
 def _upload_too_large(request: Request, settings: Settings) -> bool:

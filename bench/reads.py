@@ -804,15 +804,15 @@ async def serve_load(seeded: Seeded, workers: int, levels: list[int], seconds: f
         print(f"W1/B1 throughput at concurrency {shown}: {w1_figure.throughput / b1s[shown].throughput:.2f}")
 
 
-async def loop_w1(seeded: Seeded, seconds: float) -> None:
-    """W1 first: 100 in-process, over and over, for a profiler to sample (``py-spy record -- ...``)."""
+async def loop_w1(seeded: Seeded, seconds: float, first: int) -> None:
+    """W1 in-process, over and over, for a profiler to sample (``py-spy record -- ...``)."""
     settings = bench_settings(seeded.database_url)
     database = Database(seeded.database_url)
     app = create_app(settings, database)
     tune_gc()
-    send = graphql_request(W1, {"first": 100}, seeded.token)
+    send = graphql_request(W1, {"first": first}, seeded.token)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
-        figures = await loaded("W1 first: 100 (profiled)", "", send, seconds, 1, client)
+        figures = await loaded(f"W1 first: {first} (profiled)", "", send, seconds, 1, client)
     print(figures.row())
     await database.dispose()
 
@@ -827,6 +827,7 @@ async def run(
     http: bool = True,
     gc_tuning: bool = True,
     profile_seconds: float = 0,
+    profile_first: int = 100,
     repeat: int = 15,
     flows: int = 200,
     export_rows: int = 100_000,
@@ -838,7 +839,7 @@ async def run(
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'reads.sqlite3'}"
         seeded = await seed(url, orders)
         if profile_seconds:
-            await loop_w1(seeded, profile_seconds)
+            await loop_w1(seeded, profile_seconds, profile_first)
             return None
         if serve_workers:
             await serve_load(seeded, serve_workers, levels or [1, 8, 32], seconds)
@@ -891,6 +892,9 @@ def main() -> None:
         default=0,
         help="only run W1 in-process for this many seconds (for py-spy)",
     )
+    parser.add_argument(
+        "--profile-first", type=int, default=100, help="the page size W1 runs with under --profile-loop"
+    )
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")] if args.concurrency else None
     asyncio.run(
@@ -903,6 +907,7 @@ def main() -> None:
             http=not args.skip_http,
             gc_tuning=not args.no_gc_tuning,
             profile_seconds=args.profile_loop,
+            profile_first=args.profile_first,
             repeat=args.repeat,
             flows=args.flows,
             export_rows=args.export_rows,

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -57,6 +57,17 @@ def _configure_sqlite(sync_engine: Engine, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _skip_closed_connections(sync_engine: Engine) -> None:
+    """Instead of the pool's pre-ping (one round trip per checkout): asyncpg notices at once when the server
+    closes a connection (a restart, pg_terminate_backend), since the event loop reads its socket while it is
+    idle, and marks it closed; such a connection is dropped at checkout and the pool hands out another."""
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_conn._connection.is_closed():
+            raise exc.DisconnectionError("the server closed this connection")
+
+
 def _make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
@@ -90,9 +101,11 @@ class Database:
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                pool_pre_ping="asyncpg" not in url,
                 connect_args=connect_args,
             )
+            if "asyncpg" in url:
+                _skip_closed_connections(self.engine.sync_engine)
             self.write_engine = self.engine
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=True)

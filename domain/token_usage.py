@@ -22,15 +22,18 @@ class TokenUsage:
         self.database = database
         self._written: dict[int, float] = {}
 
-    async def touch(self, token_id: int | None, now: datetime | None = None) -> bool:
-        """Record a use of the token; True when it wrote."""
+    def due(self, token_id: int | None) -> bool:
+        """Whether a use of this token would be written now (the caller may release its connection first)."""
         if token_id is None:
             return False
-        clock = time.monotonic()
         last = self._written.get(token_id)
-        if last is not None and clock - last < WRITE_EVERY.total_seconds():
+        return last is None or time.monotonic() - last >= WRITE_EVERY.total_seconds()
+
+    async def touch(self, token_id: int | None, now: datetime | None = None) -> bool:
+        """Record a use of the token; True when it wrote."""
+        if token_id is None or not self.due(token_id):
             return False
-        self._written[token_id] = clock
+        self._written[token_id] = time.monotonic()
         if len(self._written) > 100_000:
             self._written.clear()
         now = now or utcnow()

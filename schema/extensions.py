@@ -34,11 +34,13 @@ from graphql import (
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.language.lexer import Lexer
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from config.logs import current_request_id
 from config.settings import Settings
 from domain.text import find_unstorable, unstorable_reason
 from schema.cost import CostBuckets, CostCalculator
+from schema.kept import Kept
 from schema.pagination import DEFAULT_PAGE_SIZE
 
 log = logging.getLogger("dropdesk.graphql")
@@ -234,32 +236,51 @@ def selected_operation(document: DocumentNode, name: str | None) -> OperationDef
 # --- the guard ---------------------------------------------------------------------------------------------
 
 
-class RequestedCosts:
-    """The requested cost of documents that passed the stored-text check, by (document text, operation name,
-    variables as JSON): both depend on nothing else, and clients send the same few documents again and again.
-    Bounded: emptied when full."""
+# The requested cost of documents that passed the stored-text check, by (document text, operation name,
+# variables as JSON): both depend on nothing else.
+RequestedCosts = Kept[tuple[str, str | None, str], int]
 
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._costs: dict[tuple[str, str | None, str], int] = {}
+# Per document text, the calculator that counts the actual cost of its answers, with its document.
+ResultWalkers = Kept[str, tuple[DocumentNode, CostCalculator]]
 
-    def get(self, key: tuple[str, str | None, str]) -> int | None:
-        return self._costs.get(key)
 
-    def put(self, key: tuple[str, str | None, str], cost: int) -> None:
-        if len(self._costs) >= self.size:
-            self._costs.clear()
-        self._costs[key] = cost
+class ValidationByText(SchemaExtension):
+    """Validation errors kept by document text: one schema's rules give the same answer for the same text.
+    strawberry's ValidationCache keys on the parsed document, whose hash walks the whole tree every time."""
+
+    def __init__(self, kept: Kept[str, list[GraphQLError]]) -> None:
+        self.kept = kept
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        text = context.query
+        errors = self.kept.get(text) if text is not None else None
+        if errors is None:
+            assert context.graphql_document is not None
+            errors = validate_document(
+                context.schema._schema, context.graphql_document, context.validation_rules
+            )
+            if text is not None:
+                self.kept.put(text, errors)
+        context.pre_execution_errors = errors
+        yield
 
 
 class RequestGuard(SchemaExtension):
     """Document size and tokens before parsing; stored text, cost and the token's budget before execution;
     ``extensions.cost`` on every answer."""
 
-    def __init__(self, settings: Settings, buckets: CostBuckets, costs: RequestedCosts | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        buckets: CostBuckets,
+        costs: RequestedCosts | None = None,
+        walkers: ResultWalkers | None = None,
+    ) -> None:
         self.settings = settings
         self.buckets = buckets
         self.costs = costs or RequestedCosts()
+        self.walkers = walkers or ResultWalkers()
         self.requested: int = 0
         self.actual: int = 0
         self.bucket_key: Any = None
@@ -314,10 +335,22 @@ class RequestGuard(SchemaExtension):
             # that is a request error too.
             errors = getattr(result, "errors", None) or []
             outcome.executed = data is not None or any(error.path for error in errors) or not errors
-        calculator = CostCalculator(context.schema._schema, document, context.variables, DEFAULT_PAGE_SIZE)
-        self.actual = calculator.actual(operation, data)
+        self.actual = self._walker(document).actual(operation, data)
         if self.bucket_key is not None:
             self.buckets.give_back(self.bucket_key, self.taken - self.actual)
+
+    def _walker(self, document: DocumentNode) -> CostCalculator:
+        """The calculator that walks this document's answers, kept with the document (the parser's cache hands
+        out the same one for the same text): it plans the walk once."""
+        text = self.execution_context.query
+        kept = self.walkers.get(text) if text is not None else None
+        if kept is not None and kept[0] is document:
+            return kept[1]
+        # The actual cost counts what the answer holds: variables play no part.
+        calculator = CostCalculator(self.execution_context.schema._schema, document, None, DEFAULT_PAGE_SIZE)
+        if text is not None:
+            self.walkers.put(text, (document, calculator))
+        return calculator
 
     def _refusal(
         self, document: DocumentNode, operation: OperationDefinitionNode, outcome: Outcome | None

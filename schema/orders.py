@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
@@ -42,6 +42,7 @@ from schema.pagination import (
     decimal_sort,
     int_sort,
     keyset_page,
+    keyset_rows,
     str_sort,
 )
 from schema.types import Order, OrderSortKeys, SupplierOrder, SupplierOrderStatus
@@ -202,33 +203,34 @@ class OrdersQuery:
         actor = require_scope(info, Scope.READ_ORDERS)
         context = context_of(info)
         saved = await saved_search_of(info, saved_search_id)
-        statement = select(models.Order).where(visible(models.Order, actor))
         # Every sort key has its (shop_id, column, id) index, which a page of one shop's orders walks.
         clause = combined_clause(query, saved, actor.shop_id, ordered_page=actor.shop_id is not None)
-        if clause is not None:
-            statement = statement.where(clause)
+
+        def statement() -> Select[Any]:
+            visible_orders = select(models.Order).where(visible(models.Order, actor))
+            return visible_orders if clause is None else visible_orders.where(clause)
+
+        # Without a search, what the statement selects depends on the actor's tenancy alone.
+        reuse = ("orders", actor.kind, actor.shop_id, actor.supplier_id) if clause is None else None
         if sort_key is None:
             sort_key = saved.sort_key if saved else models.OrderSortKey.CREATED_AT
         if reverse is None:
             reverse = saved.reverse if saved else False
+        request = PageRequest(first, after, last, before, reverse)
         if children_loaded_by_plan.get():
             # A compiled plan answers: it reads the page's rows as they are and loads their children itself.
-            return await keyset_page(
-                context,
-                statement,
-                ORDER_SORTS[sort_key],
-                models.Order.id,
-                PageRequest(first, after, last, before, reverse),
-                to_node=lambda row: row,
-                as_rows=True,
+            rows = await keyset_rows(
+                context, statement, ORDER_SORTS[sort_key], models.Order.id, request, reuse=reuse
             )
+            return rows  # type: ignore[return-value]
         page = await keyset_page(
             context,
             statement,
             ORDER_SORTS[sort_key],
             models.Order.id,
-            PageRequest(first, after, last, before, reverse),
+            request,
             to_node=Order.of,
+            reuse=reuse,
         )
         node = selected_tree(info.selected_fields)["orders"]
         await preload_order_children(

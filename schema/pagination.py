@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -15,6 +15,8 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
+
+from schema.kept import Kept
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -120,6 +122,47 @@ def decode_cursor(sort: SortColumn, cursor: str) -> tuple[Any, int]:
         ) from error
 
 
+# Built once per key: building a statement costs about as much as running a small page.
+PAGE_STATEMENTS: Kept[Hashable, Select[Any]] = Kept()
+
+
+class RowEdge:
+    """An edge over a Core row, for a compiled plan: its cursor is written only if the plan reads it."""
+
+    __slots__ = ("node", "sort")
+
+    def __init__(self, sort: SortColumn, node: Any) -> None:
+        self.sort = sort
+        self.node = node
+
+    @property
+    def cursor(self) -> str:
+        return encode_cursor(self.sort, self.node)
+
+
+@dataclass(frozen=True)
+class RowPageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    edges: list[RowEdge]
+
+    @property
+    def start_cursor(self) -> str | None:
+        return self.edges[0].cursor if self.edges else None
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.edges[-1].cursor if self.edges else None
+
+
+@dataclass(frozen=True)
+class RowPage:
+    """A page of Core rows with what a compiled plan reads of a connection."""
+
+    edges: list[RowEdge]
+    page_info: RowPageInfo
+
+
 @dataclass(frozen=True)
 class PageRequest:
     first: int | None
@@ -141,18 +184,17 @@ class PageRequest:
         return size
 
 
-async def keyset_page(
+async def _page_rows(
     context: Context,
-    statement: Select[Any],
+    statement: Select[Any] | Callable[[], Select[Any]],
     sort: SortColumn,
     id_column: InstrumentedAttribute[Any],
     page: PageRequest,
     *,
-    to_node: Callable[[Any], T],
-    as_rows: bool = False,
-) -> Connection[T]:
-    """One page of ``statement`` (which selects one entity) ordered by (sort, id); with ``as_rows``, its
-    table's columns as Core rows instead of ORM objects, for answers that only read them."""
+    as_rows: bool,
+    reuse: Hashable | None,
+) -> tuple[list[Any], bool]:
+    """The rows of one page in the order asked for, and whether there are more beyond it."""
     size = page.size(context.settings.page_size_max)
     backwards = page.last is not None
     descending = page.reverse != backwards  # walking backwards flips the order, then the page is flipped back
@@ -163,24 +205,50 @@ async def keyset_page(
             return or_(sort.column > value, and_(sort.column == value, id_column > row_id))
         return or_(sort.column < value, and_(sort.column == value, id_column < row_id))
 
-    if page.after is not None:
-        statement = statement.where(beyond(page.after, forward=not page.reverse))
-    if page.before is not None:
-        statement = statement.where(beyond(page.before, forward=page.reverse))
-    order = (sort.column.desc(), id_column.desc()) if descending else (sort.column.asc(), id_column.asc())
+    def build() -> Select[Any]:
+        paged = statement if isinstance(statement, Select) else statement()
+        if page.after is not None:
+            paged = paged.where(beyond(page.after, forward=not page.reverse))
+        if page.before is not None:
+            paged = paged.where(beyond(page.before, forward=page.reverse))
+        order = (sort.column.desc(), id_column.desc()) if descending else (sort.column.asc(), id_column.asc())
+        paged = paged.order_by(*order).limit(size + 1)
+        return paged.with_only_columns(*id_column.class_.__table__.c) if as_rows else paged
+
+    cursorless = page.after is None and page.before is None
+    key = (reuse, sort.column.key, descending, size, as_rows) if reuse is not None and cursorless else None
+    built = PAGE_STATEMENTS.get(key) if key is not None else None
+    if built is None:
+        built = build() if key is None else PAGE_STATEMENTS.put(key, build())
     async with context.reading() as session:
-        statement = statement.order_by(*order).limit(size + 1)
         if as_rows:
-            entity = id_column.class_
-            statement = statement.with_only_columns(*entity.__table__.c)
-            rows = list((await (await session.connection()).execute(statement)).all())
+            rows = list((await (await session.connection()).execute(built)).all())
         else:
-            rows = list((await session.execute(statement)).scalars())
+            rows = list((await session.execute(built)).scalars())
     has_more = len(rows) > size
     rows = rows[:size]
     if backwards:
         rows.reverse()
+    return rows, has_more
+
+
+async def keyset_page(
+    context: Context,
+    statement: Select[Any] | Callable[[], Select[Any]],
+    sort: SortColumn,
+    id_column: InstrumentedAttribute[Any],
+    page: PageRequest,
+    *,
+    to_node: Callable[[Any], T],
+    reuse: Hashable | None = None,
+) -> Connection[T]:
+    """One page of ``statement`` (which selects one entity) ordered by (sort, id).
+
+    With ``reuse``, the key of what ``statement`` (then a function that builds it) selects, a page without a
+    cursor runs a statement built once for every request with that key."""
+    rows, has_more = await _page_rows(context, statement, sort, id_column, page, as_rows=False, reuse=reuse)
     edges = [Edge(cursor=encode_cursor(sort, row), node=to_node(row)) for row in rows]
+    backwards = page.last is not None
     return Connection(
         edges=edges,
         page_info=PageInfo(
@@ -188,5 +256,28 @@ async def keyset_page(
             has_previous_page=has_more if backwards else page.after is not None,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
+async def keyset_rows(
+    context: Context,
+    statement: Select[Any] | Callable[[], Select[Any]],
+    sort: SortColumn,
+    id_column: InstrumentedAttribute[Any],
+    page: PageRequest,
+    *,
+    reuse: Hashable | None = None,
+) -> RowPage:
+    """The same page as ``keyset_page``, as its table's Core rows, for a compiled plan that only reads them."""
+    rows, has_more = await _page_rows(context, statement, sort, id_column, page, as_rows=True, reuse=reuse)
+    edges = [RowEdge(sort, row) for row in rows]
+    backwards = page.last is not None
+    return RowPage(
+        edges,
+        RowPageInfo(
+            has_next_page=has_more if not backwards else page.before is not None,
+            has_previous_page=has_more if backwards else page.after is not None,
+            edges=edges,
         ),
     )

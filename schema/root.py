@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -20,9 +20,16 @@ from schema.cancellations import CancellationsMutation, CancellationsQuery
 from schema.cost import CostBuckets
 from schema.disputes import DisputesMutation, DisputesQuery
 from schema.exports import ExportsMutation, ExportsQuery
-from schema.extensions import MaskUnexpectedErrors, RequestedCosts, RequestGuard
+from schema.extensions import (
+    MaskUnexpectedErrors,
+    RequestedCosts,
+    RequestGuard,
+    ResultWalkers,
+    ValidationByText,
+)
 from schema.input_paths import InputPathsInErrors
 from schema.jobs import JobsMutation, JobsQuery
+from schema.kept import Kept
 from schema.notes import NotesMutation
 from schema.orders import OrdersMutation, OrdersQuery
 from schema.plan import planned_executor
@@ -81,6 +88,8 @@ def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> stra
     # One bucket store per schema, so per app: each API process keeps its own budgets.
     buckets = buckets or CostBuckets(settings.cost_bucket_size, settings.cost_restore_rate)
     costs = RequestedCosts()
+    walkers = ResultWalkers()
+    validated: Kept[str, list[GraphQLError]] = Kept(PARSED_DOCUMENTS_KEPT)
     # The limiters' rules are built once: the validation cache keys on the rule classes, and a limiter made per
     # request would bring a new class each time (no hit, and an entry per request).
     limits = [
@@ -95,11 +104,11 @@ def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> stra
         extensions=[
             lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-            lambda: RequestGuard(settings, buckets, costs),
+            lambda: RequestGuard(settings, buckets, costs, walkers),
             # After the guard, whose size and token checks come before any parsing; bounded, since every
             # distinct document text would otherwise stay in memory.
             lambda: ParserCache(maxsize=PARSED_DOCUMENTS_KEPT),
-            lambda: ValidationCache(maxsize=PARSED_DOCUMENTS_KEPT),
+            lambda: ValidationByText(validated),
             MaskUnexpectedErrors,
             InputPathsInErrors,
             SubscriptionsOverWebSocket,

@@ -238,3 +238,21 @@ async def test_missing_scope_is_forbidden(api: Api, tenant: Tenant) -> None:
     )
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert (await api.data(tenant.readonly_token, "{ ordersCount }"))["ordersCount"] == 0
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled plan", "standard executor"])
+async def test_a_page_of_orders_built_once_stays_within_each_shop(
+    api: Api, world: World, compiled: bool
+) -> None:
+    # The same document from both merchants in turn: the statement of a page without a search is kept
+    # between requests, and must be each shop's own.
+    query = (
+        "{ orders(first: 5) { nodes { number } } }"
+        if compiled
+        else "{ orders(first: 5) { nodes { number refundableAmount { amount } } } }"
+    )
+    for _ in range(2):
+        victim = await api.data(world.victim.merchant_token, query)
+        other = await api.data(world.other.merchant_token, query)
+        assert [node["number"] for node in victim["orders"]["nodes"]] == ["#7001"]
+        assert [node["number"] for node in other["orders"]["nodes"]] == ["#1001"]
