@@ -173,7 +173,7 @@ async def child_openpyxl(url: str, shop_id: int, query: str, out: Path) -> dict[
             async for batch in exports.order_batches(database, clause):
                 for row in exports.batch_rows(batch, ExportLayout.LINE_ITEM, source):
                     cells: list[Any] = []
-                    for value in row:
+                    for value in (cell for part in row for cell in part):
                         if isinstance(value, Cell):
                             cell = WriteOnlyCell(sheet, value.value)
                             cell.number_format = value.number_format
