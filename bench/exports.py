@@ -49,13 +49,26 @@ SEED_ORDERS = 84_000
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def _status_mb(pid: int | str, field: str) -> float | None:
+    """A memory field of /proc/<pid>/status in MB; None once the process is gone (an exited process that is
+    not reaped yet has no memory fields)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def peak_rss_mb() -> float:
     """The process's peak resident memory. VmHWM, not getrusage: ru_maxrss survives fork and exec, so a
     child would report its parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (this benchmark measures memory on Linux)")
+    peak = _status_mb("self", "VmHWM")
+    if peak is None:
+        raise RuntimeError("no VmHWM in /proc/self/status (this benchmark measures memory on Linux)")
+    return peak
 
 
 async def _ensure_database(url: str) -> None:
@@ -160,7 +173,7 @@ async def child_openpyxl(url: str, shop_id: int, query: str, out: Path) -> dict[
             async for batch in exports.order_batches(database, clause):
                 for row in exports.batch_rows(batch, ExportLayout.LINE_ITEM, source):
                     cells: list[Any] = []
-                    for value in row:
+                    for value in (cell for part in row for cell in part):
                         if isinstance(value, Cell):
                             cell = WriteOnlyCell(sheet, value.value)
                             cell.number_format = value.number_format
@@ -187,10 +200,31 @@ async def child_openpyxl(url: str, shop_id: int, query: str, out: Path) -> dict[
 
 
 def run_child(*args: str) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.exports", "--child", *args], check=True, capture_output=True, text=True
-    ).stdout
+    """Run one measurement in a fresh process, sampling its anonymous resident memory every few milliseconds.
+
+    The process's own memory is its anonymous pages (RssAnon: heap, stacks, the spooled sheet's buffers,
+    SQLite's page cache). Its resident peak (VmHWM) also counts file pages it maps: SQLite reads the database
+    through a memory map, and every page of the file it touched is resident in the process while the OS
+    keeps it cached, so VmHWM grows with the rows read although nothing is held; both are reported, and the
+    flat-memory target is judged on the anonymous peak.
+    """
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.exports", "--child", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        peak_anon = 0.0
+        while child.poll() is None:
+            anon = _status_mb(child.pid, "RssAnon")
+            if anon is not None:
+                peak_anon = max(peak_anon, anon)
+            time.sleep(0.005)
+        assert child.stdout is not None
+        output = child.stdout.read()
+    if child.returncode:
+        raise SystemExit(f"the measured process failed ({child.returncode}): {' '.join(args)}")
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    result["peak_anon_mb"] = peak_anon
     return result
 
 
@@ -222,7 +256,7 @@ def main() -> None:
     urls = args.database or ["sqlite+aiosqlite:////tmp/dropdesk-bench-exports.sqlite3"]
     header = (
         f"{'database':<11} {'what':<34} {'rows':>8} {'seconds':>8} {'rows/s':>8} {'CPU s':>7} {'rows/CPU s':>10} "
-        f"{'peak MB':>8}"
+        f"{'anon MB':>8} {'VmHWM MB':>8}"
     )
     lines = [header, "-" * len(header)]
     verdicts: list[str] = []
@@ -249,7 +283,7 @@ def main() -> None:
                     lines.append(
                         f"{name:<11} {label:<34} {figure['rows']:>8,} {figure['seconds']:>8.2f} "
                         f"{figure['rows'] / figure['seconds']:>8,.0f} {figure['cpu']:>7.2f} "
-                        f"{figure['rows'] / figure['cpu']:>10,.0f} {figure['peak_mb']:>8.1f}"
+                        f"{figure['rows'] / figure['cpu']:>10,.0f} {figure['peak_anon_mb']:>8.1f} {figure['peak_mb']:>8.1f}"
                     )
                     print(lines[-1], file=sys.stderr, flush=True)
 
@@ -261,9 +295,11 @@ def main() -> None:
 
         big, small = SIZES[-1], SIZES[0]
         for fmt in ("CSV", "XLSX"):
-            growth = figures[(fmt, big)]["peak_mb"] - figures[(fmt, small)]["peak_mb"]
+            growth = figures[(fmt, big)]["peak_anon_mb"] - figures[(fmt, small)]["peak_anon_mb"]
+            mapped = figures[(fmt, big)]["peak_mb"] - figures[(fmt, small)]["peak_mb"]
             verdicts.append(
-                f"{name} {fmt}: peak memory at {big:,} rows is {growth:+.1f} MB over {small:,} rows (target ≤ 30)"
+                f"{name} {fmt}: peak anonymous memory at {big:,} rows is {growth:+.1f} MB over {small:,} rows "
+                f"(target ≤ 30; VmHWM, with the mapped database file, {mapped:+.1f} MB)"
             )
         verdicts.append(
             f"{name} XLSX end to end / openpyxl from memory at {big:,} rows: "

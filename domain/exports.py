@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.metrics import EXPORT_DURATION
 from config.settings import Settings
 from db.engine import Database
-from db.id_lists import among, id_list
+from db.id_lists import among, rows_among
 from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
 from db.models import (
     CancellationRequest,
@@ -166,10 +166,10 @@ def columns_for(layout: ExportLayout) -> tuple[Column, ...]:
 
 # --- per-batch lookups: each takes one batch's order ids and returns a dict -------------------------------
 #
-# Values are read as the database keeps them (amounts as integer units, statuses as their names, times as the
-# driver gives them) on the Core connection, and every statement takes the ids as one parameter
-# (db.id_lists): an export reads hundreds of thousands of rows, and per-value conversions, ORM row loading and
-# one bound parameter per id were most of its time.
+# Values are read as the database keeps them (amounts as integer units, statuses as their names) straight from
+# the driver, and every statement takes the ids as one parameter (db.id_lists): an export reads hundreds of
+# thousands of rows, and per-value conversions, SQLAlchemy rows and one bound parameter per id were most of
+# its time.
 
 
 def _units(column: Any) -> Any:
@@ -294,13 +294,11 @@ class Batch:
 async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
     """Everything the orders' rows need, one statement per table."""
     order_ids = [order[ORDER_ID] for order in orders]
-    dialect = session.get_bind().dialect.name
-    statements = reads(dialect)
-    ids = {"ids": id_list(order_ids, dialect)}
+    statements = reads(session.get_bind().dialect.name)
     connection = await session.connection()
 
-    async def rows(statement: Any) -> Any:
-        return (await connection.execute(statement, ids)).all()
+    async def rows(statement: Any) -> list[Any]:
+        return await rows_among(connection, statement, order_ids)
 
     return Batch(
         orders=orders,
@@ -395,8 +393,9 @@ def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -
 
 
 def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[tuple[Any, ...]]:
-    """The batch's rows as ``cells`` makes them, ready for its ``write_rows``."""
-    money_in, time_cell, text = cells.money_in, cells.time, text_cell
+    """The batch's rows as ``cells`` makes them, ready for its ``write_rows``: each row is a few parts, and the
+    order's parts (its columns, its customer's, each supplier order's) are made once for all its lines."""
+    money_in, time_cell, text, part = cells.money_in, cells.time, text_cell, cells.part
     line_items = layout is ExportLayout.LINE_ITEM
     rows: list[tuple[Any, ...]] = []
     add = rows.append
@@ -426,68 +425,78 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
         cost, margin, refunded = batch.figures[order_id]
         money = money_in(currency)
         created_cell = time_cell(created)
-        head = (
-            text(number),
-            text(email),
-            financial.lower(),
-            None if financial == FinancialStatus.VOIDED else created_cell,
-            _order_fulfillment(line_states),
-            text(currency),
-            money(subtotal),
-            money(shipping),
-            money(total),
-            # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
-            money(refunded or None),
-            created_cell,
-            time_cell(cancelled),
+        head = part(
+            (
+                text(number),
+                text(email),
+                financial.lower(),
+                None if financial == FinancialStatus.VOIDED else created_cell,
+                _order_fulfillment(line_states),
+                text(currency),
+                money(subtotal),
+                money(shipping),
+                money(total),
+                # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
+                money(refunded or None),
+                created_cell,
+                time_cell(cancelled),
+            )
         )
         address = (loads(address_text) if address_text else None) or {}
         notes = batch.notes.get(order_id)
-        customer = (
-            text(customer_name or None),
-            text(address.get("name")),
-            text(address.get("address1")),
-            text(address.get("address2")),
-            text(address.get("city")),
-            text(address.get("zip")),
-            text(address.get("province")),
-            text(address.get("country_code")),
-            text(address.get("phone")),
-            text(customer_phone),
-            text("\n".join(note for note in (note, notes) if note) or None),
-            text(", ".join(tag for tag in tags.split(",") if tag) or None),
-            order_id,
+        customer = part(
+            (
+                text(customer_name or None),
+                text(address.get("name")),
+                text(address.get("address1")),
+                text(address.get("address2")),
+                text(address.get("city")),
+                text(address.get("zip")),
+                text(address.get("province")),
+                text(address.get("country_code")),
+                text(address.get("phone")),
+                text(customer_phone),
+                text("\n".join(note for note in (note, notes) if note) or None),
+                text(", ".join(tag for tag in tags.split(",") if tag) or None),
+                order_id,
+            )
         )
         tail = (money(cost), money(margin), batch.returns.get(order_id))
 
         if not line_items:
-            line_part = (
-                text("; ".join(str(line[LINE_QUANTITY]) for line in lines) or None),
-                text("; ".join(_line_name(line) for line in lines) or None),
-                text("; ".join(str(Decimal(line[LINE_PRICE]) / AMOUNT_SCALE) for line in lines) or None),
-                text("; ".join(line[LINE_SKU] or "" for line in lines) or None),
-                "; ".join(line_states) or None,
+            line_part = part(
+                (
+                    text("; ".join(str(line[LINE_QUANTITY]) for line in lines) or None),
+                    text("; ".join(_line_name(line) for line in lines) or None),
+                    text("; ".join(str(Decimal(line[LINE_PRICE]) / AMOUNT_SCALE) for line in lines) or None),
+                    text("; ".join(line[LINE_SKU] or "" for line in lines) or None),
+                    "; ".join(line_states) or None,
+                )
             )
-            add((*head, *line_part, *customer, *_supplier_part(batch, supplier_orders, tail)))
+            add((head, line_part, customer, part(_supplier_part(batch, supplier_orders, tail))))
             continue
         # Lines of one supplier order share its columns: built once per supplier order, not per line.
         parts: dict[int | None, tuple[Any, ...]] = {}
         for line, state in zip(lines, line_states, strict=True):
             key = line[LINE_SUPPLIER_ORDER]
-            part = parts.get(key)
-            if part is None:
+            supplier = parts.get(key)
+            if supplier is None:
                 fulfilling = by_id.get(key)
-                part = parts[key] = _supplier_part(batch, [fulfilling] if fulfilling else [], tail)
+                supplier = parts[key] = part(_supplier_part(batch, [fulfilling] if fulfilling else [], tail))
             add(
                 (
-                    *head,
-                    line[LINE_QUANTITY],
-                    text(_line_name(line)),
-                    money(line[LINE_PRICE]),
-                    text(line[LINE_SKU]),
-                    state,
-                    *customer,
-                    *part,
+                    head,
+                    part(
+                        (
+                            line[LINE_QUANTITY],
+                            text(_line_name(line)),
+                            money(line[LINE_PRICE]),
+                            text(line[LINE_SKU]),
+                            state,
+                        )
+                    ),
+                    customer,
+                    supplier,
                 )
             )
     return rows

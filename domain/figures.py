@@ -20,6 +20,7 @@ One SQL statement serves any number of orders, so a page of orders or an export 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.id_lists import among, id_list
+from db.id_lists import among, id_list, rows_among
 from db.models import (
     FinancialStatus,
     Order,
@@ -181,21 +182,21 @@ def _figures(
     )
 
 
+@functools.cache
+def _figure_units_statement(dialect: str) -> FiguresRow:
+    return _figures_statement(None, dialect, units=True)
+
+
 async def order_figure_units(
     session: AsyncSession, order_ids: Sequence[int]
 ) -> dict[int, tuple[int, int, int]]:
     """(supplier cost, margin, refunded) of each order in stored amount units (1/AMOUNT_SCALE): the figures of
     ``order_figures`` without a Decimal per amount, for exports that read tens of thousands of orders."""
-    dialect = session.get_bind().dialect.name
-    statement = _figures_statement(None, dialect, units=True)
+    statement = _figure_units_statement(session.get_bind().dialect.name)
     connection = await session.connection()
     found: dict[int, tuple[int, int, int]] = {}
     for start in range(0, len(order_ids), CHUNK):
-        rows = await connection.execute(
-            statement, {"ids": id_list(order_ids[start : start + CHUNK], dialect)}
-        )
-        row: Any
-        for row in rows.all():
+        for row in await rows_among(connection, statement, order_ids[start : start + CHUNK]):
             order_id, _, total, financial, status, *sums = row
             # PostgreSQL sums integers as numeric.
             supplier_cost, supplier_refunds, refunded = (int(value) for value in sums)

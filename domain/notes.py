@@ -3,15 +3,17 @@ that supplier (and announced with the supplier order), a STAFF note never leaves
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.id_lists import among, id_list
+from db.id_lists import among, rows_among
 from db.models import NoteVisibility, OrderNote, SupplierOrder
 from db.types import utcnow
 from domain.access import require_scope, visible
@@ -144,19 +146,29 @@ async def delete_note(
     return note_id
 
 
-async def notes_text_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
-    """Every note of each order as one text, oldest first, for the Notes column of exports."""
-    dialect = session.get_bind().dialect.name
-    statement = (
-        select(OrderNote.order_id, OrderNote.visibility, OrderNote.author_name, OrderNote.body)
+@functools.cache
+def _notes_text_statement(dialect: str) -> Any:
+    return (
+        select(
+            OrderNote.order_id,
+            type_coerce(OrderNote.visibility, String),
+            OrderNote.author_name,
+            OrderNote.body,
+        )
         .where(among(OrderNote.order_id, dialect))
         .order_by(OrderNote.order_id, OrderNote.id)
     )
+
+
+async def notes_text_by_order(session: AsyncSession, order_ids: Sequence[int]) -> dict[int, str]:
+    """Every note of each order as one text, oldest first, for the Notes column of exports."""
+    statement = _notes_text_statement(session.get_bind().dialect.name)
     found: dict[int, list[str]] = defaultdict(list)
-    # The ids as one parameter and the Core connection: an export asks this for a thousand orders at a time.
-    rows = await (await session.connection()).execute(statement, {"ids": id_list(order_ids, dialect)})
-    for order_id, visibility, author, body in rows.all():
-        found[order_id].append(f"[{visibility.value.lower()}] {author}: {body}")
+    # Straight from the driver, the ids as one parameter: an export asks this for a thousand orders at a time.
+    for order_id, visibility, author, body in await rows_among(
+        await session.connection(), statement, order_ids
+    ):
+        found[order_id].append(f"[{visibility.lower()}] {author}: {body}")
     return {order_id: "\n".join(lines) for order_id, lines in found.items()}
 
 

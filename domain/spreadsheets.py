@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any, Protocol, TypeVar
 
 from openpyxl import Workbook
@@ -135,7 +136,14 @@ class SheetWriter(Protocol):
 
     def time(self, value: datetime | None) -> Any: ...
 
-    def write_rows(self, rows: Iterable[Sequence[Any]]) -> None: ...
+    def part(self, cells: Sequence[Any]) -> Any:
+        """Cells that stand side by side in rows, as ``write_rows`` takes them: the csv writer formats them
+        at once (a part repeated in many rows is formatted once), the workbook keeps them as they are."""
+        ...
+
+    def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Each row is a sequence of parts."""
+        ...
 
     def finish(self, summary: Sequence[SummaryLine]) -> None: ...
 
@@ -147,9 +155,15 @@ class CsvWriter:
 
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         self._file: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
-        self._writer = csv.writer(self._file, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
         self._money: dict[str, Callable[[int | None], str | None]] = {}
-        self._writer.writerow([neutralise(column.name) for column in columns])
+        # Rows are written as parts the writer formatted (a part repeated in many rows is formatted once): the
+        # csv writer hands each record to a list, and the line end it adds is cut off (it must stay in its
+        # dialect: a field holding one of the line end's characters is quoted).
+        self._formatted: list[str] = []
+        self._part_writer = csv.writer(
+            SimpleNamespace(write=self._formatted.append), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL
+        )
+        self.write_rows([[self.part([neutralise(column.name) for column in columns])]])
 
     def money_in(self, currency: str) -> Callable[[int | None], str | None]:
         money = self._money.get(currency)
@@ -168,8 +182,12 @@ class CsvWriter:
         # str() of a UTC (or naive UTC) datetime starts "YYYY-MM-DD HH:MM:SS", faster than strftime.
         return f"{str(value)[:19]} +0000"
 
+    def part(self, cells: Sequence[Any]) -> str:
+        self._part_writer.writerow(cells)
+        return self._formatted.pop()[:-2]
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
-        self._writer.writerows(rows)
+        self._file.write("".join([",".join(row) + "\r\n" for row in rows]))
 
     def finish(self, summary: Sequence[SummaryLine]) -> None:
         self._file.close()
@@ -232,11 +250,14 @@ class XlsxWriter:
         # Excel has no time zones: a time is its UTC serial day number, shown with a date format.
         return self._cell(self._date_class, (_utc(value) - EXCEL_EPOCH).total_seconds() / SECONDS_PER_DAY)
 
+    def part(self, cells: Sequence[Any]) -> Sequence[Any]:
+        return cells
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         append = self._sheet.append
         count = 0
         for row in rows:
-            append(row)
+            append([cell for part in row for cell in part])
             count += 1
         self._rows += count
 
