@@ -28,7 +28,7 @@ from db.models.orders import email_domain
 from db.types import utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
-from domain.errors import ErrorCode
+from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.supplier_orders import PackageInput, apply_packages, check_packages
 from domain.topics import Topic, announce
@@ -446,3 +446,17 @@ async def _write_order(
     topic = Topic.ORDERS_CREATED if created else Topic.ORDERS_UPDATED
     await announce(session, actor, topic, shop_id=order.shop_id, node_type="Order", node_id=order.id, now=now)
     return ImportResult(order=order, created=created)
+
+
+async def lock_order(session: AsyncSession, actor: Actor, order_id: int, *, field: str = "id") -> Order:
+    """The store order, locked and read afresh, if the actor may see it (NOT_FOUND on ``field`` otherwise);
+    writers of one order queue on this lock."""
+    order = await session.scalar(
+        select(Order)
+        .where(Order.id == order_id, visible(Order, actor))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise DomainError.single(ErrorCode.NOT_FOUND, "order not found", field)
+    return order
