@@ -91,6 +91,19 @@ def number_value(number: str) -> int:
     return int(digits[:18]) if digits else 0
 
 
+# Each part of a shipping address: its key as stored, its field in the API, its longest length.
+ADDRESS_PARTS = (
+    ("name", "name", 200),
+    ("address1", "address1", 255),
+    ("address2", "address2", 255),
+    ("city", "city", 100),
+    ("province", "province", 100),
+    ("zip", "zip", 20),
+    ("country_code", "countryCode", 10),
+    ("phone", "phone", 40),
+)
+
+
 def _check_order(check: Checker, path: tuple[str | int, ...], data: OrderInput, suppliers: set[int]) -> None:
     check.text((*path, "number"), data.number, max_length=40, required=True)
     currency_ok = check.currency((*path, "currencyCode"), data.currency)
@@ -99,6 +112,9 @@ def _check_order(check: Checker, path: tuple[str | int, ...], data: OrderInput, 
     check.email((*path, "customer", "email"), data.customer_email)
     check.text((*path, "customer", "phone"), data.customer_phone, max_length=40)
     check.text((*path, "note"), data.note, max_length=5000)
+    address = data.shipping_address or {}
+    for key, field_name, max_length in ADDRESS_PARTS:
+        check.text((*path, "shippingAddress", field_name), address.get(key), max_length=max_length)
     check.amount((*path, "shippingPrice"), data.shipping, currency)
     if len(data.tags) > MAX_TAGS:
         check.fail((*path, "tags"), f"at most {MAX_TAGS} tags", ErrorCode.TOO_MANY)
