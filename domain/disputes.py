@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +48,7 @@ from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.evidence import EvidenceFile, EvidenceStore, is_media, sniff, url_content_type
+from domain.figures import supplier_refunded
 from domain.money import quantize
 from domain.reactions import reacts_to
 from domain.supplier_orders import (
@@ -540,12 +541,8 @@ async def keep_in_issue_while_open(
 
 async def refundable(session: AsyncSession, supplier_order: SupplierOrder) -> Decimal:
     """What was paid for the supplier order less the supplier refunds already received (any source)."""
-    refunded = await session.scalar(
-        select(func.coalesce(func.sum(SupplierRefund.amount), 0)).where(
-            SupplierRefund.supplier_order_id == supplier_order.id
-        )
-    )
-    return max(supplier_order.cost - Decimal(refunded or 0), Decimal(0))
+    refunded = (await supplier_refunded(session, [supplier_order.id]))[supplier_order.id]
+    return max(supplier_order.cost - refunded, Decimal(0))
 
 
 # --- steps shared by the use cases ----------------------------------------------------------------------

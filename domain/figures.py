@@ -52,6 +52,8 @@ from db.models import (
     SupplierOrderStatus,
     SupplierRefund,
 )
+from domain.access import visible
+from domain.actors import Actor
 
 ZERO = Decimal(0)
 CANCELLED_END_REASON = "cancel_order_close_trade"
@@ -222,3 +224,19 @@ async def order_figures(
             item = _figures(row)
             figures[item.order_id] = item
     return figures
+
+
+async def supplier_refunded(
+    session: AsyncSession, supplier_order_ids: Sequence[int], *, seen_by: Actor | None = None
+) -> dict[int, Decimal]:
+    """What the supplier has refunded so far per supplier order, whatever the source (0 when nothing);
+    with ``seen_by``, only the refunds that actor may see."""
+    statement = (
+        select(SupplierRefund.supplier_order_id, func.sum(SupplierRefund.amount))
+        .where(SupplierRefund.supplier_order_id.in_(supplier_order_ids))
+        .group_by(SupplierRefund.supplier_order_id)
+    )
+    if seen_by is not None:
+        statement = statement.where(visible(SupplierRefund, seen_by))
+    totals = {key: Decimal(total or 0) for key, total in (await session.execute(statement)).all()}
+    return {key: totals.get(key, ZERO) for key in supplier_order_ids}

@@ -20,7 +20,7 @@ from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
-from domain.order_tags import lock_order
+from domain.orders import lock_order
 from domain.topics import Topic, announce
 from domain.validation import Checker, unstorable
 
@@ -50,7 +50,7 @@ async def add_note(
         check.fail(("supplierOrderId",), "a SUPPLIER note is written on a supplier order", ErrorCode.REQUIRED)
     check.raise_if_any()
     now = now or utcnow()
-    order = await lock_order(session, actor, data.order_id, "orderId")
+    order = await lock_order(session, actor, data.order_id, field="orderId")
     supplier_order = None
     if data.supplier_order_id is not None:
         supplier_order = await session.scalar(

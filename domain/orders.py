@@ -28,7 +28,7 @@ from db.models.orders import email_domain
 from db.types import utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
-from domain.errors import ErrorCode
+from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.supplier_orders import PackageInput, apply_packages, check_packages
 from domain.topics import Topic, announce
@@ -91,6 +91,19 @@ def number_value(number: str) -> int:
     return int(digits[:18]) if digits else 0
 
 
+# Each part of a shipping address: its key as stored, its field in the API, its longest length.
+ADDRESS_PARTS = (
+    ("name", "name", 200),
+    ("address1", "address1", 255),
+    ("address2", "address2", 255),
+    ("city", "city", 100),
+    ("province", "province", 100),
+    ("zip", "zip", 20),
+    ("country_code", "countryCode", 10),
+    ("phone", "phone", 40),
+)
+
+
 def _check_order(check: Checker, path: tuple[str | int, ...], data: OrderInput, suppliers: set[int]) -> None:
     check.text((*path, "number"), data.number, max_length=40, required=True)
     currency_ok = check.currency((*path, "currencyCode"), data.currency)
@@ -99,6 +112,9 @@ def _check_order(check: Checker, path: tuple[str | int, ...], data: OrderInput, 
     check.email((*path, "customer", "email"), data.customer_email)
     check.text((*path, "customer", "phone"), data.customer_phone, max_length=40)
     check.text((*path, "note"), data.note, max_length=5000)
+    address = data.shipping_address or {}
+    for key, field_name, max_length in ADDRESS_PARTS:
+        check.text((*path, "shippingAddress", field_name), address.get(key), max_length=max_length)
     check.amount((*path, "shippingPrice"), data.shipping, currency)
     if len(data.tags) > MAX_TAGS:
         check.fail((*path, "tags"), f"at most {MAX_TAGS} tags", ErrorCode.TOO_MANY)
@@ -446,3 +462,17 @@ async def _write_order(
     topic = Topic.ORDERS_CREATED if created else Topic.ORDERS_UPDATED
     await announce(session, actor, topic, shop_id=order.shop_id, node_type="Order", node_id=order.id, now=now)
     return ImportResult(order=order, created=created)
+
+
+async def lock_order(session: AsyncSession, actor: Actor, order_id: int, *, field: str = "id") -> Order:
+    """The store order, locked and read afresh, if the actor may see it (NOT_FOUND on ``field`` otherwise);
+    writers of one order queue on this lock."""
+    order = await session.scalar(
+        select(Order)
+        .where(Order.id == order_id, visible(Order, actor))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise DomainError.single(ErrorCode.NOT_FOUND, "order not found", field)
+    return order

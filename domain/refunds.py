@@ -34,8 +34,8 @@ from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.figures import financial_status, order_figures
 from domain.money import quantize
-from domain.returns import lock_order
-from domain.topics import Topic, announce
+from domain.orders import lock_order
+from domain.topics import Topic, announce, announce_order_updated
 from domain.validation import Checker, check_text
 
 MAX_LINES = 250
@@ -205,15 +205,7 @@ async def create_refund(
         now=now,
     )
     if order.financial_status is not previous:
-        await announce(
-            session,
-            actor,
-            Topic.ORDERS_UPDATED,
-            shop_id=order.shop_id,
-            node_type="Order",
-            node_id=order.id,
-            now=now,
-        )
+        await announce_order_updated(session, actor, order, now)
     return refund
 
 

@@ -42,6 +42,7 @@ from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.figures import CANCELLED_END_REASON
+from domain.orders import lock_order
 from domain.policies import DEFAULT_RETURN_WINDOW_DAYS, current_policies, policy_in_force
 from domain.topics import Topic, announce
 from domain.validation import Checker, check_text
@@ -458,19 +459,6 @@ async def use_returned_stock(
 
 
 # --- shared steps ---------------------------------------------------------------------------------------
-
-
-async def lock_order(session: AsyncSession, actor: Actor, order_id: int, *, field: str) -> Order:
-    """The store order, locked and freshly read; NOT_FOUND (on ``field``) when the actor may not see it."""
-    order = await session.scalar(
-        select(Order)
-        .where(Order.id == order_id, visible(Order, actor))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if order is None:
-        raise DomainError.single(ErrorCode.NOT_FOUND, "order not found", field)
-    return order
 
 
 async def returned_quantities(session: AsyncSession, order_id: int) -> dict[int, int]:

@@ -18,7 +18,7 @@ from domain.actors import Actor
 from domain.errors import DomainError, ErrorCode
 from domain.events import record_event
 from domain.reactions import DomainEvent, publish
-from domain.topics import Topic, announce
+from domain.topics import Topic, announce, announce_order_updated
 from domain.validation import Checker
 
 S = SupplierOrderStatus
@@ -389,15 +389,7 @@ async def refresh_order_status(session: AsyncSession, actor: Actor, order: Order
         message=message,
         data={"status": status.value},
     )
-    await announce(
-        session,
-        actor,
-        Topic.ORDERS_UPDATED,
-        shop_id=order.shop_id,
-        node_type="Order",
-        node_id=order.id,
-        now=now,
-    )
+    await announce_order_updated(session, actor, order, now)
 
 
 CANCELLABLE = UNPAID | {S.WAIT_SELLER_EXAMINE_MONEY, S.WAIT_SELLER_SEND_GOODS}

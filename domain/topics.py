@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.models import Order
 from domain.actors import Actor
 from domain.reactions import DomainEvent, publish
 
@@ -53,4 +54,16 @@ async def announce(
         session,
         actor,
         TopicChanged(shop_id=shop_id, occurred_at=now, topic=topic, node_type=node_type, node_id=node_id),
+    )
+
+
+async def announce_order_updated(session: AsyncSession, actor: Actor, order: Order, now: datetime) -> None:
+    await announce(
+        session,
+        actor,
+        Topic.ORDERS_UPDATED,
+        shop_id=order.shop_id,
+        node_type="Order",
+        node_id=order.id,
+        now=now,
     )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 import strawberry
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from db import models
 from domain import bulk_actions as bulk_cases
 from domain import order_tags as tag_cases
 from domain.access import visible
-from domain.actors import Scope
+from domain.actors import Actor, Scope
 from schema.context import context_of, require_scope
 from schema.errors import UserError, input_id, run_on_id, run_use_case
 from schema.ids import id_argument
@@ -139,15 +141,7 @@ class BulkActionsMutation:
         info: Info,
         input: Annotated[OrderTagsInput, strawberry.argument(description="The fields of the change.")],
     ) -> OrderTagsPayload:
-        require_scope(info, Scope.WRITE_ORDERS)
-        row, errors = await run_on_id(
-            info,
-            input.id,
-            "Order",
-            "id",
-            lambda session, actor, pk: tag_cases.add_order_tags(session, actor, pk, input.tags),
-        )
-        return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)
+        return await _change_tags(info, input, tag_cases.add_order_tags)
 
     @strawberry.mutation(description="Remove tags from an order (case-insensitively).")
     async def order_tags_remove(
@@ -155,12 +149,16 @@ class BulkActionsMutation:
         info: Info,
         input: Annotated[OrderTagsInput, strawberry.argument(description="The fields of the change.")],
     ) -> OrderTagsPayload:
-        require_scope(info, Scope.WRITE_ORDERS)
-        row, errors = await run_on_id(
-            info,
-            input.id,
-            "Order",
-            "id",
-            lambda session, actor, pk: tag_cases.remove_order_tags(session, actor, pk, input.tags),
-        )
-        return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)
+        return await _change_tags(info, input, tag_cases.remove_order_tags)
+
+
+async def _change_tags(
+    info: Info,
+    input: OrderTagsInput,
+    use_case: Callable[[AsyncSession, Actor, int, Sequence[str]], Awaitable[models.Order]],
+) -> OrderTagsPayload:
+    require_scope(info, Scope.WRITE_ORDERS)
+    row, errors = await run_on_id(
+        info, input.id, "Order", "id", lambda session, actor, pk: use_case(session, actor, pk, input.tags)
+    )
+    return OrderTagsPayload(order=Order.of(row) if row else None, user_errors=errors)

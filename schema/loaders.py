@@ -9,7 +9,7 @@ from decimal import Decimal
 from functools import cached_property, lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
@@ -39,11 +39,10 @@ from db.models import (
     ShopPolicy,
     Supplier,
     SupplierOrder,
-    SupplierRefund,
 )
 from domain.access import visible
 from domain.actors import Actor, ActorKind
-from domain.figures import OrderFigures, order_figures
+from domain.figures import OrderFigures, order_figures, supplier_refunded
 
 # Lends the request's one session; sibling resolvers take turns with it.
 SessionLender = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -316,17 +315,9 @@ class Loaders:
         return self._by_id(BulkActionResult)
 
     async def _refunded(self, supplier_order_ids: list[int]) -> Sequence[Decimal]:
-        """What the supplier has refunded so far, per supplier order, whatever the source."""
-        statement = (
-            select(SupplierRefund.supplier_order_id, func.sum(SupplierRefund.amount))
-            .where(
-                SupplierRefund.supplier_order_id.in_(supplier_order_ids), visible(SupplierRefund, self._actor)
-            )
-            .group_by(SupplierRefund.supplier_order_id)
-        )
         async with self._reading() as session:
-            totals = {key: Decimal(total or 0) for key, total in (await session.execute(statement)).all()}
-        return [totals.get(key, Decimal(0)) for key in supplier_order_ids]
+            totals = await supplier_refunded(session, supplier_order_ids, seen_by=self._actor)
+        return [totals[key] for key in supplier_order_ids]
 
     def by_type(self, type_name: str) -> DataLoader[int, Any] | None:
         name = _LOADER_OF_TYPE.get(type_name)

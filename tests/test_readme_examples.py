@@ -1,6 +1,7 @@
 """Every example in README.md runs as written against the demo data, with the tokens the first run prints.
 
-The test reads README.md, takes every ```graphql block and the curl webhook example, and runs each against a
+The test reads README.md, takes every ```graphql block, every shell example (the curl requests, signed webhook
+included, and the `dropdesk export` command) and the Python signature verifiers, and runs each against a
 fresh demo database (seed 1, the default number of orders), exactly as a new user would after
 `python3 run.py serve`. Which token a block runs with is said by an HTML comment on the line before it
 (invisible on GitHub); see "Examples in this README" in README.md:
@@ -20,6 +21,7 @@ change in the demo data is reported as such. Subscriptions are validated against
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -27,18 +29,23 @@ import re
 import shlex
 import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
 import pytest
 import uvicorn
 from graphql import OperationType, parse, validate
 from sqlalchemy import text
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from api.app import create_app
+from api.outbound_webhooks import signed_headers
 from config.settings import DEFAULT_DEMO_SEED_ORDERS, load_settings
 from db.engine import Database
 from db.models import Base
@@ -52,6 +59,7 @@ DIRECTIVE = re.compile(r"^<!--\s*example:\s*(?P<spec>.*?)\s*-->$")
 TOKEN_SPEC = re.compile(
     r"^(?P<kind>merchant|supplier|admin)(?:\s+(?P<number>\d+))?(?:\s+variables=(?P<variables>\{.*\}))?$"
 )
+NOT_RUN = re.compile(r"^not run \(.+\)$")
 GLOBAL_ID = re.compile(r"gid://dropdesk/[A-Za-z]+/\d+")
 
 
@@ -89,41 +97,31 @@ def readme_blocks(text: str) -> list[Block]:
     return blocks
 
 
-GRAPHQL_BLOCKS = [block for block in readme_blocks(README.read_text()) if block.language == "graphql"]
-WEBHOOK_BLOCKS = [
-    block
-    for block in readme_blocks(README.read_text())
-    if block.language in ("sh", "bash") and "curl" in block.code and "/webhooks/suppliers/" in block.code
+BLOCKS = readme_blocks(README.read_text())
+GRAPHQL_BLOCKS = [block for block in BLOCKS if block.language == "graphql"]
+SHELL_BLOCKS = [
+    block for block in BLOCKS if block.language in ("sh", "bash") and not NOT_RUN.match(block.spec)
 ]
+WEBHOOK_BLOCKS = [block for block in SHELL_BLOCKS if "/webhooks/suppliers/" in block.code]
+GRAPHQL_CURL_BLOCKS = [block for block in SHELL_BLOCKS if "curl" in block.code and "/graphql" in block.code]
+EXPORT_COMMAND_BLOCKS = [
+    block for block in SHELL_BLOCKS if block.code.startswith(".venv/bin/dropdesk export ")
+]
+PYTHON_BLOCKS = [block for block in BLOCKS if block.language == "python"]
 
 
 def test_the_readme_has_examples_to_run() -> None:
-    """Guards the tests below against passing on nothing."""
+    """Guards the tests below against passing on nothing, and every shell block against being left out."""
     assert len(GRAPHQL_BLOCKS) >= 3
     assert len(WEBHOOK_BLOCKS) == 1
+    assert len(GRAPHQL_CURL_BLOCKS) == 2
+    assert len(EXPORT_COMMAND_BLOCKS) == 1
+    assert len(PYTHON_BLOCKS) == 2
     assert all(TOKEN_SPEC.match(block.spec) for block in GRAPHQL_BLOCKS), [b.spec for b in GRAPHQL_BLOCKS]
-
-
-def test_blocks_and_their_tokens_are_read_from_the_comment_above() -> None:
-    text = "\n".join(
-        [
-            "```graphql",
-            "{ a }",
-            "```",
-            "<!-- example: supplier 3 -->",
-            "",
-            "```graphql",
-            "{ b }",
-            "```",
-        ]
+    run = WEBHOOK_BLOCKS + GRAPHQL_CURL_BLOCKS + EXPORT_COMMAND_BLOCKS
+    assert sorted(block.line for block in run) == sorted(block.line for block in SHELL_BLOCKS), (
+        "a shell example that no test runs: mark it <!-- example: not run (why) --> or run it here"
     )
-    assert variables_of('supplier 1 variables={"id": "gid://dropdesk/SupplierOrder/138"}') == {
-        "id": "gid://dropdesk/SupplierOrder/138"
-    }
-    assert [(b.spec, b.code, b.line) for b in readme_blocks(text)] == [
-        ("merchant", "{ a }", 2),
-        ("supplier 3", "{ b }", 7),
-    ]
 
 
 async def fresh_demo(db: Database) -> DemoSeed:
@@ -219,9 +217,10 @@ async def test_graphql_example_runs_as_written(db: Database, block: Block) -> No
 
 
 @contextlib.asynccontextmanager
-async def serving(db: Database) -> AsyncIterator[str]:
-    """The app on a real port, for the curl example."""
-    app = create_app(replace(load_settings(), database_url=db.url, run_worker_in_server=False), db)
+async def serving(db: Database, data_dir: Path) -> AsyncIterator[str]:
+    """The app on a real port, for the shell examples, keeping its files (evidence) in data_dir."""
+    settings = replace(load_settings(), database_url=db.url, run_worker_in_server=False, data_dir=data_dir)
+    app = create_app(settings, db)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
@@ -239,7 +238,7 @@ async def serving(db: Database) -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize("block", WEBHOOK_BLOCKS, ids=str)
-async def test_signed_webhook_example_runs_as_written(db: Database, block: Block) -> None:
+async def test_signed_webhook_example_runs_as_written(db: Database, block: Block, tmp_path: Path) -> None:
     """The shell example, with the secret the banner prints for its SUPPLIER and the server's address."""
     demo = await fresh_demo(db)
     supplier = re.search(r"^SUPPLIER=(\d+)", block.code, re.MULTILINE)
@@ -249,17 +248,107 @@ async def test_signed_webhook_example_runs_as_written(db: Database, block: Block
     script, replaced = re.subn(r"^SECRET='[^']*'", f"SECRET={shlex.quote(secret)}", block.code, flags=re.M)
     assert replaced == 1, f"{block}: the example sets no SECRET='...'"
     assert "http://127.0.0.1:8000" in script
-    async with serving(db) as base:
-        script = script.replace("http://127.0.0.1:8000", base)
-        env = {**os.environ, "LC_ALL": "C"}
-        completed = await asyncio.to_thread(
-            subprocess.run,
-            ["bash", "-euo", "pipefail", "-c", script],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-    assert completed.returncode == 0, f"{block}: {completed.stderr}"
-    answer = json.loads(completed.stdout)
+    async with serving(db, tmp_path) as base:
+        answer = json.loads(await run_shell(block, script.replace("http://127.0.0.1:8000", base), tmp_path))
     assert "error" not in answer and problems(answer) == [], f"{block}: {answer}"
+
+
+async def run_shell(block: Block, script: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """What the script prints, run by bash as a user would paste it (failing on its first failure)."""
+    completed = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C", **(env or {})},
+        cwd=cwd,
+        timeout=120,
+    )
+    assert completed.returncode == 0, f"{block}: {completed.stderr}"
+    return completed.stdout
+
+
+# The smallest file whose first bytes say JPEG, for the upload example's crack.jpg.
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
+
+
+@pytest.mark.parametrize("block", GRAPHQL_CURL_BLOCKS, ids=str)
+async def test_graphql_curl_example_runs_as_written(db: Database, block: Block, tmp_path: Path) -> None:
+    """With $TOKEN the token the comment above names, any file it uploads beside it; a retry is replayed."""
+    demo = await fresh_demo(db)
+    (tmp_path / "crack.jpg").write_bytes(JPEG)
+    assert "http://127.0.0.1:8000" in block.code
+    async with serving(db, tmp_path) as base:
+        script = block.code.replace("http://127.0.0.1:8000", base)
+        env = {"TOKEN": token_for(block.spec, demo)}
+        first = json.loads(await run_shell(block, script, tmp_path, env))
+        again = json.loads(await run_shell(block, script, tmp_path, env))
+    assert "errors" not in first and problems(first) == [], f"{block}: {first}"
+    assert first["data"] and all(value is not None for value in first["data"].values()), f"{block}: {first}"
+    if "Idempotency-Key" in block.code:
+        assert again["data"] == first["data"], f"{block}: the retry was not given the first answer"
+    if "-F 0=@crack.jpg" in block.code:
+        attachments = first["data"]["disputeMessageAdd"]["dispute"]["messages"][-1]["attachments"]
+        assert [a["contentType"] for a in attachments] == ["image/jpeg"], f"{block}: {first}"
+
+
+@pytest.mark.parametrize("block", EXPORT_COMMAND_BLOCKS, ids=str)
+async def test_export_command_example_runs_as_written(db: Database, block: Block, tmp_path: Path) -> None:
+    """The command as written from the checkout, on the demo database, writes a workbook of orders."""
+    await fresh_demo(db)
+    dropdesk = Path(sys.executable).parent / "dropdesk"
+    script = block.code.replace(".venv/bin/dropdesk", shlex.quote(str(dropdesk)), 1)
+    env = {
+        "DROPDESK_DATABASE_URL": db.url,
+        "DROPDESK_DATA_DIR": str(tmp_path),
+        "DROPDESK_SECRET_KEY": SECRET_KEY,
+    }
+    await run_shell(block, script, tmp_path, env)
+    out = re.search(r"--out (\S+)", block.code)
+    assert out is not None, f"{block}: the example names no --out file"
+    sheet = openpyxl.load_workbook(tmp_path / out[1], read_only=True).worksheets[0]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert len(rows) > 1, f"{block}: the export holds no orders"
+
+
+def python_example(block: Block, secret: str) -> dict[str, Any]:
+    """The names a Python example defines, with the secret it shows as whsec_... replaced by a real one."""
+    code = block.code.replace('"whsec_..."', repr(secret))
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(block), "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
+def test_python_signature_example_accepts_what_dropdesk_signs(block: Block) -> None:
+    """Each verifier accepts a delivery signed as Dropdesk signs it, and refuses a changed body or secret."""
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    other_secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    body = json.dumps(
+        {"type": "orders/created", "timestamp": "2026-11-27T00:00:00+00:00", "data": {"id": "x"}}
+    )
+    headers = signed_headers(secret, "msg_readme", body, datetime.now(UTC))
+    raw = body.encode()
+    namespace = python_example(block, secret)
+    if "verify" in namespace and "handle" not in namespace:
+        verify = namespace["verify"]
+        assert verify(secret, headers, raw) is True, block
+        assert verify(secret, headers, raw.replace(b"x", b"y")) is False, block
+        assert verify(other_secret, headers, raw) is False, block
+        return
+    handle = namespace["handle"]
+    assert handle(raw, headers) == json.loads(body), block
+    with pytest.raises(WebhookVerificationError):
+        handle(raw.replace(b"x", b"y"), headers)
+    with pytest.raises(WebhookVerificationError):
+        python_example(block, other_secret)["handle"](raw, headers)
+
+
+async def test_graphiql_is_at_the_address_the_readme_gives(db: Database) -> None:
+    """`dropdesk serve` prints .../graphql; the README gives the same address, and `/` redirects there."""
+    assert "serves GraphiQL\nat http://127.0.0.1:8000/graphql " in README.read_text()
+    async with client_for(db) as client:
+        home = await client.get("/")
+        explorer = await client.get("/graphql", headers={"accept": "text/html"})
+    assert (home.status_code, home.headers["location"]) == (302, "/graphql")
+    assert explorer.status_code == 200 and "graphiql" in explorer.text.lower()
