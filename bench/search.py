@@ -174,7 +174,7 @@ def forms(sample: Sample) -> list[tuple[str, str]]:
         ("has:open_cancellation", "has:open_cancellation"),
         ("has:open_dispute", "has:open_dispute"),
         ("OR of has: and financial_status:", "has:open_cancellation OR financial_status:voided"),
-        ("OR of has:open_dispute and financial:", "has:open_dispute OR financial_status:voided"),
+        ("OR of open dispute and financial:", "has:open_dispute OR financial_status:voided"),
         ("OR of sku: and tracking:", f"sku:{s.sku} OR tracking:{s.tracking}"),
         ("OR of sku: and a bare name", f"sku:{s.sku} OR {s.surname}"),
         ("OR of tracking: and a bare name", f"tracking:{s.tracking_prefix}* OR {s.surname}"),

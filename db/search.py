@@ -54,6 +54,7 @@ from sqlalchemy import (
     select,
     true,
     union,
+    union_all,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
@@ -822,8 +823,8 @@ def _either(*operands: ColumnElement[bool], shop_id: int | None) -> ColumnElemen
 
 
 class _IdUnion(ColumnElement[bool]):
-    """An OR with child-row lists among its operands. PostgreSQL gets ``orders.id IN (list UNION list ...
-    UNION SELECT id FROM orders WHERE shop AND (the other operands))``; elsewhere it is the plain OR.
+    """An OR with child-row lists among its operands. PostgreSQL gets ``orders.id IN (list UNION ALL list ...
+    UNION ALL SELECT id FROM orders WHERE shop AND (the other operands))``; elsewhere it is the plain OR.
 
     As an OR of ``orders.id = ANY(ARRAY(...))`` PostgreSQL searched each array element by element for every row
     it tested, as a filter over the shop's orders (``has:open_dispute OR financial_status:voided``: 3,190 ids
@@ -861,10 +862,11 @@ def _id_union_plain(element: _IdUnion, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_IdUnion, "postgresql")
 def _id_union(element: _IdUnion, compiler: SQLCompiler, **kw: Any) -> str:
-    # UNION rather than UNION ALL: the planner then takes the list for as many ids as its parts give, not for
-    # the 200 it assumes of a de-duplicated UNION ALL, and joins a long list by hash rather than by looking up
-    # each order (sku:SM-* OR Nguyen, 21,568 ids: 97 to 182 ms against 174 to 286 ms, same minutes, load 5).
-    ids = union(*element.parts())
+    # UNION ALL: the planner takes the list for a few hundred ids and looks each one's order up, which reads
+    # only the listed rows; with UNION it sized the list from its parts and joined it by hash with every row of
+    # the shop's orders, which a page reads whole (has:open_dispute OR financial_status:voided: 54 against 48 ms,
+    # supplier_status:... OR status:cancelled: 84 against 28 ms, same minute, load 3.6).
+    ids = union_all(*element.parts())
     return f"{compiler.process(Order.id.expression, **kw)} IN ({compiler.process(ids, **kw)})"
 
 
