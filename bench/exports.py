@@ -12,8 +12,8 @@ money and time cells are fresh write-only cells with the same values and number 
         --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench_exports
 
 Targets: peak (anonymous) memory at 100,000 rows within 30 MB of that at 10,000; XLSX end to end at least
-0.8 of the openpyxl figure; CSV end to end at least 50,000 rows per second. Rates are given by the wall clock and per
-CPU second of the process: on a shared machine the second says more about the code.
+0.8 of the openpyxl figure; CSV end to end at least 50,000 rows per second. Rates are given by the wall clock
+and per CPU second of the process: on a shared machine the second says more about the code.
 """
 
 from __future__ import annotations
