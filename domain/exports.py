@@ -395,7 +395,13 @@ def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -
 def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[tuple[Any, ...]]:
     """The batch's rows as ``cells`` makes them, ready for its ``write_rows``: each row is a few parts, and the
     order's parts (its columns, its customer's, each supplier order's) are made once for all its lines."""
-    money_in, time_cell, text, part = cells.money_in, cells.time, text_cell, cells.part
+    money_in, time_cell, text, part, recurring = (
+        cells.money_in,
+        cells.time,
+        text_cell,
+        cells.part,
+        cells.recurring_part,
+    )
     line_items = layout is ExportLayout.LINE_ITEM
     rows: list[tuple[Any, ...]] = []
     add = rows.append
@@ -486,7 +492,7 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
             add(
                 (
                     head,
-                    part(
+                    recurring(
                         (
                             line[LINE_QUANTITY],
                             text(_line_name(line)),

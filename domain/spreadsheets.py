@@ -60,23 +60,26 @@ class SummaryLine:
 
 
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
-# Cached cells per currency are dropped past this many, so memory stays bounded on long exports.
+# Cached cells per currency (and recurring CSV parts) are dropped past this many, so memory stays bounded on
+# long exports.
 CACHE_LIMIT = 4096
 T = TypeVar("T")
+K = TypeVar("K")
 
 
-def _cached_cells(make: Callable[[int], T]) -> Callable[[int | None], T | None]:
-    """``make`` once per distinct amount (a bounded number of them), None for None."""
-    known: dict[int, T] = {}
+def _cached_cells(make: Callable[[K], T]) -> Callable[[K | None], T | None]:
+    """``make`` once per distinct value (an amount, a part's cells) among the last few thousand, None for
+    None."""
+    known: dict[K, T] = {}
 
-    def cell(units: int | None) -> T | None:
-        if units is None:
+    def cell(value: K | None) -> T | None:
+        if value is None:
             return None
-        made = known.get(units)
+        made = known.get(value)
         if made is None:
             if len(known) >= CACHE_LIMIT:
                 known.clear()
-            made = known[units] = make(units)
+            made = known[value] = make(value)
         return made
 
     return cell
@@ -141,6 +144,11 @@ class SheetWriter(Protocol):
         at once (a part repeated in many rows is formatted once), the workbook keeps them as they are."""
         ...
 
+    def recurring_part(self, cells: tuple[Any, ...]) -> Any:
+        """A part that recurs in the rows of many orders (a line's own columns: the same product at the same
+        price): the csv writer keeps the text of those it formatted last."""
+        ...
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         """Each row is a sequence of parts."""
         ...
@@ -163,6 +171,7 @@ class CsvWriter:
         self._part_writer = csv.writer(
             SimpleNamespace(write=self._formatted.append), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL
         )
+        self._recurring = _cached_cells(self.part)
         self.write_rows([[self.part([neutralise(column.name) for column in columns])]])
 
     def money_in(self, currency: str) -> Callable[[int | None], str | None]:
@@ -185,6 +194,9 @@ class CsvWriter:
     def part(self, cells: Sequence[Any]) -> str:
         self._part_writer.writerow(cells)
         return self._formatted.pop()[:-2]
+
+    def recurring_part(self, cells: tuple[Any, ...]) -> str | None:
+        return self._recurring(cells)
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         self._file.write("".join([",".join(row) + "\r\n" for row in rows]))
@@ -251,6 +263,9 @@ class XlsxWriter:
         return self._cell(self._date_class, (_utc(value) - EXCEL_EPOCH).total_seconds() / SECONDS_PER_DAY)
 
     def part(self, cells: Sequence[Any]) -> Sequence[Any]:
+        return cells
+
+    def recurring_part(self, cells: tuple[Any, ...]) -> tuple[Any, ...]:
         return cells
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
