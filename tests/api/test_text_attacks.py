@@ -314,3 +314,40 @@ async def test_bodies_that_are_not_a_json_object_of_utf8_are_400(live: Live, con
         )
     assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    ("name", "document", "variables", "field"),
+    [
+        (
+            "20,000 tags",
+            f"mutation($i: OrderTagsInput!) {{ orderTagsAdd(input: $i) {{ {PAYLOAD} }} }}",
+            lambda live: {"i": {"id": live.order_id, "tags": [f"t{n}" for n in range(20_000)]}},
+            "tags",
+        ),
+        (
+            "20,000 order ids",
+            f"mutation($i: OrdersBulkActionInput!) {{ ordersBulkAction(input: $i) {{ {PAYLOAD} }} }}",
+            lambda live: {
+                "i": {
+                    "action": "ADD_TAGS",
+                    "tags": ["x"],
+                    "ids": [f"gid://dropdesk/Order/{n}" for n in range(1, 20_001)],
+                }
+            },
+            "ids",
+        ),
+    ],
+)
+async def test_lists_far_over_their_limit_are_refused_naming_the_field(
+    db: Database,
+    live: Live,
+    name: str,
+    document: str,
+    variables: Callable[[Live], dict[str, Any]],
+    field: str,
+) -> None:
+    before = await rows(db)
+    problem = refusal(await live.post(document, variables(live)), field)
+    assert problem is None, f"{name}: {problem}"
+    assert await rows(db) == before
