@@ -59,7 +59,7 @@ from domain.supplier_orders import (
     refresh_order_status,
 )
 from domain.topics import Topic, announce
-from domain.validation import Checker
+from domain.validation import Checker, unsafe_text
 
 D = DisputeStatus
 S = SupplierOrderStatus
@@ -548,14 +548,6 @@ async def refundable(session: AsyncSession, supplier_order: SupplierOrder) -> De
 # --- steps shared by the use cases ----------------------------------------------------------------------
 
 
-def _has_bad_characters(value: str) -> str | None:
-    if "\x00" in value:
-        return "contains a NUL character"
-    if any(0xD800 <= ord(char) <= 0xDFFF for char in value):
-        return "contains an unpaired surrogate (not valid Unicode)"
-    return None
-
-
 def _text(
     check: Checker,
     path: tuple[str, ...],
@@ -570,7 +562,7 @@ def _text(
         if required:
             check.fail(path, f"{path[-1]} is required", ErrorCode.REQUIRED)
         return None
-    bad = _has_bad_characters(text)
+    bad = unsafe_text(text)
     if bad:
         check.fail(path, f"{path[-1]} {bad}")
         return None
@@ -597,7 +589,7 @@ def _check_evidence(check: Checker, evidence: Evidence, rules: DisputeRules) -> 
                 "the file is neither an image (JPEG, PNG, GIF, WebP, HEIC, AVIF) nor a video (MP4, MOV, WebM)",
                 ErrorCode.UNSUPPORTED_FILE_TYPE,
             )
-        if file.filename and _has_bad_characters(file.filename):
+        if file.filename and unsafe_text(file.filename):
             check.fail(path, "the file name is not valid text")
     for index, url in enumerate(evidence.urls):
         path = ("evidenceUrls", str(index))
@@ -605,7 +597,7 @@ def _check_evidence(check: Checker, evidence: Evidence, rules: DisputeRules) -> 
         check.url(path, url)
         if len(check.errors) > before:
             continue
-        if _has_bad_characters(url):
+        if unsafe_text(url):
             check.fail(path, "the URL is not valid text")
             continue
         guessed = url_content_type(url)

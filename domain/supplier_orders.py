@@ -126,6 +126,7 @@ def check_packages(check: Checker, path: tuple[str | int, ...], packages: Sequen
             check.text(
                 (*path, index, "events", event_index, "description"), event.description, max_length=500
             )
+            check.text((*path, index, "events", event_index, "location"), event.location, max_length=200)
 
 
 def _event_json(event: TrackingEventInput) -> dict[str, Any]:

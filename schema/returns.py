@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import strawberry
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 
 from db import models
 from domain import returns as return_cases
 from domain.access import visible
-from domain.actors import Scope
+from domain.actors import Actor, Scope
 from domain.validation import unsafe_text
 from schema.context import context_of, require_scope
 from schema.errors import UserError, input_id, run_on_id, run_use_case
@@ -171,6 +173,16 @@ class ReturnedStockUsePayload:
     user_errors: list[UserError]
 
 
+async def _on_return(
+    info: Info,
+    return_id: strawberry.ID,
+    use_case: Callable[[AsyncSession, Actor, int], Awaitable[models.Return]],
+) -> ReturnPayload:
+    require_scope(info, Scope.WRITE_ORDERS)
+    row, errors = await run_on_id(info, return_id, "Return", "id", use_case)
+    return _payload(row, errors)
+
+
 def _payload(row: models.Return | None, errors: list[UserError]) -> ReturnPayload:
     return ReturnPayload(return_=Return.of(row) if row else None, user_errors=errors)
 
@@ -224,31 +236,23 @@ class ReturnsMutation:
     async def return_approve(
         self, info: Info, input: Annotated[ReturnApproveInput, strawberry.argument(description=_INPUT)]
     ) -> ReturnPayload:
-        require_scope(info, Scope.WRITE_ORDERS)
-        row, errors = await run_on_id(
+        return await _on_return(
             info,
             input.id,
-            "Return",
-            "id",
             lambda session, actor, pk: return_cases.approve_return(session, actor, pk, input.note),
         )
-        return _payload(row, errors)
 
     @strawberry.mutation(description="Decline a requested return.")
     async def return_decline(
         self, info: Info, input: Annotated[ReturnDeclineInput, strawberry.argument(description=_INPUT)]
     ) -> ReturnPayload:
-        require_scope(info, Scope.WRITE_ORDERS)
-        row, errors = await run_on_id(
+        return await _on_return(
             info,
             input.id,
-            "Return",
-            "id",
             lambda session, actor, pk: return_cases.decline_return(
                 session, actor, pk, input.reason, input.note
             ),
         )
-        return _payload(row, errors)
 
     @strawberry.mutation(
         description="Record items that arrived, each with its disposition; RECEIVED once everything is in."
@@ -278,29 +282,17 @@ class ReturnsMutation:
     async def return_close(
         self, info: Info, input: Annotated[ReturnIdInput, strawberry.argument(description="The return.")]
     ) -> ReturnPayload:
-        require_scope(info, Scope.WRITE_ORDERS)
-        row, errors = await run_on_id(
-            info,
-            input.id,
-            "Return",
-            "id",
-            lambda session, actor, pk: return_cases.close_return(session, actor, pk),
+        return await _on_return(
+            info, input.id, lambda session, actor, pk: return_cases.close_return(session, actor, pk)
         )
-        return _payload(row, errors)
 
     @strawberry.mutation(description="Cancel a return before any of its items arrived.")
     async def return_cancel(
         self, info: Info, input: Annotated[ReturnIdInput, strawberry.argument(description="The return.")]
     ) -> ReturnPayload:
-        require_scope(info, Scope.WRITE_ORDERS)
-        row, errors = await run_on_id(
-            info,
-            input.id,
-            "Return",
-            "id",
-            lambda session, actor, pk: return_cases.cancel_return(session, actor, pk),
+        return await _on_return(
+            info, input.id, lambda session, actor, pk: return_cases.cancel_return(session, actor, pk)
         )
-        return _payload(row, errors)
 
     @strawberry.mutation(description="Take returned units out of stock to fulfil an order.")
     async def returned_stock_use(

@@ -1,5 +1,6 @@
 """Races over real HTTP on read-then-write paths: tags added and removed on one order at once, the per-shop
-limits of saved searches and webhook subscriptions, and two saved searches renamed to one name. The same tests
+limits of saved searches and webhook subscriptions, two saved searches renamed to one name, and one return
+approved and declined at once. The same tests
 run on SQLite and PostgreSQL; the rows are checked afterwards."""
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import httpx
 from sqlalchemy import func, select
 
 from db.engine import Database
-from db.models import OrderEvent, SavedSearch, WebhookSubscription
+from db.models import OrderEvent, Return, SavedSearch, WebhookSubscription
 from domain.saved_searches import MAX_PER_SHOP
 from domain.webhooks import MAX_SUBSCRIPTIONS_PER_SHOP
 from schema.ids import parse_id
 from tests.api import test_cancellation_races as races
 from tests.api.test_order_notes_and_tags import ORDER, TAGS_ADD, TAGS_REMOVE
 from tests.api.test_outbound_webhooks import SUBSCRIBE
+from tests.api.test_returns import APPROVE, DECLINE, REQUEST, set_policies, shipped_order
 from tests.api.test_saved_searches import CREATE, UPDATE
 from tests.factories import Api, Tenant, order_input
 
@@ -140,3 +142,49 @@ async def test_saved_searches_renamed_to_one_name_at_once_keep_it_once(
     async with db.read() as session:
         names = sorted((await session.scalars(select(SavedSearch.name))).all())
     assert names.count("Everything") == 1 and len(names) == RACERS
+
+
+async def test_one_return_approved_and_declined_at_once_is_decided_once(
+    api: Api, tenant: Tenant, client: httpx.AsyncClient, db: Database
+) -> None:
+    await set_policies(api, tenant)
+    order_id, [line, _] = await shipped_order(api, tenant, "#8201")
+    requested = await graphql(
+        client,
+        tenant.merchant_token,
+        REQUEST,
+        {
+            "input": {
+                "orderId": order_id,
+                "lines": [{"orderLineId": line, "quantity": 1, "reason": "UNWANTED"}],
+            }
+        },
+    )
+    return_id = requested["returnRequest"]["return"]["id"]
+    decisions = [
+        (APPROVE, "returnApprove", {"id": return_id}),
+        (DECLINE, "returnDecline", {"id": return_id, "reason": "FINAL_SALE"}),
+    ]
+    answers = await asyncio.gather(
+        *(
+            graphql(client, tenant.merchant_token, document, {"input": input})
+            for index in range(RACERS)
+            for document, _, input in [decisions[index % len(decisions)]]
+        )
+    )
+    names = [decisions[index % len(decisions)][1] for index in range(RACERS)]
+    outcomes = [(name, error_codes(answer[name])) for name, answer in zip(names, answers, strict=True)]
+    winners = [name for name, codes in outcomes if not codes]
+    assert len(winners) == 1, outcomes
+    assert all(codes == ["INVALID_TRANSITION"] for name, codes in outcomes if codes), outcomes
+    expected = {"returnApprove": "APPROVED", "returnDecline": "DECLINED", "returnCancel": "CANCELED"}[
+        winners[0]
+    ]
+    async with db.read() as session:
+        status = await session.scalar(select(Return.status).where(Return.id == parse_id(return_id, "Return")))
+        decided = await session.scalar(
+            select(func.count())
+            .select_from(OrderEvent)
+            .where(OrderEvent.type.in_(["return_approved", "return_declined"]))
+        )
+    assert (str(status), decided) == (expected, 1)

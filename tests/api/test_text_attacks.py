@@ -35,13 +35,13 @@ class Live:
     order_id: str
     supplier_order_id: str
 
-    async def post(self, query: str, variables: dict[str, Any]) -> httpx.Response:
+    async def post(self, query: str, variables: dict[str, Any], token: str | None = None) -> httpx.Response:
         async with httpx.AsyncClient(base_url=self.base, timeout=60) as client:
             return await client.post(
                 "/graphql",
                 content=json.dumps({"query": query, "variables": variables}).encode(),
                 headers={
-                    "Authorization": f"Bearer {self.tenant.merchant_token}",
+                    "Authorization": f"Bearer {token or self.tenant.merchant_token}",
                     "content-type": "application/json",
                 },
             )
@@ -190,6 +190,32 @@ CASES: list[Case] = [
 ]
 
 
+def shipped_with(part: str) -> Callable[[Live, str], dict[str, Any]]:
+    """The supplier ships with one package, the text in ``part`` of the package or of its scan."""
+
+    def variables(live: Live, text: str) -> dict[str, Any]:
+        event = {"time": "2026-11-02T10:00:00+00:00", "status": "accepted"}
+        package: dict[str, Any] = {"trackingNumber": "LP1", "events": [event]}
+        (package if part in package or part in ("carrier", "trackingStatus") else event)[part] = text
+        return {
+            "i": {"id": live.supplier_order_id, "status": "WAIT_BUYER_ACCEPT_GOODS", "packages": [package]}
+        }
+
+    return variables
+
+
+# Sent with the token of the supplier of the order's first supplier order.
+SUPPLIER_CASES: list[Case] = [
+    (
+        f"package {part}",
+        f"mutation($i: SupplierOrderUpdateInput!) {{ supplierOrderUpdate(input: $i) {{ {PAYLOAD} }} }}",
+        shipped_with(part),
+        part,
+    )
+    for part in ("trackingNumber", "carrier", "trackingStatus", "status", "description", "location")
+]
+
+
 def refusal(response: httpx.Response, field: str) -> str | None:
     """Why the answer is not a clean refusal naming ``field``, or None when it is one."""
     if response.status_code >= 500:
@@ -227,6 +253,11 @@ async def test_hostile_text_in_every_free_text_input_is_refused_naming_the_field
     failures = []
     for name, document, variables, field in CASES:
         response = await live.post(document, variables(live, ATTACKS[attack]))
+        problem = refusal(response, field)
+        if problem:
+            failures.append(f"{name}: {problem}")
+    for name, document, variables, field in SUPPLIER_CASES:
+        response = await live.post(document, variables(live, ATTACKS[attack]), live.tenant.supplier_tokens[0])
         problem = refusal(response, field)
         if problem:
             failures.append(f"{name}: {problem}")
@@ -283,3 +314,40 @@ async def test_bodies_that_are_not_a_json_object_of_utf8_are_400(live: Live, con
         )
     assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize(
+    ("name", "document", "variables", "field"),
+    [
+        (
+            "20,000 tags",
+            f"mutation($i: OrderTagsInput!) {{ orderTagsAdd(input: $i) {{ {PAYLOAD} }} }}",
+            lambda live: {"i": {"id": live.order_id, "tags": [f"t{n}" for n in range(20_000)]}},
+            "tags",
+        ),
+        (
+            "20,000 order ids",
+            f"mutation($i: OrdersBulkActionInput!) {{ ordersBulkAction(input: $i) {{ {PAYLOAD} }} }}",
+            lambda live: {
+                "i": {
+                    "action": "ADD_TAGS",
+                    "tags": ["x"],
+                    "ids": [f"gid://dropdesk/Order/{n}" for n in range(1, 20_001)],
+                }
+            },
+            "ids",
+        ),
+    ],
+)
+async def test_lists_far_over_their_limit_are_refused_naming_the_field(
+    db: Database,
+    live: Live,
+    name: str,
+    document: str,
+    variables: Callable[[Live], dict[str, Any]],
+    field: str,
+) -> None:
+    before = await rows(db)
+    problem = refusal(await live.post(document, variables(live)), field)
+    assert problem is None, f"{name}: {problem}"
+    assert await rows(db) == before
