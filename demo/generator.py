@@ -1028,17 +1028,23 @@ _SQLITE_LOAD_CACHE_KIB = 256 * 1024
 
 @contextlib.asynccontextmanager
 async def _bulk_load(session: AsyncSession, deferring: Sequence[Table]) -> AsyncIterator[None]:
-    """Settings for loading many rows in one transaction: ``deferring``'s secondary indexes built once at
-    the end and, on SQLite, a large page cache for the connection while the load runs."""
+    """Settings for loading many rows in one transaction: ``deferring``'s secondary indexes (and, on
+    PostgreSQL, foreign keys) restored once at the end, no cyclic garbage collection while the batches
+    come in (they hold no cycles, and the collector would walk every row tuple again and again) and, on
+    SQLite, a large page cache for the connection while the load runs."""
     connection = await session.connection()
     previous_cache = None
     if connection.dialect.name == "sqlite":
         previous_cache = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar_one()
         await connection.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_LOAD_CACHE_KIB}")
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         async with indexes_and_foreign_keys_deferred(session, deferring):
             yield
     finally:
+        if collecting:
+            gc.enable()
         if previous_cache is not None:
             await connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous_cache)}")
 
