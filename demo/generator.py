@@ -1,11 +1,12 @@
 """Demo data: two shops, their AliExpress suppliers, split store orders, parcels, timelines and cancellations.
 
 The data is a pure function of ``seed`` and ``now`` so that tests, screenshots and benchmarks see the same
-shops every time. It is written in one transaction, a batch of orders at a time without holding them all in
-memory: a planner (another process for large seeds) numbers and encodes the rows, the writer COPYs them
-(PostgreSQL) or inserts them with one executemany per table (SQLite), and the tables' secondary indexes and
-SQLite's FTS5 table are built once at the end rather than kept up to date row by row. What the shops sell, to
-whom and how their supplier orders tend to move is data in `demo.catalogue`; this module only draws from it.
+shops every time. It is written in one transaction, a batch of orders at a time: a planner (for large seeds,
+one process per shop, side by side) numbers and encodes the rows, the writer COPYs them (PostgreSQL) or
+inserts them with one executemany per table (SQLite), and the tables' secondary indexes, SQLite's FTS5 table
+and PostgreSQL's foreign keys are restored once at the end rather than kept up to date row by row. What the
+shops sell, to whom and how their supplier orders tend to move is data in `demo.catalogue`; this module only
+draws from it.
 """
 
 from __future__ import annotations
