@@ -796,6 +796,9 @@ class _ShopGenerator:
 PIPELINE_FROM = 5_000
 # Batches planned ahead of the writer, bounding the memory the pipeline holds.
 PIPELINE_DEPTH = 4
+# Batches a shop's planner holds unnumbered while the shop before is still being planned (about 10 MB each):
+# all of the second shop's at 100,000 orders, a bounded part of larger seeds.
+HELD_AHEAD = 50
 
 
 @dataclass(frozen=True)
@@ -810,6 +813,8 @@ class _ShopPlan:
     now: datetime
     dialect: str
     batch_size: int
+    # Batches held unnumbered, at most, while the shop before is being planned.
+    held_ahead: int
 
     def batches(self) -> Iterator[list[_PlannedOrder]]:
         generator = _ShopGenerator(
@@ -948,11 +953,15 @@ def _plan_shop_into(plan: _ShopPlan, first_ids: Any, next_ids: Any, queue: Any) 
     # collector would only walk the millions of short-lived dicts and tuples, costing a good part of the CPU.
     gc.disable()
     try:
-        numbering, waiting = None, []
+        numbering: _Numbering | None = None
+        waiting: list[list[_PlannedOrder]] = []
         for batch in plan.batches():
             if numbering is None:
                 try:
-                    numbering = _Numbering(plan.dialect, *first_ids.get_nowait())
+                    # Past a bound on the batches held, wait for the ids rather than hold more.
+                    numbering = _Numbering(
+                        plan.dialect, *first_ids.get(block=len(waiting) >= plan.held_ahead)
+                    )
                 except Empty:
                     waiting.append(batch)
                     continue
@@ -1698,6 +1707,7 @@ async def seed_demo(
                     now,
                     database.dialect,
                     BATCH_SIZE,
+                    HELD_AHEAD,
                 )
                 for profile, count, shop_seed in zip(DEMO_SHOPS, (first, orders - first), seeds, strict=True)
             ]

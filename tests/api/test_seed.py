@@ -467,8 +467,10 @@ async def empty_with_ids_restarted(db: Database) -> None:
 async def test_planner_processes_give_the_same_rows_as_planning_in_turn(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Small batches, so that each shop's planner process has several and the second plans ahead of its ids.
+    # Small batches, so that each shop's planner process has several, and the second plans one ahead of its
+    # ids and then waits for them.
     monkeypatch.setattr(generator, "BATCH_SIZE", 40)
+    monkeypatch.setattr(generator, "HELD_AHEAD", 1)
     await empty_with_ids_restarted(db)
     await seed(db, orders=300, seed=5)
     in_turn = await rows_digest(db)
