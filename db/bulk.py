@@ -47,18 +47,32 @@ def _amount(value: Any) -> int | None:
     return int(scaled)
 
 
+# Texts of instants already converted: a load writes most instants more than once (a supplier order's
+# payment time is also its "paid" event's). Equal aware datetimes are the same instant, hence the same text;
+# a naive one never equals an aware one, so it is not found here and is refused below.
+_SQLITE_TIMES: dict[datetime, str] = {}
+_SQLITE_TIMES_KEPT = 200_000
+
+
 def _sqlite_time(value: datetime | None) -> str | None:
     # The text SQLAlchemy's SQLite DATETIME stores for the naive UTC value UTCDateTime hands it.
     if value is None:
         return None
+    try:
+        return _SQLITE_TIMES[value]
+    except KeyError:
+        pass
     if value.tzinfo is UTC:
         # The same text without the intermediate naive copy; the slice drops "+00:00".
-        return value.isoformat(" ", "microseconds")[:26]
-    if value.tzinfo is None:
+        stored = value.isoformat(" ", "microseconds")[:26]
+    elif value.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        stored = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if len(_SQLITE_TIMES) >= _SQLITE_TIMES_KEPT:
+        _SQLITE_TIMES.clear()
+    _SQLITE_TIMES[value] = stored
+    return stored
 
 
 def _postgres_time(value: datetime | None) -> datetime | None:
@@ -73,7 +87,10 @@ _JSON_ENCODE = json.JSONEncoder(check_circular=False).encode
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else _JSON_ENCODE(value)
+    if value is None:
+        return None
+    # Many rows carry an empty object (most timeline entries' data).
+    return "{}" if value == {} else _JSON_ENCODE(value)
 
 
 def _enum(value: Any) -> Any:

@@ -1,11 +1,12 @@
 """Demo data: two shops, their AliExpress suppliers, split store orders, parcels, timelines and cancellations.
 
 The data is a pure function of ``seed`` and ``now`` so that tests, screenshots and benchmarks see the same
-shops every time. It is written in one transaction, a batch of orders at a time without holding them all in
-memory: a planner (another process for large seeds) numbers and encodes the rows, the writer COPYs them
-(PostgreSQL) or inserts them with one executemany per table (SQLite), and the tables' secondary indexes and
-SQLite's FTS5 table are built once at the end rather than kept up to date row by row. What the shops sell, to
-whom and how their supplier orders tend to move is data in `demo.catalogue`; this module only draws from it.
+shops every time. It is written in one transaction, a batch of orders at a time: a planner (for large seeds,
+one process per shop, side by side) numbers and encodes the rows, the writer COPYs them (PostgreSQL) or
+inserts them with one executemany per table (SQLite), and the tables' secondary indexes, SQLite's FTS5 table
+and PostgreSQL's foreign keys are restored once at the end rather than kept up to date row by row. What the
+shops sell, to whom and how their supplier orders tend to move is data in `demo.catalogue`; this module only
+draws from it.
 """
 
 from __future__ import annotations
@@ -795,6 +796,9 @@ class _ShopGenerator:
 PIPELINE_FROM = 5_000
 # Batches planned ahead of the writer, bounding the memory the pipeline holds.
 PIPELINE_DEPTH = 4
+# Batches a shop's planner holds unnumbered while the shop before is still being planned (about 10 MB each):
+# all of the second shop's at 100,000 orders, a bounded part of larger seeds.
+HELD_AHEAD = 50
 
 
 @dataclass(frozen=True)
@@ -809,6 +813,8 @@ class _ShopPlan:
     now: datetime
     dialect: str
     batch_size: int
+    # Batches held unnumbered, at most, while the shop before is being planned.
+    held_ahead: int
 
     def batches(self) -> Iterator[list[_PlannedOrder]]:
         generator = _ShopGenerator(
@@ -947,11 +953,15 @@ def _plan_shop_into(plan: _ShopPlan, first_ids: Any, next_ids: Any, queue: Any) 
     # collector would only walk the millions of short-lived dicts and tuples, costing a good part of the CPU.
     gc.disable()
     try:
-        numbering, waiting = None, []
+        numbering: _Numbering | None = None
+        waiting: list[list[_PlannedOrder]] = []
         for batch in plan.batches():
             if numbering is None:
                 try:
-                    numbering = _Numbering(plan.dialect, *first_ids.get_nowait())
+                    # Past a bound on the batches held, wait for the ids rather than hold more.
+                    numbering = _Numbering(
+                        plan.dialect, *first_ids.get(block=len(waiting) >= plan.held_ahead)
+                    )
                 except Empty:
                     waiting.append(batch)
                     continue
@@ -1028,17 +1038,23 @@ _SQLITE_LOAD_CACHE_KIB = 256 * 1024
 
 @contextlib.asynccontextmanager
 async def _bulk_load(session: AsyncSession, deferring: Sequence[Table]) -> AsyncIterator[None]:
-    """Settings for loading many rows in one transaction: ``deferring``'s secondary indexes built once at
-    the end and, on SQLite, a large page cache for the connection while the load runs."""
+    """Settings for loading many rows in one transaction: ``deferring``'s secondary indexes (and, on
+    PostgreSQL, foreign keys) restored once at the end, no cyclic garbage collection while the batches
+    come in (they hold no cycles, and the collector would walk every row tuple again and again) and, on
+    SQLite, a large page cache for the connection while the load runs."""
     connection = await session.connection()
     previous_cache = None
     if connection.dialect.name == "sqlite":
         previous_cache = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar_one()
         await connection.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_LOAD_CACHE_KIB}")
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         async with indexes_and_foreign_keys_deferred(session, deferring):
             yield
     finally:
+        if collecting:
+            gc.enable()
         if previous_cache is not None:
             await connection.exec_driver_sql(f"PRAGMA cache_size = {int(previous_cache)}")
 
@@ -1691,6 +1707,7 @@ async def seed_demo(
                     now,
                     database.dialect,
                     BATCH_SIZE,
+                    HELD_AHEAD,
                 )
                 for profile, count, shop_seed in zip(DEMO_SHOPS, (first, orders - first), seeds, strict=True)
             ]
