@@ -47,6 +47,7 @@ from sqlalchemy import (
     SQLColumnExpression,
     String,
     and_,
+    distinct,
     func,
     literal,
     not_,
@@ -1206,7 +1207,11 @@ def child_rows_count(clause: ColumnElement[bool] | None, shop_id: int) -> Select
         return None
     if not isinstance(only, _OrderIdIn) or only.shop_id is None or only.shop_id != shop_id:
         return None
-    return select(func.count()).select_from(only.subquery.distinct().subquery())
+    # count(DISTINCT ...) lets SQLite read the list from its covering (shop_id, ..., order_id) index and
+    # dedupe in a temporary tree; SELECT DISTINCT made it walk every shop's child rows in order_id order
+    # instead (supplier:<name>, 20,000 of 150,000: 3 against 35 ms).
+    listed = only.subquery.selected_columns[0]
+    return only.subquery.with_only_columns(func.count(distinct(listed)), maintain_column_froms=True)
 
 
 def order_filter(
