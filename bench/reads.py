@@ -428,7 +428,7 @@ async def search_queries(database_url: str) -> list[str]:
         f"supplier_status:wait_seller_send_goods created_at:>=2025-12-01 sku:{sample.sku}",
         sample.surname,
         "has:open_cancellation",
-        "has:open_dispute OR financial_status:partially_refunded",
+        "has:open_dispute OR financial_status:voided",
     ]
 
 
