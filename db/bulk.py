@@ -58,10 +58,10 @@ def _sqlite_time(value: datetime | None) -> str | None:
     # The text SQLAlchemy's SQLite DATETIME stores for the naive UTC value UTCDateTime hands it.
     if value is None:
         return None
-    try:
-        return _SQLITE_TIMES[value]
-    except KeyError:
-        pass
+    # A lookup that misses is as common as one that hits, and a caught KeyError would cost more than it.
+    known = _SQLITE_TIMES.get(value)
+    if known is not None:
+        return known
     if value.tzinfo is UTC:
         # The same text without the intermediate naive copy; the slice drops "+00:00".
         stored = value.isoformat(" ", "microseconds")[:26]
@@ -81,16 +81,38 @@ def _postgres_time(value: datetime | None) -> datetime | None:
     return value
 
 
-# What json.dumps(value) writes (same separators, ASCII only), from one encoder rather than one per call.
-# Rows hold no reference cycles, so the circular-reference bookkeeping is skipped.
-_JSON_ENCODE = json.JSONEncoder(check_circular=False).encode
+# What json.dumps(value) writes (same separators, ASCII only). Rows hold no reference cycles, so the
+# circular-reference bookkeeping is skipped.
+_JSON_ENCODER = json.JSONEncoder(check_circular=False)
+# ``JSONEncoder.encode`` builds a new C encoder on every call, which costs more than encoding a small row's
+# object; this one is built once, with the same settings, and used for every row.
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # absent without the C accelerator
+_JSON_CHUNKS = (
+    _C_MAKE_ENCODER(
+        None,
+        _JSON_ENCODER.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        _JSON_ENCODER.key_separator,
+        _JSON_ENCODER.item_separator,
+        False,
+        False,
+        True,
+    )
+    if _C_MAKE_ENCODER is not None
+    else None
+)
 
 
 def _json(value: Any) -> str | None:
     if value is None:
         return None
     # Many rows carry an empty object (most timeline entries' data).
-    return "{}" if value == {} else _JSON_ENCODE(value)
+    if value == {}:
+        return "{}"
+    if _JSON_CHUNKS is None or isinstance(value, str):
+        return _JSON_ENCODER.encode(value)
+    return "".join(_JSON_CHUNKS(value, 0))
 
 
 def _enum(value: Any) -> Any:
