@@ -46,17 +46,32 @@ def _amount(value: Any) -> int | None:
     return int(scaled)
 
 
+# Texts of instants already converted: a load writes most instants more than once (a supplier order's
+# payment time is also its "paid" event's). Equal aware datetimes are the same instant, hence the same text;
+# a naive one never equals an aware one, so it is not found here and is refused below.
+_SQLITE_TIMES: dict[datetime, str] = {}
+_SQLITE_TIMES_KEPT = 200_000
+
+
 def _sqlite_time(value: datetime | None) -> str | None:
     # The text SQLAlchemy's SQLite DATETIME stores for the naive UTC value UTCDateTime hands it.
-    # Not cached: hashing an aware datetime to look it up costs more than writing its text.
     if value is None:
         return None
+    # A lookup that misses is as common as one that hits, and a caught KeyError would cost more than it.
+    known = _SQLITE_TIMES.get(value)
+    if known is not None:
+        return known
     if value.tzinfo is UTC:
         # The same text without the intermediate naive copy; the slice drops "+00:00".
-        return value.isoformat(" ", "microseconds")[:26]
-    if value.tzinfo is None:
+        stored = value.isoformat(" ", "microseconds")[:26]
+    elif value.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        stored = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if len(_SQLITE_TIMES) >= _SQLITE_TIMES_KEPT:
+        _SQLITE_TIMES.clear()
+    _SQLITE_TIMES[value] = stored
+    return stored
 
 
 def _postgres_time(value: datetime | None) -> datetime | None:
