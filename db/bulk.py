@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Column, Table, text
@@ -58,10 +57,10 @@ def _sqlite_time(value: datetime | None) -> str | None:
     # The text SQLAlchemy's SQLite DATETIME stores for the naive UTC value UTCDateTime hands it.
     if value is None:
         return None
-    try:
-        return _SQLITE_TIMES[value]
-    except KeyError:
-        pass
+    # A lookup that misses is as common as one that hits, and a caught KeyError would cost more than it.
+    known = _SQLITE_TIMES.get(value)
+    if known is not None:
+        return known
     if value.tzinfo is UTC:
         # The same text without the intermediate naive copy; the slice drops "+00:00".
         stored = value.isoformat(" ", "microseconds")[:26]
@@ -81,16 +80,38 @@ def _postgres_time(value: datetime | None) -> datetime | None:
     return value
 
 
-# What json.dumps(value) writes (same separators, ASCII only), from one encoder rather than one per call.
-# Rows hold no reference cycles, so the circular-reference bookkeeping is skipped.
-_JSON_ENCODE = json.JSONEncoder(check_circular=False).encode
+# What json.dumps(value) writes (same separators, ASCII only). Rows hold no reference cycles, so the
+# circular-reference bookkeeping is skipped.
+_JSON_ENCODER = json.JSONEncoder(check_circular=False)
+# ``JSONEncoder.encode`` builds a new C encoder on every call, which costs more than encoding a small row's
+# object; this one is built once, with the same settings, and used for every row.
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # absent without the C accelerator
+_JSON_CHUNKS = (
+    _C_MAKE_ENCODER(
+        None,
+        _JSON_ENCODER.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        _JSON_ENCODER.key_separator,
+        _JSON_ENCODER.item_separator,
+        False,
+        False,
+        True,
+    )
+    if _C_MAKE_ENCODER is not None
+    else None
+)
 
 
 def _json(value: Any) -> str | None:
     if value is None:
         return None
     # Many rows carry an empty object (most timeline entries' data).
-    return "{}" if value == {} else _JSON_ENCODE(value)
+    if value == {}:
+        return "{}"
+    if _JSON_CHUNKS is None or isinstance(value, str):
+        return _JSON_ENCODER.encode(value)
+    return "".join(_JSON_CHUNKS(value, 0))
 
 
 def _enum(value: Any) -> Any:
@@ -152,33 +173,35 @@ class RowEncoder:
             for column in table.columns
             if not (column.primary_key and column.autoincrement and column.key not in keys)
         ]
-        # Columns the rows carry come out in one C-level itemgetter call; only those whose type changes the
-        # value are converted, and the rest get their defaults.
-        self.present = [column for column in columns if column.key in keys]
+        present = [column for column in columns if column.key in keys]
         missing = [column for column in columns if column.key not in keys]
-        self.columns = [column.name for column in self.present + missing]
-        self.getter = itemgetter(*(column.key for column in self.present)) if self.present else None
-        self.several_present = len(self.present) > 1
-        self.conversions = [
-            (index, convert)
-            for index, convert in enumerate(_converter(column, dialect) for column in self.present)
-            if convert is not _same
-        ]
-        self.defaults = [(column, _converter(column, dialect)) for column in missing]
+        self.columns = [column.name for column in present + missing]
+        self.encode: Callable[[dict[str, Any]], tuple[Any, ...]] = _tuple_maker(present, missing, dialect)
 
-    def encode(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        getter = self.getter
-        if getter is None:
-            value = []
-        elif self.several_present:
-            value = list(getter(row))
+
+def _tuple_maker(
+    present: Sequence[Column[Any]], missing: Sequence[Column[Any]], dialect: str
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function that builds one row's tuple in a single expression, written out for these columns: looping
+    over columns and converters for every row costs more than most conversions do."""
+    names: dict[str, Any] = {"_filled": _filled}
+    parts = []
+    for index, column in enumerate(present):
+        convert = _converter(column, dialect)
+        read = f"row[{column.key!r}]"
+        if convert is _same:
+            parts.append(read)
         else:
-            value = [getter(row)]
-        for index, convert in self.conversions:
-            value[index] = convert(value[index])
-        if self.defaults:
-            value += [convert(_filled(column, row)) for column, convert in self.defaults]
-        return tuple(value)
+            names[f"convert_{index}"] = convert
+            parts.append(f"convert_{index}({read})")
+    for index, column in enumerate(missing):
+        names[f"column_{index}"], names[f"default_{index}"] = column, _converter(column, dialect)
+        parts.append(f"default_{index}(_filled(column_{index}, row))")
+    source = f"def encode(row):\n    return ({', '.join(parts)}{',' if len(parts) == 1 else ''})\n"
+    # The source holds only column keys (written with repr) and the names above.
+    exec(source, names)
+    encode: Callable[[dict[str, Any]], tuple[Any, ...]] = names["encode"]
+    return encode
 
 
 async def insert_encoded(
