@@ -189,6 +189,26 @@ async def enqueue(
     return job
 
 
+async def add_with_job(
+    session: AsyncSession, row: Any, kind: str, payload_key: str, *, max_attempts: int
+) -> Job:
+    """Adds ``row`` (an export, a bulk action: anything with ``id``, ``shop_id`` and ``job_id``) and the one job
+    that works on it, in the caller's transaction. The job's key names the row, so it is queued once."""
+    session.add(row)
+    await session.flush()
+    job = await enqueue(
+        session,
+        kind,
+        {payload_key: row.id},
+        key=f"{kind}:{row.id}",
+        shop_id=row.shop_id,
+        max_attempts=max_attempts,
+    )
+    assert job is not None  # a row just inserted has a new id, hence a new key
+    row.job_id = job.id
+    return job
+
+
 async def list_jobs(session: AsyncSession, status: JobStatus | None = None, limit: int = 50) -> list[Job]:
     """Newest jobs first, optionally of one status: what operators look at when something is stuck."""
     query = select(Job).order_by(Job.id.desc()).limit(limit)

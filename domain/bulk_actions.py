@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.jobs import Job, JobContext, enqueue, handler
+from db.jobs import Job, JobContext, add_with_job, handler
 from db.models import (
     ActorKind,
     BulkAction,
@@ -147,18 +147,7 @@ async def create_bulk_action(
         failed=0,
         created_at=now,
     )
-    session.add(bulk)
-    await session.flush()
-    job = await enqueue(
-        session,
-        RUN_KIND,
-        {"bulkActionId": bulk.id},
-        key=f"{RUN_KIND}:{bulk.id}",
-        shop_id=bulk.shop_id,
-        max_attempts=RUN_ATTEMPTS,
-    )
-    assert job is not None
-    bulk.job_id = job.id
+    await add_with_job(session, bulk, RUN_KIND, "bulkActionId", max_attempts=RUN_ATTEMPTS)
     return bulk
 
 

@@ -48,7 +48,7 @@ from config.metrics import EXPORT_DURATION
 from config.settings import Settings
 from db.engine import Database
 from db.id_lists import among, rows_among
-from db.jobs import Job, JobContext, JobStatus, enqueue, handler, register_schedule
+from db.jobs import Job, JobContext, JobStatus, add_with_job, enqueue, handler, register_schedule
 from db.models import (
     CancellationRequest,
     Dispute,
@@ -740,18 +740,7 @@ async def create_export(
         rows_done=0,
         created_at=now,
     )
-    session.add(export)
-    await session.flush()
-    job = await enqueue(
-        session,
-        BUILD_KIND,
-        {"exportId": export.id},
-        key=f"{BUILD_KIND}:{export.id}",
-        shop_id=export.shop_id,
-        max_attempts=BUILD_ATTEMPTS,
-    )
-    assert job is not None
-    export.job_id = job.id
+    await add_with_job(session, export, BUILD_KIND, "exportId", max_attempts=BUILD_ATTEMPTS)
     return export
 
 
