@@ -5,9 +5,10 @@ Every read of a tenant table goes through ``visible``; a row outside it answers 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
     CancellationMessage,
@@ -78,3 +79,23 @@ def require_scope(actor: Actor, scope: str) -> None:
     """Merchant use cases need a merchant token holding the scope; the API checks first, this is the rule."""
     if not actor.is_merchant or not actor.has_scope(scope):
         raise DomainError.single(ErrorCode.FORBIDDEN, f"this action needs a merchant token with {scope}")
+
+
+Row = TypeVar("Row")
+
+
+async def lock_visible(
+    session: AsyncSession, model: type[Row], actor: Actor, row_id: int, noun: str, field: str = "id"
+) -> Row:
+    """The row, locked and read afresh, if ``actor`` may see it (NOT_FOUND on ``field`` otherwise): writers of
+    one row queue on this lock and each then sees the others' changes."""
+    statement = (
+        select(model)
+        .where(model.id == row_id, visible(model, actor))  # type: ignore[attr-defined]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row: Row | None = (await session.scalars(statement)).one_or_none()
+    if row is None:
+        raise DomainError.single(ErrorCode.NOT_FOUND, f"{noun} not found", field)
+    return row

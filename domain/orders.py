@@ -26,9 +26,9 @@ from db.models import (
 )
 from db.models.orders import email_domain
 from db.types import utcnow
-from domain.access import require_scope, visible
+from domain.access import lock_visible, require_scope, visible
 from domain.actors import Actor, Scope
-from domain.errors import DomainError, ErrorCode
+from domain.errors import ErrorCode
 from domain.events import record_event
 from domain.supplier_orders import PackageInput, apply_packages, check_packages
 from domain.topics import Topic, announce
@@ -465,14 +465,5 @@ async def _write_order(
 
 
 async def lock_order(session: AsyncSession, actor: Actor, order_id: int, *, field: str = "id") -> Order:
-    """The store order, locked and read afresh, if the actor may see it (NOT_FOUND on ``field`` otherwise);
-    writers of one order queue on this lock."""
-    order = await session.scalar(
-        select(Order)
-        .where(Order.id == order_id, visible(Order, actor))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if order is None:
-        raise DomainError.single(ErrorCode.NOT_FOUND, "order not found", field)
-    return order
+    """The store order, locked and read afresh, if the actor may see it (NOT_FOUND on ``field`` otherwise)."""
+    return await lock_visible(session, Order, actor, order_id, "order", field)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import OrderSortKey, SavedSearch, Shop
 from db.search import SearchSyntaxError, parse_query
 from db.types import utcnow
-from domain.access import require_scope, visible
+from domain.access import lock_visible, require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.validation import Checker, unstorable
@@ -132,15 +132,7 @@ async def get_saved_search(session: AsyncSession, actor: Actor, saved_search_id:
 
 
 async def _lock(session: AsyncSession, actor: Actor, saved_search_id: int) -> SavedSearch:
-    saved = await session.scalar(
-        select(SavedSearch)
-        .where(SavedSearch.id == saved_search_id, visible(SavedSearch, actor))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if saved is None:
-        raise DomainError.single(ErrorCode.NOT_FOUND, "saved search not found", "id")
-    return saved
+    return await lock_visible(session, SavedSearch, actor, saved_search_id, "saved search")
 
 
 async def _refuse_taken_name(session: AsyncSession, actor: Actor, name: str, own_id: int | None) -> None:

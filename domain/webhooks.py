@@ -33,7 +33,7 @@ from db.models import (
     WebhookSubscription,
 )
 from db.types import utcnow
-from domain.access import require_scope, visible
+from domain.access import lock_visible, require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
 from domain.reactions import reacts_to
@@ -198,15 +198,9 @@ async def create_subscription(
 async def _load_subscription(
     session: AsyncSession, actor: Actor, subscription_id: int, *, field: str = "id"
 ) -> WebhookSubscription:
-    subscription = await session.scalar(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.id == subscription_id, visible(WebhookSubscription, actor))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    return await lock_visible(
+        session, WebhookSubscription, actor, subscription_id, "webhook subscription", field
     )
-    if subscription is None:
-        raise DomainError.single(ErrorCode.NOT_FOUND, "webhook subscription not found", field)
-    return subscription
 
 
 async def update_subscription(
