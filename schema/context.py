@@ -57,6 +57,14 @@ class Context:
         if self._session is not None:
             self._session.expunge_all()
 
+    async def read_again(self) -> None:
+        """Start the request's reads afresh (after a failed statement PostgreSQL refuses the rest of its
+        transaction), with nothing loaded so far kept."""
+        self.forget_loaded()
+        if self._session is not None:
+            async with self._lock:
+                await self._session.rollback()
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.dataloader import DataLoader
 
+from db.id_lists import rows_among
 from db.models import (
     BulkAction,
     BulkActionResult,
@@ -345,6 +346,18 @@ class Loaders:
             return [groups.get(k, []) for k in keys]
 
         return load
+
+    async def rows_among(
+        self, statement_for: Callable[[str, Actor], Any | None], ids: list[int]
+    ) -> list[Any] | None:
+        """The rows, straight from the driver, of the statement ``statement_for(dialect, reader)`` over ``ids``
+        (given as in db.id_lists); None when it gives no statement."""
+        async with self._reading() as session:
+            connection = await session.connection()
+            statement = statement_for(connection.dialect.name, self._actor)
+            if statement is None:
+                return None
+            return await rows_among(connection, statement, ids)
 
     def _by_id(self, model: type[M]) -> DataLoader[int, M | None]:
         async def load(ids: list[int]) -> Sequence[M | None]:

@@ -50,12 +50,14 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
+from orjson import loads
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from domain.money import quantize
 from domain.supplier_orders import can_request_cancellation
 from schema.context import Context, children_loaded_by_plan
 from schema.ids import to_global_id
+from schema.json_answers import OrderAnswers, order_answers
 
 log = logging.getLogger("dropdesk.graphql.plan")
 
@@ -91,11 +93,13 @@ stats = PlanStats()
 class Run:
     """One request's state for a plan: the rows loaded so far, by relation of ``Loaders.rows`` and key."""
 
-    __slots__ = ("loaded_rows", "loaders")
+    __slots__ = ("answers", "loaded_rows", "loaders")
 
     def __init__(self, loaders: Any) -> None:
         self.loaders = loaders
         self.loaded_rows: dict[str, dict[Any, Any]] = {}
+        # Answers the database built (schema/json_answers.py), by the id of their OrderAnswers and order id.
+        self.answers: dict[int, dict[Any, Any]] = {}
 
     def loaded(self, relation: str, key: Any) -> Any:
         # A key not loaded (KeyError) ends in the standard executor.
@@ -107,6 +111,16 @@ class Run:
         missing = [key for key in dict.fromkeys(keys) if key not in rows]
         if missing:
             rows.update(zip(missing, await self.loaders.rows(relation)(missing), strict=True))
+
+    async def load_answers(self, answers: OrderAnswers, sources: list[Any]) -> bool:
+        """Have the database build the answers of ``sources``; False when it does not for this reader."""
+        rows = await self.loaders.rows_among(answers.statement, [source.id for source in sources])
+        if rows is None:
+            return False
+        found = self.answers.setdefault(id(answers), {})
+        for order_id, answer in rows:
+            found[order_id] = loads(answer) if isinstance(answer, str | bytes) else answer
+        return True
 
 
 Get = Callable[[Any, Run], Any]
@@ -344,6 +358,8 @@ class ObjectPlan:
     # Object fields whose own plans read row relations: (reader, is a list, plan).
     descents: list[tuple[Get, bool, ObjectPlan]]
     build: Callable[[Any, Run], dict[str, Any]] = field(init=False)
+    # The whole selection as one statement that has the database build each answer, when it has that form.
+    answers: OrderAnswers | None = None
 
     @property
     def needs_loading(self) -> bool:
@@ -356,6 +372,8 @@ class ObjectPlan:
         """Load the rows this plan reads for all ``sources`` of one level, one statement per relation, then
         the levels below."""
         if not sources:
+            return
+        if self.answers is not None and await run.load_answers(self.answers, sources):
             return
         for relation, key_of in self.loads:
             await run.load(relation, map(key_of, sources))
@@ -463,7 +481,24 @@ def compile_object(
         if child is not None and child.needs_loading:
             plan.descents.append((get, is_list, child))
     plan.generate()
+    if plan.needs_loading:
+        plan.answers = order_answers(executor, type_, details)
+        if plan.answers is not None:
+            plan.build = _answered_build(plan.answers, plan.build)
     return plan
+
+
+def _answered_build(
+    answers: OrderAnswers, python_build: Callable[[Any, Run], dict[str, Any]]
+) -> Callable[[Any, Run], dict[str, Any]]:
+    """The database's answer when it built them for this request, else the Python build."""
+    key = id(answers)
+
+    def build(source: Any, run: Run) -> dict[str, Any]:
+        found = run.answers.get(key)
+        return python_build(source, run) if found is None else found[source.id]
+
+    return build
 
 
 def _leaf_expression(
@@ -722,6 +757,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             reason = f"{type(failure).__name__} while running"
             log.debug("compiled plan fell back: %s", reason, exc_info=failure)
             stats.fallbacks[reason] += 1
+            await context.read_again()
             result = standard(*arguments)
             return await result if self.is_awaitable(result) else result
 

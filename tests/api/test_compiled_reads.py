@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from graphql import GraphQLObjectType, GraphQLSchema, get_named_type
+from sqlalchemy import text
 
 from api.app import create_app
 from bench.reads import W1
@@ -82,6 +83,26 @@ def comparable(body: dict[str, Any]) -> dict[str, Any]:
     cost = dict(body.get("extensions", {}).get("cost", {}))
     cost.pop("throttleStatus", None)
     return {"data": body.get("data"), "errors": body.get("errors"), "cost": cost}
+
+
+def differences(one: Any, other: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Where two answers differ: (path, one's value, the other's)."""
+    if type(one) is not type(other):
+        return [(path, one, other)]
+    if isinstance(one, dict):
+        found = [] if list(one) == list(other) else [(f"{path} keys", list(one), list(other))]
+        return found + [
+            d for key in one if key in other for d in differences(one[key], other[key], f"{path}.{key}")
+        ]
+    if isinstance(one, list):
+        if len(one) != len(other):
+            return [(f"{path} length", len(one), len(other))]
+        return [
+            d
+            for n, pair in enumerate(zip(one, other, strict=True))
+            for d in differences(*pair, f"{path}[{n}]")
+        ]
+    return [] if one == other else [(path, one, other)]
 
 
 @pytest.fixture
@@ -266,7 +287,9 @@ async def test_the_dashboard_query_takes_the_compiled_path_and_others_fall_back(
         standard, standard_statements = await _counted(apps.standard, apps.token, W1, {"first": first})
         assert comparable(compiled) == comparable(standard)
         assert len(compiled["data"]["orders"]["nodes"]) == first
-        assert compiled_statements == standard_statements
+        # The page, then one statement in which the database builds every order's answer; the standard
+        # executor reads each relation in turn.
+        assert compiled_statements == 2 < standard_statements
     assert plan.stats.compiled == before + 2
     # The page's resolver is told that a plan answers only while it does (a WebSocket shares its context).
     assert children_loaded_by_plan.get() is False
@@ -312,3 +335,93 @@ async def test_a_plan_holds_for_its_operation_and_the_values_its_directives_read
         shown = next(iter(variables.values())) != (operation == "A")
         assert ("number" in compiled["data"]["orders"]["nodes"][0]) is shown
     assert plan.stats.compiled == before + 4
+
+
+EVERYTHING = """
+query Everything {
+  orders(first: 250, sortKey: CREATED_AT) {
+    nodes {
+      __typename id number createdAt updatedAt cancelledAt currencyCode financialStatus status note
+      customer { name email phone }
+      subtotal { amount currencyCode } shipping { amount } total { amount currencyCode }
+      lines { id title variantTitle sku quantity imageUrl unitPrice { amount currencyCode } }
+      cancellationRequests { id status reason respondBy decidedAt createdAt updatedAt }
+      supplierOrders {
+        id aliexpressOrderId status endReason paidAt shippedAt finishedAt createdAt updatedAt
+        cost { amount currencyCode }
+        supplier { __typename id name aliexpressStoreId storeUrl acceptsReturns returnWindowDays }
+        lines { id title unitPrice { amount } }
+        packages { id trackingNumber carrier trackingStatus events { time status location description } }
+        cancellationRequests { id status }
+      }
+    }
+  }
+}
+"""
+
+
+async def test_the_database_writes_awkward_values_as_the_standard_executor_does(
+    apps: Apps, db: Database
+) -> None:
+    """Amounts rounded half to even in currencies of 0, 2 and 3 decimals, negative ones, text that JSON must
+    escape, event times with offsets and fractions, both booleans: the answers the database builds are the
+    standard executor's."""
+    shop_id = apps.demo.shop_ids[next(iter(apps.demo.merchant_tokens))]
+    events = (
+        '[{"time": "2026-01-01T10:00:00.999999+05:30", "status": "picked \\"up\\"", "location": "Zürich\\n"},'
+        ' {"time": "2025-12-31T23:59:59-03:00", "status": "in transit", "description": "\\u2603 \\\\ /"}]'
+    )
+    updates = [
+        # (currency, order total units, line unit price units)
+        ("JPY", 25_000, 15_000),
+        ("KWD", 12_345, 5),
+        ("USD", -5, -12_350),
+        ("EUR", 12_250, 10_050),
+        ("JPY", 5_000, -25_000),
+    ]
+    async with db.write() as session:
+        order_ids = (
+            (
+                await session.execute(
+                    text("SELECT id FROM orders WHERE shop_id = :shop ORDER BY created_at LIMIT :n"),
+                    {"shop": shop_id, "n": len(updates)},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for order_id, (currency, total, price) in zip(order_ids, updates, strict=True):
+            await session.execute(
+                text(
+                    "UPDATE orders SET currency = :currency, total = :total, subtotal = :total,"
+                    " note = :note, customer_name = :name WHERE id = :id"
+                ),
+                {
+                    "currency": currency,
+                    "total": total,
+                    "id": order_id,
+                    "note": 'a "quoted"\nnote\t✓',
+                    "name": "O'Brien \\ 李",
+                },
+            )
+            await session.execute(
+                text("UPDATE order_lines SET unit_price = :price, variant_title = NULL WHERE order_id = :id"),
+                {"price": price, "id": order_id},
+            )
+            await session.execute(
+                text(
+                    "UPDATE packages SET tracking_events = :events WHERE supplier_order_id IN"
+                    " (SELECT id FROM supplier_orders WHERE order_id = :id)"
+                ),
+                {"events": events, "id": order_id},
+            )
+        await session.execute(
+            text("UPDATE suppliers SET accepts_returns = (id % 2 = 0) WHERE shop_id = :shop"),
+            {"shop": shop_id},
+        )
+    compiled = await post(apps.compiled, apps.token, EVERYTHING, {})
+    standard = await post(apps.standard, apps.token, EVERYTHING, {})
+    assert not standard.get("errors")
+    assert comparable(compiled) == comparable(standard), differences(compiled, standard)[:5]
+    amounts = {node["total"]["amount"] for node in compiled["data"]["orders"]["nodes"]}
+    assert {"2", "1.234", "-0.00", "1.22", "0"} <= amounts
