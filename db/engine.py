@@ -107,7 +107,13 @@ class Database:
             if "asyncpg" in url:
                 _skip_closed_connections(self.engine.sync_engine)
             self.write_engine = self.engine
-        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # PostgreSQL reads at READ COMMITTED, where every statement takes its own snapshot anyway: in autocommit
+        # a read sends no BEGIN and no ROLLBACK, two of the few round trips a short request makes. (SQLite's
+        # read transaction does keep one snapshot for all its statements, so it stays.)
+        reading = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._read_sessions = async_sessionmaker(reading, expire_on_commit=False, autoflush=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=True)
 
     @property

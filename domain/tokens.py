@@ -120,7 +120,9 @@ async def authenticate(session: AsyncSession, raw: str, *, now: datetime | None 
 
     Raises TokenExpired for a token past its expiry, so that its holder learns why it stopped working.
     """
-    token = (await session.execute(_TOKEN_BY_HASH, {"token_hash": hash_token(raw)})).one_or_none()
+    # On the session's connection: a Core statement needs none of the ORM session's execution machinery.
+    connection = await session.connection()
+    token = (await connection.execute(_TOKEN_BY_HASH, {"token_hash": hash_token(raw)})).one_or_none()
     if token is None or token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= (now or utcnow()):

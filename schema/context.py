@@ -37,6 +37,8 @@ class Context:
     # Sibling fields resolve concurrently; one AsyncSession must not run two statements at once.
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loaders: Loaders | None = None
+    # Set once a compiled plan has answered the operation (schema/plan.py).
+    answered_by_plan: bool = False
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -19,6 +19,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
     ListValueNode,
@@ -128,6 +129,10 @@ def _code_of(error: GraphQLError, executed: bool) -> str:
     if not executed:
         return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_USER_INPUT"
     return "BAD_USER_INPUT" if error.path is None else "GRAPHQL_ERROR"
+
+
+# Query documents kept as known reads (answered by a plan), and so on: clients send a few dozen fixed queries.
+PLANNED_DOCUMENTS_KEPT = 256
 
 
 # --- document limits, before parsing ---------------------------------------------------------------------
@@ -243,6 +248,129 @@ RequestedCosts = Kept[tuple[str, str | None, str], int]
 # Per document text, the calculator that counts the actual cost of its answers, with its document.
 ResultWalkers = Kept[str, tuple[DocumentNode, CostCalculator]]
 
+# Query documents whose last answer came wholly from a compiled plan, without errors, by (text, operation
+# name): their parsed document and operation (see schema/known_reads.py).
+KnownReads = Kept[tuple[str, str | None], tuple[DocumentNode, OperationDefinitionNode]]
+
+
+@dataclass
+class Charge:
+    """What one operation is charged: its requested cost, taken from the budget of ``bucket_key``."""
+
+    requested: int = 0
+    bucket_key: Any = None
+    taken: int = 0
+
+
+class Guard:
+    """The checks each operation passes before it runs and the cost it is charged, shared by every operation
+    of one schema (the budgets, and what is kept per document)."""
+
+    def __init__(self, settings: Settings, buckets: CostBuckets) -> None:
+        self.settings = settings
+        self.buckets = buckets
+        self.costs = RequestedCosts()
+        self.walkers = ResultWalkers()
+        self.known_reads = KnownReads(PLANNED_DOCUMENTS_KEPT)
+
+    def refusal(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        query: str | None,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        actor: Any,
+        outcome: Outcome | None,
+        charge: Charge,
+    ) -> GraphQLError | None:
+        """Why the operation may not run (variables too large or not storable, too costly, out of budget), or
+        None, with its cost then taken from the token's budget into ``charge``."""
+        variables_json: str | None = ""
+        if variables:
+            try:
+                variables_json = json.dumps(variables)
+            except (TypeError, ValueError):  # uploads, or objects given in-process: checked, not kept
+                variables_json = None
+            size = len(variables_json if variables_json is not None else json.dumps(variables, default=str))
+            if size > self.settings.max_variables_bytes:
+                return GraphQLError(
+                    f"the variables are larger than {self.settings.max_variables_bytes} bytes",
+                    extensions={"code": QUERY_TOO_LARGE},
+                )
+        key = (
+            (query, operation_name, variables_json)
+            if query is not None and variables_json is not None
+            else None
+        )
+        requested = self.costs.get(key) if key is not None else None
+        if requested is None:
+            bad_text = unstorable_text_error(document, operation, variables)
+            if bad_text is not None:
+                return bad_text
+            calculator = CostCalculator(schema, document, variables, DEFAULT_PAGE_SIZE)
+            requested = calculator.requested(operation)
+            if key is not None:
+                self.costs.put(key, requested)
+        charge.requested = requested
+        if requested > self.settings.max_query_cost:
+            return GraphQLError(
+                f"the query costs {requested}, more than the maximum of {self.settings.max_query_cost}; "
+                "ask for smaller pages (first/last) or fewer fields",
+                extensions={
+                    "code": MAX_COST_EXCEEDED,
+                    "cost": requested,
+                    "maxCost": self.settings.max_query_cost,
+                },
+            )
+        bucket_key = _bucket_key(actor)
+        if bucket_key is None:
+            return None
+        wait = self.buckets.take(bucket_key, requested)
+        if wait is not None:
+            seconds = math.ceil(wait * 10) / 10
+            if outcome is not None:
+                outcome.retry_after = seconds
+            return GraphQLError(
+                f"throttled: this query costs {requested} and the token has less available; "
+                f"retry in {seconds} seconds",
+                extensions={"code": THROTTLED, "retryAfterSeconds": seconds},
+            )
+        charge.bucket_key, charge.taken = bucket_key, requested
+        return None
+
+    def walker(self, schema: GraphQLSchema, query: str | None, document: DocumentNode) -> CostCalculator:
+        """The calculator that walks this document's answers, kept with the document (the parser's cache hands
+        out the same one for the same text): it plans the walk once."""
+        kept = self.walkers.get(query) if query is not None else None
+        if kept is not None and kept[0] is document:
+            return kept[1]
+        # The actual cost counts what the answer holds: variables play no part.
+        calculator = CostCalculator(schema, document, None, DEFAULT_PAGE_SIZE)
+        if query is not None:
+            self.walkers.put(query, (document, calculator))
+        return calculator
+
+    def settle(self, charge: Charge, actual: int) -> None:
+        """Give back to the budget what was taken beyond the answer's actual cost."""
+        if charge.bucket_key is not None:
+            self.buckets.give_back(charge.bucket_key, charge.taken - actual)
+
+    def report(self, charge: Charge, actual: int, actor: Any) -> dict[str, Any]:
+        """The ``cost`` extension of an answer."""
+        key = charge.bucket_key or _bucket_key(actor)
+        status = self.buckets.status(key if key is not None else object())  # nobody to charge: a full bucket
+        return {
+            "requestedQueryCost": charge.requested,
+            "actualQueryCost": actual,
+            "throttleStatus": status.as_json(),
+        }
+
+
+def _bucket_key(actor: Any) -> Any:
+    return getattr(actor, "token_id", None) or getattr(actor, "name", None)
+
 
 class ValidationByText(SchemaExtension):
     """Validation errors kept by document text: one schema's rules give the same answer for the same text.
@@ -270,30 +398,20 @@ class RequestGuard(SchemaExtension):
     """Document size and tokens before parsing; stored text, cost and the token's budget before execution;
     ``extensions.cost`` on every answer."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        buckets: CostBuckets,
-        costs: RequestedCosts | None = None,
-        walkers: ResultWalkers | None = None,
-    ) -> None:
-        self.settings = settings
-        self.buckets = buckets
-        self.costs = costs or RequestedCosts()
-        self.walkers = walkers or ResultWalkers()
-        self.requested: int = 0
-        self.actual: int = 0
-        self.bucket_key: Any = None
-        self.taken = 0
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.charge = Charge()
+        self.actual = 0
 
     def on_parse(self) -> Iterator[None]:
         query = self.execution_context.query or ""
-        limit = self.settings.max_query_bytes
+        settings = self.guard.settings
+        limit = settings.max_query_bytes
         if len(query) > limit or len(query.encode("utf-8", "surrogatepass")) > limit:
             raise GraphQLError(
                 f"the query document is larger than {limit} bytes", extensions={"code": QUERY_TOO_LARGE}
             )
-        max_tokens = self.settings.max_query_tokens
+        max_tokens = settings.max_query_tokens
         if count_tokens(query, max_tokens) > max_tokens:
             raise GraphQLError(
                 f"the query document has more than {max_tokens} tokens (comments count)",
@@ -312,7 +430,19 @@ class RequestGuard(SchemaExtension):
         if document is None or operation is None:
             yield
             return
-        error = self._refusal(document, operation, outcome)
+        schema = context.schema._schema
+        actor = getattr(context.context, "actor", None)
+        error = self.guard.refusal(
+            schema,
+            document,
+            operation,
+            context.query,
+            context.operation_name,
+            context.variables,
+            actor,
+            outcome,
+            self.charge,
+        )
         if error is not None and operation.operation is OperationType.SUBSCRIPTION:
             # A subscription starts whatever result is set here; an error raised from this hook stops it.
             raise error
@@ -322,7 +452,7 @@ class RequestGuard(SchemaExtension):
             return
         if operation.operation is OperationType.SUBSCRIPTION:
             # Its events come after this hook; the requested cost is charged once, when it starts.
-            self.actual = self.requested
+            self.actual = self.charge.requested
             if outcome is not None:
                 outcome.executed = True
             yield
@@ -330,99 +460,18 @@ class RequestGuard(SchemaExtension):
         yield
         result = context.result
         data = getattr(result, "data", None)
+        errors = getattr(result, "errors", None) or []
         if outcome is not None:
             # Variables that do not coerce fail inside execution, with no data and errors without a path:
             # that is a request error too.
-            errors = getattr(result, "errors", None) or []
             outcome.executed = data is not None or any(error.path for error in errors) or not errors
-        self.actual = self._walker(document).actual(operation, data)
-        if self.bucket_key is not None:
-            self.buckets.give_back(self.bucket_key, self.taken - self.actual)
-
-    def _walker(self, document: DocumentNode) -> CostCalculator:
-        """The calculator that walks this document's answers, kept with the document (the parser's cache hands
-        out the same one for the same text): it plans the walk once."""
-        text = self.execution_context.query
-        kept = self.walkers.get(text) if text is not None else None
-        if kept is not None and kept[0] is document:
-            return kept[1]
-        # The actual cost counts what the answer holds: variables play no part.
-        calculator = CostCalculator(self.execution_context.schema._schema, document, None, DEFAULT_PAGE_SIZE)
-        if text is not None:
-            self.walkers.put(text, (document, calculator))
-        return calculator
-
-    def _refusal(
-        self, document: DocumentNode, operation: OperationDefinitionNode, outcome: Outcome | None
-    ) -> GraphQLError | None:
-        context = self.execution_context
-        variables = context.variables
-        variables_json: str | None = ""
-        if variables:
-            try:
-                variables_json = json.dumps(variables)
-            except (TypeError, ValueError):  # uploads, or objects given in-process: checked, not kept
-                variables_json = None
-            size = len(variables_json if variables_json is not None else json.dumps(variables, default=str))
-            if size > self.settings.max_variables_bytes:
-                return GraphQLError(
-                    f"the variables are larger than {self.settings.max_variables_bytes} bytes",
-                    extensions={"code": QUERY_TOO_LARGE},
-                )
-        key = (
-            (context.query, context.operation_name, variables_json)
-            if context.query is not None and variables_json is not None
-            else None
-        )
-        requested = self.costs.get(key) if key is not None else None
-        if requested is None:
-            bad_text = unstorable_text_error(document, operation, variables)
-            if bad_text is not None:
-                return bad_text
-            calculator = CostCalculator(context.schema._schema, document, variables, DEFAULT_PAGE_SIZE)
-            requested = calculator.requested(operation)
-            if key is not None:
-                self.costs.put(key, requested)
-        self.requested = requested
-        if self.requested > self.settings.max_query_cost:
-            return GraphQLError(
-                f"the query costs {self.requested}, more than the maximum of {self.settings.max_query_cost}; "
-                "ask for smaller pages (first/last) or fewer fields",
-                extensions={
-                    "code": MAX_COST_EXCEEDED,
-                    "cost": self.requested,
-                    "maxCost": self.settings.max_query_cost,
-                },
-            )
-        actor = getattr(context.context, "actor", None)
-        key = getattr(actor, "token_id", None) or getattr(actor, "name", None)
-        if key is None:
-            return None
-        wait = self.buckets.take(key, self.requested)
-        if wait is not None:
-            seconds = math.ceil(wait * 10) / 10
-            if outcome is not None:
-                outcome.retry_after = seconds
-            return GraphQLError(
-                f"throttled: this query costs {self.requested} and the token has less available; "
-                f"retry in {seconds} seconds",
-                extensions={"code": THROTTLED, "retryAfterSeconds": seconds},
-            )
-        self.bucket_key, self.taken = key, self.requested
-        return None
+        self.actual = self.guard.walker(schema, context.query, document).actual(operation, data)
+        self.guard.settle(self.charge, self.actual)
+        if not errors and context.query is not None and getattr(context.context, "answered_by_plan", False):
+            # Kept by the operation name as the request gives it (strawberry names a lone operation itself).
+            requested_name = context._provided_operation_name
+            self.guard.known_reads.put((context.query, requested_name), (document, operation))
 
     def get_results(self) -> dict[str, Any]:
         actor = getattr(self.execution_context.context, "actor", None)
-        key = self.bucket_key or getattr(actor, "token_id", None) or getattr(actor, "name", None)
-        status = (
-            self.buckets.status(key)
-            if key is not None
-            else self.buckets.status(object())  # nobody to charge: a full bucket
-        )
-        return {
-            "cost": {
-                "requestedQueryCost": self.requested,
-                "actualQueryCost": self.actual,
-                "throttleStatus": status.as_json(),
-            }
-        }
+        return {"cost": self.guard.report(self.charge, self.actual, actor)}

@@ -460,7 +460,8 @@ class OrderAnswers:
         if statement is None:
             if len(self._statements) >= STATEMENTS_KEPT:
                 self._statements.clear()
-            answer = self.build(Row(json, reader, Order))
+            # As text: the driver's own JSON decoding would parse it with the standard library's json.
+            answer = cast(self.build(Row(json, reader, Order)), Text)
             statement = self._statements[key] = select(Order.id, answer).where(
                 among(Order.id, dialect), visible(Order, reader)
             )

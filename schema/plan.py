@@ -82,6 +82,8 @@ class PlanStats:
 
     compiled: int = 0
     fallbacks: Counter[str] = field(default_factory=Counter)
+    # Of the compiled, how many were known reads answered without the HTTP view (schema/known_reads.py).
+    known_reads: int = 0
 
 
 stats = PlanStats()
@@ -753,6 +755,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 children_loaded_by_plan.reset(answering)
             if failure is None:
                 stats.compiled += 1
+                context.answered_by_plan = True
                 return data
             reason = f"{type(failure).__name__} while running"
             log.debug("compiled plan fell back: %s", reason, exc_info=failure)

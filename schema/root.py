@@ -21,10 +21,9 @@ from schema.cost import CostBuckets
 from schema.disputes import DisputesMutation, DisputesQuery
 from schema.exports import ExportsMutation, ExportsQuery
 from schema.extensions import (
+    Guard,
     MaskUnexpectedErrors,
-    RequestedCosts,
     RequestGuard,
-    ResultWalkers,
     ValidationByText,
 )
 from schema.input_paths import InputPathsInErrors
@@ -84,11 +83,15 @@ Mutation = merge_types(
 )
 
 
-def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> strawberry.Schema:
+class DropdeskSchema(strawberry.Schema):
+    """The schema with the guard its operations share (schema/known_reads.py answers through it too)."""
+
+    guard: Guard
+
+
+def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> DropdeskSchema:
     # One bucket store per schema, so per app: each API process keeps its own budgets.
-    buckets = buckets or CostBuckets(settings.cost_bucket_size, settings.cost_restore_rate)
-    costs = RequestedCosts()
-    walkers = ResultWalkers()
+    guard = Guard(settings, buckets or CostBuckets(settings.cost_bucket_size, settings.cost_restore_rate))
     validated: Kept[str, list[GraphQLError]] = Kept(PARSED_DOCUMENTS_KEPT)
     # The limiters' rules are built once: the validation cache keys on the rule classes, and a limiter made per
     # request would bring a new class each time (no hit, and an entry per request).
@@ -96,7 +99,7 @@ def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> stra
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
-    return strawberry.Schema(
+    schema = DropdeskSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -104,7 +107,7 @@ def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> stra
         extensions=[
             lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-            lambda: RequestGuard(settings, buckets, costs, walkers),
+            lambda: RequestGuard(guard),
             # After the guard, whose size and token checks come before any parsing; bounded, since every
             # distinct document text would otherwise stay in memory.
             lambda: ParserCache(maxsize=PARSED_DOCUMENTS_KEPT),
@@ -116,3 +119,5 @@ def build_schema(settings: Settings, buckets: CostBuckets | None = None) -> stra
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
         execution_context_class=planned_executor() if settings.compiled_reads else None,
     )
+    schema.guard = guard
+    return schema

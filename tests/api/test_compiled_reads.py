@@ -251,6 +251,7 @@ async def test_generated_queries_answer_the_same_compiled_and_standard(apps: App
     schema = build_schema(settings_for(db, compiled=True))._schema
     rng = random.Random(20261126)
     compiled_before, fallbacks_before = plan.stats.compiled, sum(plan.stats.fallbacks.values())
+    known_before = plan.stats.known_reads
     with_data = with_errors = 0
     for number in range(QUERIES):
         query, variables = QueryWriter(rng, schema).document(apps)
@@ -258,12 +259,16 @@ async def test_generated_queries_answer_the_same_compiled_and_standard(apps: App
         compiled = await post(apps.compiled, token, query, variables)
         standard = await post(apps.standard, token, query, variables)
         assert comparable(compiled) == comparable(standard), query
+        # Sent again, a document a plan answered is a known read, answered without the HTTP view.
+        again = await post(apps.compiled, token, query, variables)
+        assert comparable(again) == comparable(standard), query
         with_data += bool(standard.get("data"))
         with_errors += bool(standard.get("errors"))
     compiled_count = plan.stats.compiled - compiled_before
     fallback_count = sum(plan.stats.fallbacks.values()) - fallbacks_before
     # The generator exercises both paths: most documents compile, some (uncovered fields, errors) fall back.
-    assert compiled_count >= QUERIES * 0.6, plan.stats
+    assert compiled_count >= QUERIES * 2 * 0.6, plan.stats
+    assert plan.stats.known_reads - known_before >= QUERIES * 0.6, plan.stats
     assert fallback_count >= 5, plan.stats
     assert with_data >= QUERIES * 0.9 and with_errors >= 3
 
@@ -291,6 +296,14 @@ async def test_the_dashboard_query_takes_the_compiled_path_and_others_fall_back(
         # executor reads each relation in turn.
         assert compiled_statements == 2 < standard_statements
     assert plan.stats.compiled == before + 2
+    # Known now; with variables that do not coerce, or that make it too costly, the standard way answers.
+    known = plan.stats.known_reads
+    for variables in ({"first": "ten"}, {}, {"first": 10**12}):
+        compiled = await post(apps.compiled, apps.token, W1, variables)
+        standard = await post(apps.standard, apps.token, W1, variables)
+        assert compiled["errors"][0]["extensions"]["code"] in ("BAD_USER_INPUT", "MAX_COST_EXCEEDED")
+        assert comparable(compiled) == comparable(standard)
+    assert plan.stats.known_reads == known
     # The page's resolver is told that a plan answers only while it does (a WebSocket shares its context).
     assert children_loaded_by_plan.get() is False
 

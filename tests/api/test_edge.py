@@ -21,7 +21,7 @@ from config.settings import load_settings
 from db.engine import Database
 from db.models import Order
 from schema.cost import CostBuckets
-from schema.extensions import RequestGuard
+from schema.extensions import Guard, RequestGuard
 from tests.api.live import served
 from tests.factories import IMPORT, Api, Tenant, order_input
 
@@ -340,7 +340,7 @@ async def test_subscriptions_are_guarded_too() -> None:
     schema = strawberry.Schema(
         query=PingQuery,
         subscription=EchoSubscription,
-        extensions=[lambda: RequestGuard(settings, CostBuckets(100, 1))],
+        extensions=[lambda: RequestGuard(Guard(settings, CostBuckets(100, 1)))],
     )
     context = SimpleNamespace(actor=SimpleNamespace(token_id=1, name="t"), request=None)
 
