@@ -81,6 +81,12 @@ def _remainder(value: Any, by: int) -> ColumnElement[Any]:
     return value.op("%", precedence=DIVISION, return_type=BigInteger)(_integer(by))  # type: ignore[no-any-return]
 
 
+# The shape of a time written by Python's isoformat with an offset in hours and minutes.
+ISO_WITH_OFFSET = (
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*[+-][0-9][0-9]:[0-9][0-9]"
+)
+
+
 class Json:
     """The JSON and text functions of one database."""
 
@@ -149,8 +155,12 @@ class SqliteJson(Json):
     def utc_text_of_iso(self, text: Any) -> ColumnElement[Any]:
         # Python's isoformat ('2026-01-01T10:00:00.999999+05:30'): SQLite's date functions read the offset,
         # but round fractions to the millisecond, so the fraction is dropped first (the scalar truncates).
+        # Any other text (or none) stops the statement, as a malformed JSON text does, so that the standard
+        # executor answers it rather than this writing null.
         whole_seconds = func.substr(text, 1, 19).concat(func.substr(text, -6))
-        return func.strftime(_sql_text("%Y-%m-%dT%H:%M:%S"), whole_seconds).concat(_sql_text("+00:00"))
+        written = func.strftime(_sql_text("%Y-%m-%dT%H:%M:%S"), whole_seconds).concat(_sql_text("+00:00"))
+        readable = text.op("GLOB")(_sql_text(ISO_WITH_OFFSET))
+        return case((readable, written), else_=func.json(_sql_text("x").concat(func.coalesce(text, ""))))
 
     def padded(self, number: Any, digits: int) -> ColumnElement[Any]:
         return func.substr(_sql_text("0" * digits).concat(cast(number, Text)), -digits)
@@ -188,7 +198,8 @@ class PostgresJson(Json):
         return func.to_char(at_utc, _sql_text('YYYY-MM-DD"T"HH24:MI:SS')).concat(_sql_text("+00:00"))
 
     def utc_text_of_iso(self, text: Any) -> ColumnElement[Any]:
-        return self.utc_text(cast(text, DateTime(timezone=True)))
+        # A text that is not a time (or none) fails the cast and so the statement: the standard executor answers.
+        return self.utc_text(cast(func.coalesce(text, _sql_text("unreadable")), DateTime(timezone=True)))
 
     def padded(self, number: Any, digits: int) -> ColumnElement[Any]:
         return func.lpad(cast(number, Text), digits, _sql_text("0"))

@@ -438,3 +438,32 @@ async def test_the_database_writes_awkward_values_as_the_standard_executor_does(
     assert comparable(compiled) == comparable(standard), differences(compiled, standard)[:5]
     amounts = {node["total"]["amount"] for node in compiled["data"]["orders"]["nodes"]}
     assert {"2", "1.234", "-0.00", "1.22", "0"} <= amounts
+
+
+async def test_a_stored_time_the_sql_cannot_read_leaves_the_answer_to_the_standard_executor(
+    apps: Apps, db: Database
+) -> None:
+    query = (
+        "{ orders(first: 250) { nodes { number supplierOrders { packages { events { time status } } } } } }"
+    )
+    for events in (
+        '[{"time": "soon", "status": "x"}]',
+        '[{"status": "no time"}]',
+        '[{"time": "123", "status": "x"}]',
+    ):
+        async with db.write() as session:
+            await session.execute(
+                text(
+                    "UPDATE packages SET tracking_events = :events WHERE id = (SELECT min(id) FROM packages)"
+                ),
+                {"events": events},
+            )
+        fallbacks = sum(plan.stats.fallbacks.values())
+        compiled = await post(apps.compiled, apps.token, query, {})
+        standard = await post(apps.standard, apps.token, query, {})
+        # An internal error either way (the stored data is broken), each with its own request id.
+        assert [(e["path"], e["extensions"]["code"]) for e in compiled["errors"]] == [
+            (e["path"], e["extensions"]["code"]) for e in standard["errors"]
+        ], events
+        assert compiled["data"] == standard["data"]
+        assert sum(plan.stats.fallbacks.values()) == fallbacks + 1
