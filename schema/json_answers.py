@@ -11,7 +11,9 @@ Every table in the statement is limited by ``domain.access.visible`` for the rea
 statements are; it is used for merchants only (a supplier's view hides parts of an order). Leaves are written
 in SQL exactly as the schema's scalars write them: global ids, DateTime in UTC to the second, Money amounts
 with the currency's decimals rounded half to even (``Decimal.quantize``), booleans. Stored values were checked
-on the way in (enum names, known currencies, event times with an offset), so the answer needs no second look.
+on the way in (enum names, known currencies), so the answer needs no second look; a tracking event's time is
+text in JSON, and one the SQL cannot read stops the statement, which leaves the request to the standard
+executor.
 """
 
 from __future__ import annotations
