@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from orjson import loads
 from sqlalchemy import (
@@ -35,8 +35,10 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    case,
     cast,
     func,
+    literal_column,
     or_,
     select,
     type_coerce,
@@ -69,12 +71,13 @@ from db.search import SearchSyntaxError, order_filter
 from db.types import AMOUNT_SCALE, utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
+from domain.csv_fields import fields, text_field, time_field
 from domain.errors import DomainError, ErrorCode
 from domain.figures import order_figure_units
 from domain.links import signed_url
 from domain.mail import send_mail
 from domain.notes import notes_text_by_order
-from domain.spreadsheets import Column, Kind, SheetWriter, SummaryLine, open_writer, text_cell
+from domain.spreadsheets import Column, CsvWriter, Kind, SheetWriter, SummaryLine, open_writer, text_cell
 from domain.topics import Topic, announce
 from domain.validation import Checker, unstorable
 
@@ -97,6 +100,7 @@ FINISHED = frozenset({ExportStatus.SUCCEEDED, ExportStatus.FAILED, ExportStatus.
 S = SupplierOrderStatus
 FULFILLED = frozenset({S.WAIT_BUYER_ACCEPT_GOODS, S.FUND_PROCESSING, S.IN_ISSUE})
 DELIVERED_END_REASONS = frozenset({"buyer_accept_goods", "buyer_accept_goods_timeout"})
+B = TypeVar("B")
 
 
 # --- columns ----------------------------------------------------------------------------------------------
@@ -246,25 +250,28 @@ def reads(dialect: str) -> Reads:
     )
 
 
+# The fields every order read starts with: what the keyset and the summary need.
+ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL = range(5)
+
+
+def _key_fields(created_at: Any) -> tuple[Any, ...]:
+    return (Order.id, created_at, _name(Order.status), Order.currency, _units(Order.total))
+
+
 ORDER_FIELDS = (
-    Order.id,
+    *_key_fields(_time(Order.created_at)),
     Order.number,
     Order.customer_email,
     _name(Order.financial_status),
-    Order.currency,
     _units(Order.subtotal),
     _units(Order.shipping),
-    _units(Order.total),
-    _time(Order.created_at),
     _time(Order.cancelled_at),
     Order.customer_name,
     Order.customer_phone,
     cast(Order.shipping_address, Text),
     Order.note,
     Order.tags,
-    _name(Order.status),
 )
-ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL = 0, 8, 15, 4, 7
 
 
 def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
@@ -319,11 +326,12 @@ async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
 # supplier order, and only the line's own columns per line.
 
 
-def _line_fulfillment(supplier_order: Any) -> str:
-    if supplier_order is None:
+@functools.cache
+def _line_fulfillment(status: str | None, end_reason: str | None) -> str:
+    """A line's fulfillment from the status of its supplier order (None when it has none)."""
+    if status is None:
         return "unfulfilled"
-    status = supplier_order[SO_STATUS]
-    if status in FULFILLED or (status == S.FINISH and supplier_order[SO_END_REASON] in DELIVERED_END_REASONS):
+    if status in FULFILLED or (status == S.FINISH and end_reason in DELIVERED_END_REASONS):
         return "fulfilled"
     if status == S.SELLER_PART_SEND_GOODS:
         return "partial"
@@ -333,6 +341,12 @@ def _line_fulfillment(supplier_order: Any) -> str:
 # Positions in a supplier orders row and in a lines row (both start with the order id).
 SO_ID, SO_ALIEXPRESS_ID, SO_STATUS, SO_END_REASON, SO_SUPPLIER = range(1, 6)
 LINE_TITLE, LINE_VARIANT, LINE_SKU, LINE_QUANTITY, LINE_PRICE, LINE_SUPPLIER_ORDER = range(1, 7)
+
+
+def _supplier_order_fulfillment(supplier_order: Any) -> str:
+    if supplier_order is None:
+        return "unfulfilled"
+    return _line_fulfillment(supplier_order[SO_STATUS], supplier_order[SO_END_REASON])
 
 
 def _order_fulfillment(states: list[str]) -> str:
@@ -351,6 +365,25 @@ def _line_name(line: Any) -> str:
 def _joined(values: Iterable[str | None]) -> str | None:
     present = [value for value in dict.fromkeys(values) if value]
     return "; ".join(present) if present else None
+
+
+def _package_cells(packages: Sequence[Any]) -> tuple[str | None, str | None]:
+    """The Tracking Numbers and Carrier cells of a supplier order's (or an order's) packages."""
+    if len(packages) == 1:
+        return text_cell(packages[0][1] or None), text_cell(packages[0][2] or None)
+    return (
+        text_cell(_joined([number for _, number, _ in packages])),
+        text_cell(_joined([carrier for _, _, carrier in packages])),
+    )
+
+
+def _notes_cell(note: str | None, notes: str | None) -> str | None:
+    """The order's own note, then its notes."""
+    return text_cell("\n".join(text for text in (note, notes) if text) or None)
+
+
+def _tags_cell(tags: str) -> str | None:
+    return text_cell(", ".join(tag for tag in tags.split(",") if tag) or None)
 
 
 def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -377,14 +410,7 @@ def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -
         text_cell(aliexpress_id),
         text_cell(status),
         text_cell(end_reason),
-        *(
-            (text_cell(packages[0][1] or None), text_cell(packages[0][2] or None))
-            if len(packages) == 1
-            else (
-                text_cell(_joined([number for _, number, _ in packages])),
-                text_cell(_joined([carrier for _, _, carrier in packages])),
-            )
-        ),
+        *_package_cells(packages),
         *tail[:2],
         text_cell(cancellation),
         text_cell(dispute),
@@ -408,26 +434,26 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
     for order in batch.orders:
         (
             order_id,
+            created,
+            _status,
+            currency,
+            total,
             number,
             email,
             financial,
-            currency,
             subtotal,
             shipping,
-            total,
-            created,
             cancelled,
             customer_name,
             customer_phone,
             address_text,
             note,
             tags,
-            _status,
         ) = order
         supplier_orders = batch.supplier_orders.get(order_id, ())
         by_id = {so[SO_ID]: so for so in supplier_orders}
         lines = batch.lines.get(order_id, ())
-        line_states = [_line_fulfillment(by_id.get(line[LINE_SUPPLIER_ORDER])) for line in lines]
+        line_states = [_supplier_order_fulfillment(by_id.get(line[LINE_SUPPLIER_ORDER])) for line in lines]
         cost, margin, refunded = batch.figures[order_id]
         money = money_in(currency)
         created_cell = time_cell(created)
@@ -462,8 +488,8 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
                 text(address.get("country_code")),
                 text(address.get("phone")),
                 text(customer_phone),
-                text("\n".join(note for note in (note, notes) if note) or None),
-                text(", ".join(tag for tag in tags.split(",") if tag) or None),
+                _notes_cell(note, notes),
+                _tags_cell(tags),
                 order_id,
             )
         )
@@ -508,6 +534,212 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
     return rows
 
 
+# --- the line-item CSV ----------------------------------------------------------------------------------------
+#
+# The most common export, and the largest: the database renders the text columns as CSV fields
+# (domain.csv_fields), grouped as they stand side by side, so that each row is joined from a few texts; what
+# the export computes (fulfillment, amounts, figures, notes, tags, packages) is formatted here as before.
+
+
+@functools.cache
+def line_item_csv_fields(dialect: str) -> tuple[Any, ...]:
+    text = functools.partial(text_field, dialect=dialect)
+    financial = _name(Order.financial_status)
+    created = time_field(Order.created_at, dialect)
+    return (
+        *_key_fields(type_coerce(Order.created_at, String)),
+        _units(Order.subtotal),
+        _units(Order.shipping),
+        # Name, Email, Financial Status, Paid at
+        fields(
+            text(Order.number),
+            text(Order.customer_email),
+            func.lower(financial, type_=String),
+            case(
+                (financial == literal_column("'VOIDED'", String), literal_column("''", String)), else_=created
+            ),
+        ),
+        # Created at, Cancelled at
+        fields(created, time_field(Order.cancelled_at, dialect)),
+        Order.customer_name,
+        cast(Order.shipping_address, Text),
+        Order.customer_phone,
+        Order.note,
+        Order.tags,
+    )
+
+
+@functools.cache
+def line_item_csv_reads(dialect: str) -> tuple[Any, Any]:
+    """(lines, supplier orders) with their text columns as CSV fields."""
+    text = functools.partial(text_field, dialect=dialect)
+    lines = (
+        select(
+            OrderLine.order_id,
+            # Only a supplier order of the line's own order fulfils it.
+            SupplierOrder.id,
+            _name(SupplierOrder.status),
+            SupplierOrder.end_reason,
+            OrderLine.quantity,
+            OrderLine.title,
+            OrderLine.variant_title,
+            _units(OrderLine.unit_price),
+            OrderLine.sku,
+        )
+        .outerjoin(
+            SupplierOrder,
+            and_(
+                SupplierOrder.id == OrderLine.supplier_order_id, SupplierOrder.order_id == OrderLine.order_id
+            ),
+        )
+        .where(among(OrderLine.order_id, dialect))
+        .order_by(OrderLine.order_id, OrderLine.position, OrderLine.id)
+    )
+    supplier_orders = (
+        select(
+            SupplierOrder.id,
+            fields(
+                text(Supplier.name),
+                text(SupplierOrder.aliexpress_order_id),
+                text(_name(SupplierOrder.status)),
+                text(SupplierOrder.end_reason),
+            ),
+        )
+        .join(Supplier, Supplier.id == SupplierOrder.supplier_id)
+        .where(among(SupplierOrder.order_id, dialect))
+    )
+    return lines, supplier_orders
+
+
+@dataclass
+class LineItemBatch:
+    """One batch of orders (rows of ``line_item_csv_fields``) with everything their CSV rows need."""
+
+    orders: list[Any]
+    # by order id: (order id, supplier order id, its status, its end reason, quantity, title, variant, price, sku)
+    lines: dict[int, list[Any]]
+    # Supplier, AliExpress Order Id, AliExpress Status and End Reason by supplier order id
+    supplier_orders: dict[int, str]
+    packages: dict[int, list[Any]]
+    cancellations: dict[int, str]
+    disputes: dict[int, str]
+    returns: dict[int, str]
+    figures: dict[int, tuple[int, int, int]]
+    notes: dict[int, str]
+
+
+async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> LineItemBatch:
+    order_ids = [order[ORDER_ID] for order in orders]
+    dialect = session.get_bind().dialect.name
+    statements = reads(dialect)
+    lines, supplier_orders = line_item_csv_reads(dialect)
+    connection = await session.connection()
+
+    async def rows(statement: Any) -> list[Any]:
+        return await rows_among(connection, statement, order_ids)
+
+    return LineItemBatch(
+        orders=orders,
+        lines=_grouped(await rows(lines)),
+        supplier_orders=dict(await rows(supplier_orders)),
+        packages=_grouped(await rows(statements.packages)),
+        cancellations=dict(await rows(statements.cancellations)),
+        disputes=dict(await rows(statements.disputes)),
+        returns=dict(await rows(statements.returns)),
+        figures=await order_figure_units(session, order_ids),
+        notes=await notes_text_by_order(session, order_ids),
+    )
+
+
+def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
+    """The batch's CSV records (without line ends), the same text as ``batch_rows`` gives the writer."""
+    money_in, part = writer.money_in, writer.part
+    # A line's own columns recur (the same product at the same price): formatted once while recent.
+    line_parts = writer.recurring_texts
+    records: list[str] = []
+    add = records.append
+    for order in batch.orders:
+        (
+            order_id,
+            _,
+            _,
+            currency,
+            total,
+            subtotal,
+            shipping,
+            head_start,
+            head_end,
+            customer_name,
+            address_text,
+            customer_phone,
+            note,
+            tags,
+        ) = order
+        lines = batch.lines.get(order_id)
+        if not lines:
+            continue
+        states = [_line_fulfillment(line[2], line[3]) for line in lines]
+        cost, margin, refunded = batch.figures[order_id]
+        money = money_in(currency)
+        amounts = part(
+            (
+                _order_fulfillment(states),
+                text_cell(currency),
+                money(subtotal),
+                money(shipping),
+                money(total),
+                money(refunded or None),
+            )
+        )
+        head = f"{head_start},{amounts},{head_end}"
+        address = (loads(address_text) if address_text else None) or {}
+        customer = part(
+            (
+                text_cell(customer_name or None),
+                text_cell(address.get("name")),
+                text_cell(address.get("address1")),
+                text_cell(address.get("address2")),
+                text_cell(address.get("city")),
+                text_cell(address.get("zip")),
+                text_cell(address.get("province")),
+                text_cell(address.get("country_code")),
+                text_cell(address.get("phone")),
+                text_cell(customer_phone),
+                _notes_cell(note, batch.notes.get(order_id)),
+                _tags_cell(tags),
+                order_id,
+            )
+        )
+        cost_cells, return_status = (money(cost), money(margin)), batch.returns.get(order_id)
+        suppliers: dict[int | None, str] = {}
+        for (_, key, _, _, quantity, title, variant, price, sku), state in zip(lines, states, strict=True):
+            supplier = suppliers.get(key)
+            if supplier is None:
+                if key is None:
+                    supplier = part(
+                        (None, None, None, None, None, None, *cost_cells, None, None, return_status)
+                    )
+                else:
+                    rest = (
+                        *_package_cells(batch.packages.get(key, ())),
+                        *cost_cells,
+                        text_cell(batch.cancellations.get(key)),
+                        text_cell(batch.disputes.get(key)),
+                        return_status,
+                    )
+                    supplier = f"{batch.supplier_orders[key]},{part(rest)}"
+                suppliers[key] = supplier
+            line_key = (currency, quantity, title, variant, price, sku, state)
+            line = line_parts.get(line_key)
+            if line is None:
+                name = f"{title} - {variant}" if variant else title
+                line = line_parts.put(
+                    line_key, part((quantity, text_cell(name), money(price), text_cell(sku), state))
+                )
+            add(f"{head},{line},{customer},{supplier}")
+    return records
+
+
 # --- scope of an export ------------------------------------------------------------------------------------
 
 
@@ -533,30 +765,59 @@ async def count_rows(session: AsyncSession, clause: Any, layout: ExportLayout) -
     return int((await session.execute(statement)).scalar_one())
 
 
+def _keyset(order: Any) -> tuple[datetime, int]:
+    """Where the batch after the one ending with ``order`` starts; SQLite's raw times are naive UTC text."""
+    created = order[CREATED_AT]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    return (created if created.tzinfo else created.replace(tzinfo=UTC), order[ORDER_ID])
+
+
+@dataclass(frozen=True)
+class OrderReads(Generic[B]):
+    """What a batch reads: its orders' fields (by dialect; they start with those of ``_key_fields``) and the
+    rest for those orders."""
+
+    fields: Callable[[str], tuple[Any, ...]]
+    load: Callable[[AsyncSession, list[Any]], Awaitable[B]]
+
+
 async def _read_batch(
-    database: Database, clause: Any, after: tuple[datetime, int] | None, batch_orders: int
-) -> Batch | None:
-    statement = select(*ORDER_FIELDS).where(clause)
-    if after is not None:
-        created, last_id = after
-        statement = statement.where(
-            or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id))
-        )
-    statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
+    database: Database,
+    clause: Any,
+    after: tuple[datetime, int] | None,
+    batch_orders: int,
+    read: OrderReads[B],
+) -> B | None:
     async with database.read() as session:
+        statement = select(*read.fields(session.get_bind().dialect.name)).where(clause)
+        if after is not None:
+            created, last_id = after
+            statement = statement.where(
+                or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id))
+            )
+        statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
         orders = list((await (await session.connection()).execute(statement)).all())
         if not orders:
             return None
-        return await load_batch(session, orders)
+        return await read.load(session, orders)
+
+
+ROW_READS = OrderReads(fields=lambda dialect: ORDER_FIELDS, load=load_batch)
+LINE_ITEM_CSV_READS = OrderReads(fields=line_item_csv_fields, load=load_line_item_batch)
 
 
 async def order_batches(
-    database: Database, clause: Any, batch_orders: int = DEFAULT_BATCH_ORDERS
-) -> AsyncGenerator[Batch, None]:
+    database: Database,
+    clause: Any,
+    batch_orders: int = DEFAULT_BATCH_ORDERS,
+    read: OrderReads[Any] = ROW_READS,
+) -> AsyncGenerator[Any, None]:
     """Orders oldest first in keyset batches on (created_at, id), each in its own short read; the next batch
-    is read while the caller handles this one (at most two batches are held)."""
-    reading: asyncio.Task[Batch | None] | None = asyncio.ensure_future(
-        _read_batch(database, clause, None, batch_orders)
+    is read while the caller handles this one (at most two batches are held). Batches are ``Batch`` unless
+    ``read`` says otherwise."""
+    reading: asyncio.Task[Any] | None = asyncio.ensure_future(
+        _read_batch(database, clause, None, batch_orders, read)
     )
     try:
         while reading is not None:
@@ -565,10 +826,8 @@ async def order_batches(
             if batch is None:
                 return
             if len(batch.orders) == batch_orders:
-                last = batch.orders[-1]
-                created = last[CREATED_AT]
-                after = (created if created.tzinfo else created.replace(tzinfo=UTC), last[ORDER_ID])
-                reading = asyncio.ensure_future(_read_batch(database, clause, after, batch_orders))
+                after = _keyset(batch.orders[-1])
+                reading = asyncio.ensure_future(_read_batch(database, clause, after, batch_orders, read))
             yield batch
     finally:
         if reading is not None:
@@ -606,24 +865,32 @@ async def write_orders_file(
     writer = open_writer(format.value, path, columns_for(layout))
     # (order status, currency) -> [orders, total in amount units]
     tally: dict[tuple[str, str], list[int]] = {}
+    csv_records = writer if isinstance(writer, CsvWriter) and layout is ExportLayout.LINE_ITEM else None
 
-    def write(batch: Batch) -> int:
-        rows = batch_rows(batch, layout, writer)
-        writer.write_rows(rows)
+    def write(batch: Any) -> int:
+        if csv_records is not None:
+            records = line_item_csv_records(batch, csv_records)
+            csv_records.write_records(records)
+            written = len(records)
+        else:
+            rows = batch_rows(batch, layout, writer)
+            writer.write_rows(rows)
+            written = len(rows)
         for order in batch.orders:
             counts = tally.get((order[ORDER_STATUS], order[CURRENCY]))
             if counts is None:
                 counts = tally[(order[ORDER_STATUS], order[CURRENCY])] = [0, 0]
             counts[0] += 1
             counts[1] += order[TOTAL]
-        return len(rows)
+        return written
 
     loop = asyncio.get_running_loop()
     working: asyncio.Future[Any] | None = None
     done = 0
     try:
         # Closed on the way out, so that a batch being read ahead is cancelled rather than left running.
-        async with contextlib.aclosing(order_batches(database, clause, batch_orders)) as batches:
+        read = ROW_READS if csv_records is None else LINE_ITEM_CSV_READS
+        async with contextlib.aclosing(order_batches(database, clause, batch_orders, read)) as batches:
             async for batch in batches:
                 working = loop.run_in_executor(None, write, batch)
                 # Shielded: a cancelled export waits below for the thread to stop touching the file.

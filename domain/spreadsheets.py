@@ -85,6 +85,20 @@ def _cached_cells(make: Callable[[K], T]) -> Callable[[K | None], T | None]:
     return cell
 
 
+class RecentTexts:
+    """Formatted texts by what they were made from, among the last few thousand (so memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self._known: dict[Any, str] = {}
+        self.get = self._known.get
+
+    def put(self, key: Any, text: str) -> str:
+        if len(self._known) >= CACHE_LIMIT:
+            self._known.clear()
+        self._known[key] = text
+        return text
+
+
 def neutralise(text: str) -> str:
     """The text as a spreadsheet shows it, never as a formula it would run."""
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
@@ -172,6 +186,7 @@ class CsvWriter:
             SimpleNamespace(write=self._formatted.append), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL
         )
         self._recurring = _cached_cells(self.part)
+        self.recurring_texts = RecentTexts()
         self.write_rows([[self.part([neutralise(column.name) for column in columns])]])
 
     def money_in(self, currency: str) -> Callable[[int | None], str | None]:
@@ -200,6 +215,11 @@ class CsvWriter:
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         self._file.write("".join([",".join(row) + "\r\n" for row in rows]))
+
+    def write_records(self, records: Sequence[str]) -> None:
+        """Records already formatted (without their line ends)."""
+        if records:
+            self._file.write("\r\n".join(records) + "\r\n")
 
     def finish(self, summary: Sequence[SummaryLine]) -> None:
         self._file.close()
