@@ -73,7 +73,7 @@ from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.csv_fields import fields, text_field, time_field
 from domain.errors import DomainError, ErrorCode
-from domain.figures import order_figure_units
+from domain.figures import figure_unit_sums, figure_units, order_figure_units
 from domain.links import signed_url
 from domain.mail import send_mail
 from domain.notes import notes_text_by_order
@@ -566,6 +566,8 @@ def line_item_csv_fields(dialect: str) -> tuple[Any, ...]:
         Order.customer_phone,
         Order.note,
         Order.tags,
+        _name(Order.financial_status),
+        *figure_unit_sums(),
     )
 
 
@@ -624,7 +626,6 @@ class LineItemBatch:
     cancellations: dict[int, str]
     disputes: dict[int, str]
     returns: dict[int, str]
-    figures: dict[int, tuple[int, int, int]]
     notes: dict[int, str]
 
 
@@ -646,7 +647,6 @@ async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> Line
         cancellations=dict(await rows(statements.cancellations)),
         disputes=dict(await rows(statements.disputes)),
         returns=dict(await rows(statements.returns)),
-        figures=await order_figure_units(session, order_ids),
         notes=await notes_text_by_order(session, order_ids),
     )
 
@@ -662,7 +662,7 @@ def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
         (
             order_id,
             _,
-            _,
+            status,
             currency,
             total,
             subtotal,
@@ -674,12 +674,14 @@ def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
             customer_phone,
             note,
             tags,
+            financial,
+            *sums,
         ) = order
         lines = batch.lines.get(order_id)
         if not lines:
             continue
         states = [_line_fulfillment(line[2], line[3]) for line in lines]
-        cost, margin, refunded = batch.figures[order_id]
+        cost, margin, refunded = figure_units(total, financial, status, *sums)
         money = money_in(currency)
         amounts = part(
             (
