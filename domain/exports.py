@@ -35,10 +35,8 @@ from sqlalchemy import (
     String,
     Text,
     and_,
-    case,
     cast,
     func,
-    literal_column,
     or_,
     select,
     type_coerce,
@@ -71,7 +69,6 @@ from db.search import SearchSyntaxError, order_filter
 from db.types import AMOUNT_SCALE, utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
-from domain.csv_fields import fields, text_field, time_field
 from domain.errors import DomainError, ErrorCode
 from domain.figures import figure_unit_sums, figure_units, order_figure_units
 from domain.links import signed_url
@@ -390,7 +387,9 @@ def _tags_cell(tags: str) -> str | None:
     return text_cell(", ".join(tag for tag in tags.split(",") if tag) or None)
 
 
-def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -> tuple[Any, ...]:
+def _supplier_part(
+    batch: Batch | LineItemBatch, chosen: Sequence[Any], tail: tuple[Any, ...]
+) -> tuple[Any, ...]:
     """The supplier columns for the supplier orders ``chosen``; ``tail`` holds cost, margin and return."""
     if len(chosen) == 1:
         # The line-item layout's case: one supplier order, usually with at most one package.
@@ -540,92 +539,41 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
 
 # --- the line-item CSV ----------------------------------------------------------------------------------------
 #
-# The most common export, and the largest: the database renders the text columns as CSV fields
-# (domain.csv_fields), grouped as they stand side by side, so that each row is joined from a few texts; what
-# the export computes (fulfillment, amounts, figures, notes, tags, packages) is formatted here as before.
+# The most common export, and the largest, has a path of its own: each order's figure sums come with the order,
+# times as the driver reads them (formatting SQLite's text needs no parsing), and each record is joined from
+# texts made once per order, per supplier order and per recurring line.
 
 
-@functools.cache
-def line_item_csv_fields(dialect: str) -> tuple[Any, ...]:
-    text = functools.partial(text_field, dialect=dialect)
-    financial = _name(Order.financial_status)
-    created = time_field(Order.created_at, dialect)
-    return (
-        *_key_fields(type_coerce(Order.created_at, String)),
-        _units(Order.subtotal),
-        _units(Order.shipping),
-        # Name, Email, Financial Status, Paid at
-        fields(
-            text(Order.number),
-            text(Order.customer_email),
-            func.lower(financial, type_=String),
-            case(
-                (financial == literal_column("'VOIDED'", String), literal_column("''", String)), else_=created
-            ),
-        ),
-        # Created at, Cancelled at
-        fields(created, time_field(Order.cancelled_at, dialect)),
-        Order.customer_name,
-        cast(Order.shipping_address, Text),
-        Order.customer_phone,
-        Order.note,
-        Order.tags,
-        _name(Order.financial_status),
-        *figure_unit_sums(),
-    )
+def _raw_time(column: Any) -> Any:
+    """A time column as the driver reads it, with no result processing: naive UTC text on SQLite."""
+    return type_coerce(column, String)
 
 
-@functools.cache
-def line_item_csv_reads(dialect: str) -> tuple[Any, Any]:
-    """(lines, supplier orders) with their text columns as CSV fields."""
-    text = functools.partial(text_field, dialect=dialect)
-    lines = (
-        select(
-            OrderLine.order_id,
-            # Only a supplier order of the line's own order fulfils it.
-            SupplierOrder.id,
-            _name(SupplierOrder.status),
-            SupplierOrder.end_reason,
-            OrderLine.quantity,
-            OrderLine.title,
-            OrderLine.variant_title,
-            _units(OrderLine.unit_price),
-            OrderLine.sku,
-        )
-        .outerjoin(
-            SupplierOrder,
-            and_(
-                SupplierOrder.id == OrderLine.supplier_order_id, SupplierOrder.order_id == OrderLine.order_id
-            ),
-        )
-        .where(among(OrderLine.order_id, dialect))
-        .order_by(OrderLine.order_id, OrderLine.position, OrderLine.id)
-    )
-    supplier_orders = (
-        select(
-            SupplierOrder.id,
-            fields(
-                text(Supplier.name),
-                text(SupplierOrder.aliexpress_order_id),
-                text(_name(SupplierOrder.status)),
-                text(SupplierOrder.end_reason),
-            ),
-        )
-        .join(Supplier, Supplier.id == SupplierOrder.supplier_id)
-        .where(among(SupplierOrder.order_id, dialect))
-    )
-    return lines, supplier_orders
+LINE_ITEM_CSV_FIELDS = (
+    *_key_fields(_raw_time(Order.created_at)),
+    _units(Order.subtotal),
+    _units(Order.shipping),
+    Order.number,
+    Order.customer_email,
+    _name(Order.financial_status),
+    _raw_time(Order.cancelled_at),
+    Order.customer_name,
+    cast(Order.shipping_address, Text),
+    Order.customer_phone,
+    Order.note,
+    Order.tags,
+    *figure_unit_sums(),
+)
 
 
 @dataclass
 class LineItemBatch:
-    """One batch of orders (rows of ``line_item_csv_fields``) with everything their CSV rows need."""
+    """One batch of orders (rows of ``LINE_ITEM_CSV_FIELDS``) with everything their CSV rows need."""
 
     orders: list[Any]
-    # by order id: (order id, supplier order id, its status, its end reason, quantity, title, variant, price, sku)
     lines: dict[int, list[Any]]
-    # Supplier, AliExpress Order Id, AliExpress Status and End Reason by supplier order id
-    supplier_orders: dict[int, str]
+    # by supplier order id
+    supplier_orders: dict[int, Any]
     packages: dict[int, list[Any]]
     cancellations: dict[int, str]
     disputes: dict[int, str]
@@ -635,9 +583,7 @@ class LineItemBatch:
 
 async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> LineItemBatch:
     order_ids = [order[ORDER_ID] for order in orders]
-    dialect = session.get_bind().dialect.name
-    statements = reads(dialect)
-    lines, supplier_orders = line_item_csv_reads(dialect)
+    statements = reads(session.get_bind().dialect.name)
     connection = await session.connection()
 
     async def rows(statement: Any) -> list[Any]:
@@ -645,8 +591,8 @@ async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> Line
 
     return LineItemBatch(
         orders=orders,
-        lines=_grouped(await rows(lines)),
-        supplier_orders=dict(await rows(supplier_orders)),
+        lines=_grouped(await rows(statements.lines)),
+        supplier_orders={so[SO_ID]: so for so in await rows(statements.supplier_orders)},
         packages=_grouped(await rows(statements.packages)),
         cancellations=dict(await rows(statements.cancellations)),
         disputes=dict(await rows(statements.disputes)),
@@ -657,7 +603,7 @@ async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> Line
 
 def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
     """The batch's CSV records (without line ends), the same text as ``batch_rows`` gives the writer."""
-    money_in, part, text = writer.money_in, writer.part, text_cell
+    money_in, part, text, time_cell = writer.money_in, writer.part, text_cell, writer.time
     # A line's own columns recur (the same product at the same price): formatted once while recent.
     line_parts = writer.recurring_texts
     records: list[str] = []
@@ -665,39 +611,49 @@ def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
     for order in batch.orders:
         (
             order_id,
-            _,
+            created,
             status,
             currency,
             total,
             subtotal,
             shipping,
-            head_start,
-            head_end,
+            number,
+            email,
+            financial,
+            cancelled,
             customer_name,
             address_text,
             customer_phone,
             note,
             tags,
-            financial,
             *sums,
         ) = order
         lines = batch.lines.get(order_id)
         if not lines:
             continue
-        states = [_line_fulfillment(line[2], line[3]) for line in lines]
+        # Only a supplier order of the line's own order fulfils it.
+        fulfilling = [batch.supplier_orders.get(line[LINE_SUPPLIER_ORDER]) for line in lines]
+        fulfilling = [so if so is not None and so[0] == order_id else None for so in fulfilling]
+        states = [_supplier_order_fulfillment(so) for so in fulfilling]
         cost, margin, refunded = figure_units(total, financial, status, *sums)
         money = money_in(currency)
-        amounts = part(
+        created_cell = time_cell(created)
+        head = part(
             (
+                text(number),
+                text(email),
+                financial.lower(),
+                None if financial == FinancialStatus.VOIDED else created_cell,
                 _order_fulfillment(states),
-                text_cell(currency),
+                text(currency),
                 money(subtotal),
                 money(shipping),
                 money(total),
                 money(refunded or None),
+                created_cell,
+                time_cell(cancelled),
             )
         )
-        head = f"{head_start},{amounts},{head_end}"
         address = (loads(address_text) if address_text else None) or {}
         customer = part(
             (
@@ -716,33 +672,22 @@ def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
                 order_id,
             )
         )
-        cost_cells, return_status = (money(cost), money(margin)), batch.returns.get(order_id)
+        tail = (money(cost), money(margin), batch.returns.get(order_id))
         suppliers: dict[int | None, str] = {}
-        for (_, key, _, _, quantity, title, variant, price, sku), state in zip(lines, states, strict=True):
+        for line, so, state in zip(lines, fulfilling, states, strict=True):
+            key = so[SO_ID] if so is not None else None
             supplier = suppliers.get(key)
             if supplier is None:
-                if key is None:
-                    supplier = part(
-                        (None, None, None, None, None, None, *cost_cells, None, None, return_status)
-                    )
-                else:
-                    rest = (
-                        *_package_cells(batch.packages.get(key, ())),
-                        *cost_cells,
-                        text_cell(batch.cancellations.get(key)),
-                        text_cell(batch.disputes.get(key)),
-                        return_status,
-                    )
-                    supplier = f"{batch.supplier_orders[key]},{part(rest)}"
-                suppliers[key] = supplier
+                supplier = suppliers[key] = part(_supplier_part(batch, [so] if so is not None else [], tail))
+            _, title, variant, sku, quantity, price, _ = line
             line_key = (currency, quantity, title, variant, price, sku, state)
-            line = line_parts.get(line_key)
-            if line is None:
+            line_text = line_parts.get(line_key)
+            if line_text is None:
                 name = f"{title} - {variant}" if variant else title
-                line = line_parts.put(
-                    line_key, part((quantity, text_cell(name), money(price), text_cell(sku), state))
+                line_text = line_parts.put(
+                    line_key, part((quantity, text(name), money(price), text(sku), state))
                 )
-            add(f"{head},{line},{customer},{supplier}")
+            add(f"{head},{line_text},{customer},{supplier}")
     return records
 
 
@@ -810,7 +755,7 @@ async def _read_batch(
 
 
 ROW_READS = OrderReads(fields=lambda dialect: ORDER_FIELDS, load=load_batch)
-LINE_ITEM_CSV_READS = OrderReads(fields=line_item_csv_fields, load=load_line_item_batch)
+LINE_ITEM_CSV_READS = OrderReads(fields=lambda dialect: LINE_ITEM_CSV_FIELDS, load=load_line_item_batch)
 
 
 async def order_batches(

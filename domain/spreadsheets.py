@@ -198,9 +198,12 @@ class CsvWriter:
             )
         return money
 
-    def time(self, value: datetime | None) -> str | None:
+    def time(self, value: datetime | str | None) -> str | None:
+        """Also takes a time as SQLite keeps it: naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff"."""
         if value is None:
             return None
+        if isinstance(value, str):
+            return f"{value[:19]} +0000"
         if value.tzinfo is not None and value.tzinfo is not UTC:
             value = value.astimezone(UTC)
         # str() of a UTC (or naive UTC) datetime starts "YYYY-MM-DD HH:MM:SS", faster than strftime.
