@@ -31,7 +31,6 @@ from orjson import loads
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    DateTime,
     String,
     Text,
     and_,
@@ -183,9 +182,10 @@ def _name(column: Any) -> Any:
     return type_coerce(column, String)
 
 
-def _time(column: Any) -> Any:
-    """A time column as the driver reads it: naive UTC on SQLite, aware on PostgreSQL."""
-    return type_coerce(column, DateTime(timezone=True))
+def _raw_time(column: Any) -> Any:
+    """A time column as the driver reads it, with no result processing: naive UTC text on SQLite (the writers
+    take it as it is, parsing it costs more than the rest of the cell), aware on PostgreSQL."""
+    return type_coerce(column, String)
 
 
 @dataclass(frozen=True)
@@ -256,13 +256,13 @@ def _key_fields(created_at: Any) -> tuple[Any, ...]:
 
 
 ORDER_FIELDS = (
-    *_key_fields(_time(Order.created_at)),
+    *_key_fields(_raw_time(Order.created_at)),
     Order.number,
     Order.customer_email,
     _name(Order.financial_status),
     _units(Order.subtotal),
     _units(Order.shipping),
-    _time(Order.cancelled_at),
+    _raw_time(Order.cancelled_at),
     Order.customer_name,
     Order.customer_phone,
     cast(Order.shipping_address, Text),
@@ -540,13 +540,8 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
 # --- the line-item CSV ----------------------------------------------------------------------------------------
 #
 # The most common export, and the largest, has a path of its own: each order's figure sums come with the order,
-# times as the driver reads them (formatting SQLite's text needs no parsing), and each record is joined from
+# and each record is joined from
 # texts made once per order, per supplier order and per recurring line.
-
-
-def _raw_time(column: Any) -> Any:
-    """A time column as the driver reads it, with no result processing: naive UTC text on SQLite."""
-    return type_coerce(column, String)
 
 
 LINE_ITEM_CSV_FIELDS = (

@@ -151,7 +151,9 @@ class SheetWriter(Protocol):
         """Cells for amounts in ``currency`` given in units of 1/AMOUNT_SCALE, as the database keeps them."""
         ...
 
-    def time(self, value: datetime | None) -> Any: ...
+    def time(self, value: datetime | str | None) -> Any:
+        """Times come aware, or as SQLite keeps them: naive UTC text ("YYYY-MM-DD HH:MM:SS.ffffff")."""
+        ...
 
     def part(self, cells: Sequence[Any]) -> Any:
         """Cells that stand side by side in rows, as ``write_rows`` takes them: the csv writer formats them
@@ -199,7 +201,6 @@ class CsvWriter:
         return money
 
     def time(self, value: datetime | str | None) -> str | None:
-        """Also takes a time as SQLite keeps it: naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff"."""
         if value is None:
             return None
         if isinstance(value, str):
@@ -279,9 +280,11 @@ class XlsxWriter:
             )
         return money
 
-    def time(self, value: datetime | None) -> Cell | None:
+    def time(self, value: datetime | str | None) -> Cell | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         # Excel has no time zones: a time is its UTC serial day number, shown with a date format.
         return self._cell(self._date_class, (_utc(value) - EXCEL_EPOCH).total_seconds() / SECONDS_PER_DAY)
 
