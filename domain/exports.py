@@ -721,10 +721,10 @@ def _keyset(order: Any) -> tuple[datetime, int]:
 
 @dataclass(frozen=True)
 class OrderReads(Generic[B]):
-    """What a batch reads: its orders' fields (by dialect; they start with those of ``_key_fields``) and the
-    rest for those orders."""
+    """What a batch reads: its orders' fields (they start with those of ``_key_fields``), then the rest for
+    those orders."""
 
-    fields: Callable[[str], tuple[Any, ...]]
+    fields: tuple[Any, ...]
     load: Callable[[AsyncSession, list[Any]], Awaitable[B]]
 
 
@@ -736,7 +736,7 @@ async def _read_batch(
     read: OrderReads[B],
 ) -> B | None:
     async with database.read() as session:
-        statement = select(*read.fields(session.get_bind().dialect.name)).where(clause)
+        statement = select(*read.fields).where(clause)
         if after is not None:
             created, last_id = after
             statement = statement.where(
@@ -749,8 +749,8 @@ async def _read_batch(
         return await read.load(session, orders)
 
 
-ROW_READS = OrderReads(fields=lambda dialect: ORDER_FIELDS, load=load_batch)
-LINE_ITEM_CSV_READS = OrderReads(fields=lambda dialect: LINE_ITEM_CSV_FIELDS, load=load_line_item_batch)
+ROW_READS = OrderReads(fields=ORDER_FIELDS, load=load_batch)
+LINE_ITEM_CSV_READS = OrderReads(fields=LINE_ITEM_CSV_FIELDS, load=load_line_item_batch)
 
 
 async def order_batches(

@@ -1,6 +1,7 @@
-"""The line-item CSV export's own path (text fields rendered by the database, records joined from a few texts)
-writes the same bytes as the general row path on varied data: the demo's orders (refunds, cancellations,
-disputes, returns, notes) and orders full of awkward text."""
+"""The line-item CSV export's own path (figure sums read with the orders, times as the driver gives them,
+records joined from texts made once per order, supplier order and recurring line) writes the same bytes as the
+general row path on varied data: the demo's orders (refunds, cancellations, disputes, returns, notes) and
+orders full of awkward text, in both layouts and in batches of one order and of many."""
 
 from __future__ import annotations
 
