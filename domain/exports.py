@@ -36,8 +36,8 @@ from sqlalchemy import (
     and_,
     cast,
     func,
-    or_,
     select,
+    tuple_,
     type_coerce,
     update,
 )
@@ -739,9 +739,9 @@ async def _read_batch(
         statement = select(*read.fields).where(clause)
         if after is not None:
             created, last_id = after
-            statement = statement.where(
-                or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id))
-            )
+            # A row comparison, which both databases read as a range of the (shop, created_at, id) index;
+            # PostgreSQL reads the equivalent OR as a filter over every earlier order of the shop.
+            statement = statement.where(tuple_(Order.created_at, Order.id) > tuple_(created, last_id))
         statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
         orders = list((await (await session.connection()).execute(statement)).all())
         if not orders:
