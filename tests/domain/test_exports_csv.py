@@ -24,11 +24,12 @@ from db.models import (
     SupplierOrder,
     SupplierOrderStatus,
 )
+from db.types import AMOUNT_SCALE
 from demo.generator import seed_demo
 from domain import exports
 from domain.actors import Actor, Scope
 from domain.orders import LineInput, OrderInput, SupplierOrderInput, import_orders
-from domain.spreadsheets import CsvWriter
+from domain.spreadsheets import CsvWriter, money_text
 from domain.supplier_orders import PackageInput
 from tests.factories import Tenant
 
@@ -175,3 +176,18 @@ async def test_line_item_csv_path_writes_the_general_paths_bytes(
             expected = await general_path_bytes(db, clause, layout, tmp_path / "expected.csv")
             assert result.rows == total > 0
             assert path.read_bytes() == expected, (shop_id, layout)
+
+
+@pytest.mark.parametrize("digits", [0, 2, 3, 5])
+def test_money_text_is_decimals_rounding_and_text(digits: int) -> None:
+    step = Decimal(1).scaleb(-digits)
+    units = [0, 1, -1, 49, 50, 51, -50, -51, 5000, -15000, 10**15 + 7, -(10**15)]
+    units += [
+        sign * (value * 10**power + tail)
+        for sign in (1, -1)
+        for power in range(6)
+        for value in (3, 1234)
+        for tail in (0, 5)
+    ]
+    for value in units:
+        assert money_text(value, digits) == str((Decimal(value) / AMOUNT_SCALE).quantize(step)), value
