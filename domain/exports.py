@@ -248,7 +248,7 @@ def reads(dialect: str) -> Reads:
 
 
 # The fields every order read starts with: what the keyset and the summary need.
-ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL = range(5)
+ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL, FINANCIAL_STATUS = 0, 1, 2, 3, 4, 7
 
 
 def _key_fields(created_at: Any) -> tuple[Any, ...]:
@@ -269,6 +269,7 @@ ORDER_FIELDS = (
     Order.note,
     Order.tags,
 )
+ORDER_FIELD_COUNT = len(ORDER_FIELDS)
 
 
 def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
@@ -387,6 +388,71 @@ def _tags_cell(tags: str) -> str | None:
     return text_cell(", ".join(tag for tag in tags.split(",") if tag) or None)
 
 
+def _order_parts(
+    cells: SheetWriter,
+    order: Sequence[Any],
+    fulfillment: str,
+    figures: tuple[int, int, int],
+    notes: str | None,
+    return_status: str | None,
+) -> tuple[Any, Any, tuple[Any, Any, Any]]:
+    """An order's part (a row of ORDER_FIELDS), its customer's part (with its notes, tags and id), and the cells
+    of its supplier cost, margin and return status for its supplier parts."""
+    (
+        order_id,
+        created,
+        _status,
+        currency,
+        total,
+        number,
+        email,
+        financial,
+        subtotal,
+        shipping,
+        cancelled,
+        customer_name,
+        customer_phone,
+        address_text,
+        note,
+        tags,
+    ) = order[:ORDER_FIELD_COUNT]
+    cost, margin, refunded = figures
+    money = cells.money_in(currency)
+    created_cell = cells.time(created)
+    head = (
+        text_cell(number),
+        text_cell(email),
+        financial.lower(),
+        None if financial == FinancialStatus.VOIDED else created_cell,
+        fulfillment,
+        text_cell(currency),
+        money(subtotal),
+        money(shipping),
+        money(total),
+        # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
+        money(refunded or None),
+        created_cell,
+        cells.time(cancelled),
+    )
+    address = (loads(address_text) if address_text else None) or {}
+    customer = (
+        text_cell(customer_name or None),
+        text_cell(address.get("name")),
+        text_cell(address.get("address1")),
+        text_cell(address.get("address2")),
+        text_cell(address.get("city")),
+        text_cell(address.get("zip")),
+        text_cell(address.get("province")),
+        text_cell(address.get("country_code")),
+        text_cell(address.get("phone")),
+        text_cell(customer_phone),
+        _notes_cell(note, notes),
+        _tags_cell(tags),
+        order_id,
+    )
+    return cells.part(head), cells.part(customer), (money(cost), money(margin), return_status)
+
+
 def _supplier_part(
     batch: Batch | LineItemBatch, chosen: Sequence[Any], tail: tuple[Any, ...]
 ) -> tuple[Any, ...]:
@@ -424,9 +490,8 @@ def _supplier_part(
 def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[tuple[Any, ...]]:
     """The batch's rows as ``cells`` makes them, ready for its ``write_rows``: each row is a few parts, and the
     order's parts (its columns, its customer's, each supplier order's) are made once for all its lines."""
-    money_in, time_cell, text, part, recurring = (
+    money_in, text, part, recurring = (
         cells.money_in,
-        cells.time,
         text_cell,
         cells.part,
         cells.recurring_part,
@@ -435,68 +500,20 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
     rows: list[tuple[Any, ...]] = []
     add = rows.append
     for order in batch.orders:
-        (
-            order_id,
-            created,
-            _status,
-            currency,
-            total,
-            number,
-            email,
-            financial,
-            subtotal,
-            shipping,
-            cancelled,
-            customer_name,
-            customer_phone,
-            address_text,
-            note,
-            tags,
-        ) = order
+        order_id = order[ORDER_ID]
         supplier_orders = batch.supplier_orders.get(order_id, ())
         by_id = {so[SO_ID]: so for so in supplier_orders}
         lines = batch.lines.get(order_id, ())
         line_states = [_supplier_order_fulfillment(by_id.get(line[LINE_SUPPLIER_ORDER])) for line in lines]
-        cost, margin, refunded = batch.figures[order_id]
-        money = money_in(currency)
-        created_cell = time_cell(created)
-        head = part(
-            (
-                text(number),
-                text(email),
-                financial.lower(),
-                None if financial == FinancialStatus.VOIDED else created_cell,
-                _order_fulfillment(line_states),
-                text(currency),
-                money(subtotal),
-                money(shipping),
-                money(total),
-                # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
-                money(refunded or None),
-                created_cell,
-                time_cell(cancelled),
-            )
+        head, customer, tail = _order_parts(
+            cells,
+            order,
+            _order_fulfillment(line_states),
+            batch.figures[order_id],
+            batch.notes.get(order_id),
+            batch.returns.get(order_id),
         )
-        address = (loads(address_text) if address_text else None) or {}
-        notes = batch.notes.get(order_id)
-        customer = part(
-            (
-                text(customer_name or None),
-                text(address.get("name")),
-                text(address.get("address1")),
-                text(address.get("address2")),
-                text(address.get("city")),
-                text(address.get("zip")),
-                text(address.get("province")),
-                text(address.get("country_code")),
-                text(address.get("phone")),
-                text(customer_phone),
-                _notes_cell(note, notes),
-                _tags_cell(tags),
-                order_id,
-            )
-        )
-        tail = (money(cost), money(margin), batch.returns.get(order_id))
+        money = money_in(order[CURRENCY])
 
         if not line_items:
             line_part = part(
@@ -544,21 +561,8 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
 # texts made once per order, per supplier order and per recurring line.
 
 
-LINE_ITEM_CSV_FIELDS = (
-    *_key_fields(_raw_time(Order.created_at)),
-    _units(Order.subtotal),
-    _units(Order.shipping),
-    Order.number,
-    Order.customer_email,
-    _name(Order.financial_status),
-    _raw_time(Order.cancelled_at),
-    Order.customer_name,
-    cast(Order.shipping_address, Text),
-    Order.customer_phone,
-    Order.note,
-    Order.tags,
-    *figure_unit_sums(),
-)
+# The general path's order fields, then the order's figure sums.
+LINE_ITEM_CSV_FIELDS = (*ORDER_FIELDS, *figure_unit_sums())
 
 
 @dataclass
@@ -598,31 +602,13 @@ async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> Line
 
 def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
     """The batch's CSV records (without line ends), the same text as ``batch_rows`` gives the writer."""
-    money_in, part, text, time_cell = writer.money_in, writer.part, text_cell, writer.time
+    money_in, part, text = writer.money_in, writer.part, text_cell
     # A line's own columns recur (the same product at the same price): formatted once while recent.
     line_parts = writer.recurring_texts
     records: list[str] = []
     add = records.append
     for order in batch.orders:
-        (
-            order_id,
-            created,
-            status,
-            currency,
-            total,
-            subtotal,
-            shipping,
-            number,
-            email,
-            financial,
-            cancelled,
-            customer_name,
-            address_text,
-            customer_phone,
-            note,
-            tags,
-            *sums,
-        ) = order
+        order_id, _, status, currency, total = order[:5]
         lines = batch.lines.get(order_id)
         if not lines:
             continue
@@ -630,44 +616,16 @@ def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
         fulfilling = [batch.supplier_orders.get(line[LINE_SUPPLIER_ORDER]) for line in lines]
         fulfilling = [so if so is not None and so[0] == order_id else None for so in fulfilling]
         states = [_supplier_order_fulfillment(so) for so in fulfilling]
-        cost, margin, refunded = figure_units(total, financial, status, *sums)
+        financial, sums = order[FINANCIAL_STATUS], order[ORDER_FIELD_COUNT:]
+        head, customer, tail = _order_parts(
+            writer,
+            order,
+            _order_fulfillment(states),
+            figure_units(total, financial, status, *sums),
+            batch.notes.get(order_id),
+            batch.returns.get(order_id),
+        )
         money = money_in(currency)
-        created_cell = time_cell(created)
-        head = part(
-            (
-                text(number),
-                text(email),
-                financial.lower(),
-                None if financial == FinancialStatus.VOIDED else created_cell,
-                _order_fulfillment(states),
-                text(currency),
-                money(subtotal),
-                money(shipping),
-                money(total),
-                money(refunded or None),
-                created_cell,
-                time_cell(cancelled),
-            )
-        )
-        address = (loads(address_text) if address_text else None) or {}
-        customer = part(
-            (
-                text(customer_name or None),
-                text(address.get("name")),
-                text(address.get("address1")),
-                text(address.get("address2")),
-                text(address.get("city")),
-                text(address.get("zip")),
-                text(address.get("province")),
-                text(address.get("country_code")),
-                text(address.get("phone")),
-                text(customer_phone),
-                _notes_cell(note, batch.notes.get(order_id)),
-                _tags_cell(tags),
-                order_id,
-            )
-        )
-        tail = (money(cost), money(margin), batch.returns.get(order_id))
         suppliers: dict[int | None, str] = {}
         for line, so, state in zip(lines, fulfilling, states, strict=True):
             key = so[SO_ID] if so is not None else None
