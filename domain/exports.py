@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from orjson import loads
 from sqlalchemy import (
@@ -96,7 +96,6 @@ FINISHED = frozenset({ExportStatus.SUCCEEDED, ExportStatus.FAILED, ExportStatus.
 S = SupplierOrderStatus
 FULFILLED = frozenset({S.WAIT_BUYER_ACCEPT_GOODS, S.FUND_PROCESSING, S.IN_ISSUE})
 DELIVERED_END_REASONS = frozenset({"buyer_accept_goods", "buyer_accept_goods_timeout"})
-B = TypeVar("B")
 
 
 # --- columns ----------------------------------------------------------------------------------------------
@@ -296,8 +295,10 @@ class Batch:
     notes: dict[int, str]
 
 
-async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
-    """Everything the orders' rows need, one statement per table."""
+async def load_batch(
+    session: AsyncSession, orders: list[Any], figures: dict[int, tuple[int, int, int]] | None = None
+) -> Batch:
+    """Everything the orders' rows need, one statement per table; the figures too unless given."""
     order_ids = [order[ORDER_ID] for order in orders]
     statements = reads(session.get_bind().dialect.name)
     connection = await session.connection()
@@ -313,7 +314,7 @@ async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
         cancellations=dict(await rows(statements.cancellations)),
         disputes=dict(await rows(statements.disputes)),
         returns=dict(await rows(statements.returns)),
-        figures=await order_figure_units(session, order_ids),
+        figures=await order_figure_units(session, order_ids) if figures is None else figures,
         notes=await notes_text_by_order(session, order_ids),
     )
 
@@ -453,9 +454,7 @@ def _order_parts(
     return cells.part(head), cells.part(customer), (money(cost), money(margin), return_status)
 
 
-def _supplier_part(
-    batch: Batch | LineItemBatch, chosen: Sequence[Any], tail: tuple[Any, ...]
-) -> tuple[Any, ...]:
+def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -> tuple[Any, ...]:
     """The supplier columns for the supplier orders ``chosen``; ``tail`` holds cost, margin and return."""
     if len(chosen) == 1:
         # The line-item layout's case: one supplier order, usually with at most one package.
@@ -565,42 +564,18 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
 LINE_ITEM_CSV_FIELDS = (*ORDER_FIELDS, *figure_unit_sums())
 
 
-@dataclass
-class LineItemBatch:
-    """One batch of orders (rows of ``LINE_ITEM_CSV_FIELDS``) with everything their CSV rows need."""
-
-    orders: list[Any]
-    lines: dict[int, list[Any]]
-    # by supplier order id
-    supplier_orders: dict[int, Any]
-    packages: dict[int, list[Any]]
-    cancellations: dict[int, str]
-    disputes: dict[int, str]
-    returns: dict[int, str]
-    notes: dict[int, str]
+async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> Batch:
+    """``load_batch`` for rows of ``LINE_ITEM_CSV_FIELDS``: their figures come with them."""
+    figures = {
+        order[ORDER_ID]: figure_units(
+            order[TOTAL], order[FINANCIAL_STATUS], order[ORDER_STATUS], *order[ORDER_FIELD_COUNT:]
+        )
+        for order in orders
+    }
+    return await load_batch(session, orders, figures)
 
 
-async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> LineItemBatch:
-    order_ids = [order[ORDER_ID] for order in orders]
-    statements = reads(session.get_bind().dialect.name)
-    connection = await session.connection()
-
-    async def rows(statement: Any) -> list[Any]:
-        return await rows_among(connection, statement, order_ids)
-
-    return LineItemBatch(
-        orders=orders,
-        lines=_grouped(await rows(statements.lines)),
-        supplier_orders={so[SO_ID]: so for so in await rows(statements.supplier_orders)},
-        packages=_grouped(await rows(statements.packages)),
-        cancellations=dict(await rows(statements.cancellations)),
-        disputes=dict(await rows(statements.disputes)),
-        returns=dict(await rows(statements.returns)),
-        notes=await notes_text_by_order(session, order_ids),
-    )
-
-
-def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
+def line_item_csv_records(batch: Batch, writer: CsvWriter) -> list[str]:
     """The batch's CSV records (without line ends), the same text as ``batch_rows`` gives the writer."""
     money_in, part, text = writer.money_in, writer.part, text_cell
     # A line's own columns recur (the same product at the same price): formatted once while recent.
@@ -608,20 +583,18 @@ def line_item_csv_records(batch: LineItemBatch, writer: CsvWriter) -> list[str]:
     records: list[str] = []
     add = records.append
     for order in batch.orders:
-        order_id, _, status, currency, total = order[:5]
+        order_id, currency = order[ORDER_ID], order[CURRENCY]
         lines = batch.lines.get(order_id)
         if not lines:
             continue
-        # Only a supplier order of the line's own order fulfils it.
-        fulfilling = [batch.supplier_orders.get(line[LINE_SUPPLIER_ORDER]) for line in lines]
-        fulfilling = [so if so is not None and so[0] == order_id else None for so in fulfilling]
+        by_id = {so[SO_ID]: so for so in batch.supplier_orders.get(order_id, ())}
+        fulfilling = [by_id.get(line[LINE_SUPPLIER_ORDER]) for line in lines]
         states = [_supplier_order_fulfillment(so) for so in fulfilling]
-        financial, sums = order[FINANCIAL_STATUS], order[ORDER_FIELD_COUNT:]
         head, customer, tail = _order_parts(
             writer,
             order,
             _order_fulfillment(states),
-            figure_units(total, financial, status, *sums),
+            batch.figures[order_id],
             batch.notes.get(order_id),
             batch.returns.get(order_id),
         )
@@ -678,12 +651,12 @@ def _keyset(order: Any) -> tuple[datetime, int]:
 
 
 @dataclass(frozen=True)
-class OrderReads(Generic[B]):
+class OrderReads:
     """What a batch reads: its orders' fields (they start with those of ``_key_fields``), then the rest for
     those orders."""
 
     fields: tuple[Any, ...]
-    load: Callable[[AsyncSession, list[Any]], Awaitable[B]]
+    load: Callable[[AsyncSession, list[Any]], Awaitable[Batch]]
 
 
 async def _read_batch(
@@ -691,8 +664,8 @@ async def _read_batch(
     clause: Any,
     after: tuple[datetime, int] | None,
     batch_orders: int,
-    read: OrderReads[B],
-) -> B | None:
+    read: OrderReads,
+) -> Batch | None:
     async with database.read() as session:
         statement = select(*read.fields).where(clause)
         if after is not None:
@@ -715,12 +688,11 @@ async def order_batches(
     database: Database,
     clause: Any,
     batch_orders: int = DEFAULT_BATCH_ORDERS,
-    read: OrderReads[Any] = ROW_READS,
-) -> AsyncGenerator[Any, None]:
+    read: OrderReads = ROW_READS,
+) -> AsyncGenerator[Batch, None]:
     """Orders oldest first in keyset batches on (created_at, id), each in its own short read; the next batch
-    is read while the caller handles this one (at most two batches are held). Batches are ``Batch`` unless
-    ``read`` says otherwise."""
-    reading: asyncio.Task[Any] | None = asyncio.ensure_future(
+    is read while the caller handles this one (at most two batches are held); ``read`` says what is read."""
+    reading: asyncio.Task[Batch | None] | None = asyncio.ensure_future(
         _read_batch(database, clause, None, batch_orders, read)
     )
     try:
@@ -771,7 +743,7 @@ async def write_orders_file(
     tally: dict[tuple[str, str], list[int]] = {}
     csv_records = writer if isinstance(writer, CsvWriter) and layout is ExportLayout.LINE_ITEM else None
 
-    def write(batch: Any) -> int:
+    def write(batch: Batch) -> int:
         if csv_records is not None:
             records = line_item_csv_records(batch, csv_records)
             csv_records.write_records(records)
