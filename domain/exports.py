@@ -31,14 +31,13 @@ from orjson import loads
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    DateTime,
     String,
     Text,
     and_,
     cast,
     func,
-    or_,
     select,
+    tuple_,
     type_coerce,
     update,
 )
@@ -70,11 +69,11 @@ from db.types import AMOUNT_SCALE, utcnow
 from domain.access import require_scope, visible
 from domain.actors import Actor, Scope
 from domain.errors import DomainError, ErrorCode
-from domain.figures import order_figure_units
+from domain.figures import figure_unit_sums, figure_units, order_figure_units
 from domain.links import signed_url
 from domain.mail import send_mail
 from domain.notes import notes_text_by_order
-from domain.spreadsheets import Column, Kind, SheetWriter, SummaryLine, open_writer, text_cell
+from domain.spreadsheets import Column, CsvWriter, Kind, SheetWriter, SummaryLine, open_writer, text_cell
 from domain.topics import Topic, announce
 from domain.validation import Checker, unstorable
 
@@ -182,9 +181,10 @@ def _name(column: Any) -> Any:
     return type_coerce(column, String)
 
 
-def _time(column: Any) -> Any:
-    """A time column as the driver reads it: naive UTC on SQLite, aware on PostgreSQL."""
-    return type_coerce(column, DateTime(timezone=True))
+def _raw_time(column: Any) -> Any:
+    """A time column as the driver reads it, with no result processing: naive UTC text on SQLite (the writers
+    take it as it is, parsing it costs more than the rest of the cell), aware on PostgreSQL."""
+    return type_coerce(column, String)
 
 
 @dataclass(frozen=True)
@@ -246,25 +246,29 @@ def reads(dialect: str) -> Reads:
     )
 
 
+# The fields every order read starts with: what the keyset and the summary need.
+ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL, FINANCIAL_STATUS = 0, 1, 2, 3, 4, 7
+
+
+def _key_fields(created_at: Any) -> tuple[Any, ...]:
+    return (Order.id, created_at, _name(Order.status), Order.currency, _units(Order.total))
+
+
 ORDER_FIELDS = (
-    Order.id,
+    *_key_fields(_raw_time(Order.created_at)),
     Order.number,
     Order.customer_email,
     _name(Order.financial_status),
-    Order.currency,
     _units(Order.subtotal),
     _units(Order.shipping),
-    _units(Order.total),
-    _time(Order.created_at),
-    _time(Order.cancelled_at),
+    _raw_time(Order.cancelled_at),
     Order.customer_name,
     Order.customer_phone,
     cast(Order.shipping_address, Text),
     Order.note,
     Order.tags,
-    _name(Order.status),
 )
-ORDER_ID, CREATED_AT, ORDER_STATUS, CURRENCY, TOTAL = 0, 8, 15, 4, 7
+ORDER_FIELD_COUNT = len(ORDER_FIELDS)
 
 
 def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
@@ -291,8 +295,10 @@ class Batch:
     notes: dict[int, str]
 
 
-async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
-    """Everything the orders' rows need, one statement per table."""
+async def load_batch(
+    session: AsyncSession, orders: list[Any], figures: dict[int, tuple[int, int, int]] | None = None
+) -> Batch:
+    """Everything the orders' rows need, one statement per table; the figures too unless given."""
     order_ids = [order[ORDER_ID] for order in orders]
     statements = reads(session.get_bind().dialect.name)
     connection = await session.connection()
@@ -308,7 +314,7 @@ async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
         cancellations=dict(await rows(statements.cancellations)),
         disputes=dict(await rows(statements.disputes)),
         returns=dict(await rows(statements.returns)),
-        figures=await order_figure_units(session, order_ids),
+        figures=await order_figure_units(session, order_ids) if figures is None else figures,
         notes=await notes_text_by_order(session, order_ids),
     )
 
@@ -319,11 +325,12 @@ async def load_batch(session: AsyncSession, orders: list[Any]) -> Batch:
 # supplier order, and only the line's own columns per line.
 
 
-def _line_fulfillment(supplier_order: Any) -> str:
-    if supplier_order is None:
+@functools.cache
+def _line_fulfillment(status: str | None, end_reason: str | None) -> str:
+    """A line's fulfillment from the status of its supplier order (None when it has none)."""
+    if status is None:
         return "unfulfilled"
-    status = supplier_order[SO_STATUS]
-    if status in FULFILLED or (status == S.FINISH and supplier_order[SO_END_REASON] in DELIVERED_END_REASONS):
+    if status in FULFILLED or (status == S.FINISH and end_reason in DELIVERED_END_REASONS):
         return "fulfilled"
     if status == S.SELLER_PART_SEND_GOODS:
         return "partial"
@@ -333,6 +340,12 @@ def _line_fulfillment(supplier_order: Any) -> str:
 # Positions in a supplier orders row and in a lines row (both start with the order id).
 SO_ID, SO_ALIEXPRESS_ID, SO_STATUS, SO_END_REASON, SO_SUPPLIER = range(1, 6)
 LINE_TITLE, LINE_VARIANT, LINE_SKU, LINE_QUANTITY, LINE_PRICE, LINE_SUPPLIER_ORDER = range(1, 7)
+
+
+def _supplier_order_fulfillment(supplier_order: Any) -> str:
+    if supplier_order is None:
+        return "unfulfilled"
+    return _line_fulfillment(supplier_order[SO_STATUS], supplier_order[SO_END_REASON])
 
 
 def _order_fulfillment(states: list[str]) -> str:
@@ -351,6 +364,94 @@ def _line_name(line: Any) -> str:
 def _joined(values: Iterable[str | None]) -> str | None:
     present = [value for value in dict.fromkeys(values) if value]
     return "; ".join(present) if present else None
+
+
+def _package_cells(packages: Sequence[Any]) -> tuple[str | None, str | None]:
+    """The Tracking Numbers and Carrier cells of a supplier order's (or an order's) packages."""
+    if len(packages) == 1:
+        return text_cell(packages[0][1] or None), text_cell(packages[0][2] or None)
+    return (
+        text_cell(_joined([number for _, number, _ in packages])),
+        text_cell(_joined([carrier for _, _, carrier in packages])),
+    )
+
+
+def _notes_cell(note: str | None, notes: str | None) -> str | None:
+    """The order's own note, then its notes."""
+    if not notes:
+        return text_cell(note or None)
+    return text_cell(f"{note}\n{notes}" if note else notes)
+
+
+# Few distinct tag lists recur over many orders.
+@functools.lru_cache(maxsize=4096)
+def _tags_cell(tags: str) -> str | None:
+    return text_cell(", ".join(tag for tag in tags.split(",") if tag) or None)
+
+
+def _order_parts(
+    cells: SheetWriter,
+    order: Sequence[Any],
+    fulfillment: str,
+    figures: tuple[int, int, int],
+    notes: str | None,
+    return_status: str | None,
+) -> tuple[Any, Any, tuple[Any, Any, Any]]:
+    """An order's part (a row of ORDER_FIELDS), its customer's part (with its notes, tags and id), and the cells
+    of its supplier cost, margin and return status for its supplier parts."""
+    (
+        order_id,
+        created,
+        _status,
+        currency,
+        total,
+        number,
+        email,
+        financial,
+        subtotal,
+        shipping,
+        cancelled,
+        customer_name,
+        customer_phone,
+        address_text,
+        note,
+        tags,
+    ) = order[:ORDER_FIELD_COUNT]
+    cost, margin, refunded = figures
+    money = cells.money_in(currency)
+    created_cell = cells.time(created)
+    head = (
+        text_cell(number),
+        text_cell(email),
+        financial.lower(),
+        None if financial == FinancialStatus.VOIDED else created_cell,
+        fulfillment,
+        text_cell(currency),
+        money(subtotal),
+        money(shipping),
+        money(total),
+        # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
+        money(refunded or None),
+        created_cell,
+        cells.time(cancelled),
+    )
+    address = (loads(address_text) if address_text else None) or {}
+    customer = (
+        text_cell(customer_name or None),
+        text_cell(address.get("name")),
+        text_cell(address.get("address1")),
+        text_cell(address.get("address2")),
+        text_cell(address.get("city")),
+        text_cell(address.get("zip")),
+        text_cell(address.get("province")),
+        text_cell(address.get("country_code")),
+        text_cell(address.get("phone")),
+        text_cell(customer_phone),
+        _notes_cell(note, notes),
+        _tags_cell(tags),
+        order_id,
+    )
+    return cells.part(head), cells.part(customer), (money(cost), money(margin), return_status)
 
 
 def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -377,14 +478,7 @@ def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -
         text_cell(aliexpress_id),
         text_cell(status),
         text_cell(end_reason),
-        *(
-            (text_cell(packages[0][1] or None), text_cell(packages[0][2] or None))
-            if len(packages) == 1
-            else (
-                text_cell(_joined([number for _, number, _ in packages])),
-                text_cell(_joined([carrier for _, _, carrier in packages])),
-            )
-        ),
+        *_package_cells(packages),
         *tail[:2],
         text_cell(cancellation),
         text_cell(dispute),
@@ -395,9 +489,8 @@ def _supplier_part(batch: Batch, chosen: Sequence[Any], tail: tuple[Any, ...]) -
 def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[tuple[Any, ...]]:
     """The batch's rows as ``cells`` makes them, ready for its ``write_rows``: each row is a few parts, and the
     order's parts (its columns, its customer's, each supplier order's) are made once for all its lines."""
-    money_in, time_cell, text, part, recurring = (
+    money_in, text, part, recurring = (
         cells.money_in,
-        cells.time,
         text_cell,
         cells.part,
         cells.recurring_part,
@@ -406,68 +499,20 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
     rows: list[tuple[Any, ...]] = []
     add = rows.append
     for order in batch.orders:
-        (
-            order_id,
-            number,
-            email,
-            financial,
-            currency,
-            subtotal,
-            shipping,
-            total,
-            created,
-            cancelled,
-            customer_name,
-            customer_phone,
-            address_text,
-            note,
-            tags,
-            _status,
-        ) = order
+        order_id = order[ORDER_ID]
         supplier_orders = batch.supplier_orders.get(order_id, ())
         by_id = {so[SO_ID]: so for so in supplier_orders}
         lines = batch.lines.get(order_id, ())
-        line_states = [_line_fulfillment(by_id.get(line[LINE_SUPPLIER_ORDER])) for line in lines]
-        cost, margin, refunded = batch.figures[order_id]
-        money = money_in(currency)
-        created_cell = time_cell(created)
-        head = part(
-            (
-                text(number),
-                text(email),
-                financial.lower(),
-                None if financial == FinancialStatus.VOIDED else created_cell,
-                _order_fulfillment(line_states),
-                text(currency),
-                money(subtotal),
-                money(shipping),
-                money(total),
-                # Blank rather than 0.00 when nothing was refunded, so the column reads like the refunds it sums.
-                money(refunded or None),
-                created_cell,
-                time_cell(cancelled),
-            )
+        line_states = [_supplier_order_fulfillment(by_id.get(line[LINE_SUPPLIER_ORDER])) for line in lines]
+        head, customer, tail = _order_parts(
+            cells,
+            order,
+            _order_fulfillment(line_states),
+            batch.figures[order_id],
+            batch.notes.get(order_id),
+            batch.returns.get(order_id),
         )
-        address = (loads(address_text) if address_text else None) or {}
-        notes = batch.notes.get(order_id)
-        customer = part(
-            (
-                text(customer_name or None),
-                text(address.get("name")),
-                text(address.get("address1")),
-                text(address.get("address2")),
-                text(address.get("city")),
-                text(address.get("zip")),
-                text(address.get("province")),
-                text(address.get("country_code")),
-                text(address.get("phone")),
-                text(customer_phone),
-                text("\n".join(note for note in (note, notes) if note) or None),
-                text(", ".join(tag for tag in tags.split(",") if tag) or None),
-                order_id,
-            )
-        )
-        tail = (money(cost), money(margin), batch.returns.get(order_id))
+        money = money_in(order[CURRENCY])
 
         if not line_items:
             line_part = part(
@@ -508,6 +553,70 @@ def batch_rows(batch: Batch, layout: ExportLayout, cells: SheetWriter) -> list[t
     return rows
 
 
+# --- the line-item CSV ----------------------------------------------------------------------------------------
+#
+# The most common export, and the largest, has a path of its own: each order's figure sums come with the order,
+# and each record is joined from
+# texts made once per order, per supplier order and per recurring line.
+
+
+# The general path's order fields, then the order's figure sums.
+LINE_ITEM_CSV_FIELDS = (*ORDER_FIELDS, *figure_unit_sums())
+
+
+async def load_line_item_batch(session: AsyncSession, orders: list[Any]) -> Batch:
+    """``load_batch`` for rows of ``LINE_ITEM_CSV_FIELDS``: their figures come with them."""
+    figures = {
+        order[ORDER_ID]: figure_units(
+            order[TOTAL], order[FINANCIAL_STATUS], order[ORDER_STATUS], *order[ORDER_FIELD_COUNT:]
+        )
+        for order in orders
+    }
+    return await load_batch(session, orders, figures)
+
+
+def line_item_csv_records(batch: Batch, writer: CsvWriter) -> list[str]:
+    """The batch's CSV records (without line ends), the same text as ``batch_rows`` gives the writer."""
+    money_in, part, text = writer.money_in, writer.part, text_cell
+    # A line's own columns recur (the same product at the same price): formatted once while recent.
+    line_parts = writer.recurring_texts
+    records: list[str] = []
+    add = records.append
+    for order in batch.orders:
+        order_id, currency = order[ORDER_ID], order[CURRENCY]
+        lines = batch.lines.get(order_id)
+        if not lines:
+            continue
+        by_id = {so[SO_ID]: so for so in batch.supplier_orders.get(order_id, ())}
+        fulfilling = [by_id.get(line[LINE_SUPPLIER_ORDER]) for line in lines]
+        states = [_supplier_order_fulfillment(so) for so in fulfilling]
+        head, customer, tail = _order_parts(
+            writer,
+            order,
+            _order_fulfillment(states),
+            batch.figures[order_id],
+            batch.notes.get(order_id),
+            batch.returns.get(order_id),
+        )
+        money = money_in(currency)
+        suppliers: dict[int | None, str] = {}
+        for line, so, state in zip(lines, fulfilling, states, strict=True):
+            key = so[SO_ID] if so is not None else None
+            supplier = suppliers.get(key)
+            if supplier is None:
+                supplier = suppliers[key] = part(_supplier_part(batch, [so] if so is not None else [], tail))
+            _, title, variant, sku, quantity, price, _ = line
+            line_key = (currency, quantity, title, variant, price, sku, state)
+            line_text = line_parts.get(line_key)
+            if line_text is None:
+                name = f"{title} - {variant}" if variant else title
+                line_text = line_parts.put(
+                    line_key, part((quantity, text(name), money(price), text(sku), state))
+                )
+            add(f"{head},{line_text},{customer},{supplier}")
+    return records
+
+
 # --- scope of an export ------------------------------------------------------------------------------------
 
 
@@ -533,30 +642,58 @@ async def count_rows(session: AsyncSession, clause: Any, layout: ExportLayout) -
     return int((await session.execute(statement)).scalar_one())
 
 
+def _keyset(order: Any) -> tuple[datetime, int]:
+    """Where the batch after the one ending with ``order`` starts; SQLite's raw times are naive UTC text."""
+    created = order[CREATED_AT]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    return (created if created.tzinfo else created.replace(tzinfo=UTC), order[ORDER_ID])
+
+
+@dataclass(frozen=True)
+class OrderReads:
+    """What a batch reads: its orders' fields (they start with those of ``_key_fields``), then the rest for
+    those orders."""
+
+    fields: tuple[Any, ...]
+    load: Callable[[AsyncSession, list[Any]], Awaitable[Batch]]
+
+
 async def _read_batch(
-    database: Database, clause: Any, after: tuple[datetime, int] | None, batch_orders: int
+    database: Database,
+    clause: Any,
+    after: tuple[datetime, int] | None,
+    batch_orders: int,
+    read: OrderReads,
 ) -> Batch | None:
-    statement = select(*ORDER_FIELDS).where(clause)
-    if after is not None:
-        created, last_id = after
-        statement = statement.where(
-            or_(Order.created_at > created, and_(Order.created_at == created, Order.id > last_id))
-        )
-    statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
     async with database.read() as session:
+        statement = select(*read.fields).where(clause)
+        if after is not None:
+            created, last_id = after
+            # A row comparison, which both databases read as a range of the (shop, created_at, id) index;
+            # PostgreSQL reads the equivalent OR as a filter over every earlier order of the shop.
+            statement = statement.where(tuple_(Order.created_at, Order.id) > tuple_(created, last_id))
+        statement = statement.order_by(Order.created_at, Order.id).limit(batch_orders)
         orders = list((await (await session.connection()).execute(statement)).all())
         if not orders:
             return None
-        return await load_batch(session, orders)
+        return await read.load(session, orders)
+
+
+ROW_READS = OrderReads(fields=ORDER_FIELDS, load=load_batch)
+LINE_ITEM_CSV_READS = OrderReads(fields=LINE_ITEM_CSV_FIELDS, load=load_line_item_batch)
 
 
 async def order_batches(
-    database: Database, clause: Any, batch_orders: int = DEFAULT_BATCH_ORDERS
+    database: Database,
+    clause: Any,
+    batch_orders: int = DEFAULT_BATCH_ORDERS,
+    read: OrderReads = ROW_READS,
 ) -> AsyncGenerator[Batch, None]:
     """Orders oldest first in keyset batches on (created_at, id), each in its own short read; the next batch
-    is read while the caller handles this one (at most two batches are held)."""
+    is read while the caller handles this one (at most two batches are held); ``read`` says what is read."""
     reading: asyncio.Task[Batch | None] | None = asyncio.ensure_future(
-        _read_batch(database, clause, None, batch_orders)
+        _read_batch(database, clause, None, batch_orders, read)
     )
     try:
         while reading is not None:
@@ -565,10 +702,8 @@ async def order_batches(
             if batch is None:
                 return
             if len(batch.orders) == batch_orders:
-                last = batch.orders[-1]
-                created = last[CREATED_AT]
-                after = (created if created.tzinfo else created.replace(tzinfo=UTC), last[ORDER_ID])
-                reading = asyncio.ensure_future(_read_batch(database, clause, after, batch_orders))
+                after = _keyset(batch.orders[-1])
+                reading = asyncio.ensure_future(_read_batch(database, clause, after, batch_orders, read))
             yield batch
     finally:
         if reading is not None:
@@ -606,24 +741,32 @@ async def write_orders_file(
     writer = open_writer(format.value, path, columns_for(layout))
     # (order status, currency) -> [orders, total in amount units]
     tally: dict[tuple[str, str], list[int]] = {}
+    csv_records = writer if isinstance(writer, CsvWriter) and layout is ExportLayout.LINE_ITEM else None
 
     def write(batch: Batch) -> int:
-        rows = batch_rows(batch, layout, writer)
-        writer.write_rows(rows)
+        if csv_records is not None:
+            records = line_item_csv_records(batch, csv_records)
+            csv_records.write_records(records)
+            written = len(records)
+        else:
+            rows = batch_rows(batch, layout, writer)
+            writer.write_rows(rows)
+            written = len(rows)
         for order in batch.orders:
             counts = tally.get((order[ORDER_STATUS], order[CURRENCY]))
             if counts is None:
                 counts = tally[(order[ORDER_STATUS], order[CURRENCY])] = [0, 0]
             counts[0] += 1
             counts[1] += order[TOTAL]
-        return len(rows)
+        return written
 
     loop = asyncio.get_running_loop()
     working: asyncio.Future[Any] | None = None
     done = 0
     try:
         # Closed on the way out, so that a batch being read ahead is cancelled rather than left running.
-        async with contextlib.aclosing(order_batches(database, clause, batch_orders)) as batches:
+        read = ROW_READS if csv_records is None else LINE_ITEM_CSV_READS
+        async with contextlib.aclosing(order_batches(database, clause, batch_orders, read)) as batches:
             async for batch in batches:
                 working = loop.run_in_executor(None, write, batch)
                 # Shielded: a cancelled export waits below for the thread to stop touching the file.

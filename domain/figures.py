@@ -33,6 +33,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    cast,
     exists,
     func,
     not_,
@@ -111,8 +112,8 @@ def _paid_supplier_order() -> ColumnElement[bool]:
 FiguresRow = Select[int, str, Decimal, FinancialStatus, OrderStatus, Decimal, Decimal, Decimal]
 
 
-def _figures_statement(only: ColumnElement[bool] | None, dialect: str, *, units: bool = False) -> FiguresRow:
-    """With ``units``, amounts come as their stored integers and statuses as their names."""
+def _sums() -> tuple[Any, Any, Any]:
+    """(supplier cost, supplier refunds, refunded) of the statement's order, as scalar subqueries."""
     supplier_cost = (
         select(func.coalesce(func.sum(SupplierOrder.cost), ZERO))
         .where(SupplierOrder.order_id == Order.id, _paid_supplier_order())
@@ -129,6 +130,12 @@ def _figures_statement(only: ColumnElement[bool] | None, dialect: str, *, units:
         .where(Refund.order_id == Order.id)
         .scalar_subquery()
     )
+    return supplier_cost, supplier_refunds, refunded
+
+
+def _figures_statement(only: ColumnElement[bool] | None, dialect: str, *, units: bool = False) -> FiguresRow:
+    """With ``units``, amounts come as their stored integers and statuses as their names."""
+    supplier_cost, supplier_refunds, refunded = _sums()
 
     def raw(column: Any, kind: Any) -> Any:
         return type_coerce(column, kind) if units else column
@@ -143,6 +150,20 @@ def _figures_statement(only: ColumnElement[bool] | None, dialect: str, *, units:
         raw(supplier_refunds, BigInteger).label("supplier_refunds"),
         raw(refunded, BigInteger).label("refunded"),
     ).where(among(Order.id, dialect), *([] if only is None else [only]))
+
+
+def figure_unit_sums() -> tuple[Any, Any, Any]:
+    """For a statement that reads orders itself: the sums ``figure_units`` takes, as integer units."""
+    return tuple(cast(total, BigInteger) for total in _sums())  # type: ignore[return-value]
+
+
+def figure_units(
+    total: int, financial: str, status: str, supplier_cost: int, supplier_refunds: int, refunded: int
+) -> tuple[int, int, int]:
+    """(supplier cost, margin, refunded) in amount units, from the order's total and statuses and the sums of
+    ``figure_unit_sums``."""
+    margin = _margin_terms(total, financial, status, refunded, supplier_cost, supplier_refunds, 0)[3]
+    return supplier_cost, margin, refunded
 
 
 def _margin_terms(
@@ -202,8 +223,9 @@ async def order_figure_units(
             order_id, _, total, financial, status, *sums = row
             # PostgreSQL sums integers as numeric.
             supplier_cost, supplier_refunds, refunded = (int(value) for value in sums)
-            margin = _margin_terms(total, financial, status, refunded, supplier_cost, supplier_refunds, 0)[3]
-            found[order_id] = (supplier_cost, margin, refunded)
+            found[order_id] = figure_units(
+                total, financial, status, supplier_cost, supplier_refunds, refunded
+            )
     return found
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ class SummaryLine:
 
 
 _FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+AMOUNT_DIGITS = len(str(AMOUNT_SCALE)) - 1
 # Cached cells per currency (and recurring CSV parts) are dropped past this many, so memory stays bounded on
 # long exports.
 CACHE_LIMIT = 4096
@@ -83,6 +85,32 @@ def _cached_cells(make: Callable[[K], T]) -> Callable[[K | None], T | None]:
         return made
 
     return cell
+
+
+class RecentTexts:
+    """Formatted texts by what they were made from, among the last few thousand (so memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self._known: dict[Any, str] = {}
+        self.get = self._known.get
+
+    def put(self, key: Any, text: str) -> str:
+        if len(self._known) >= CACHE_LIMIT:
+            self._known.clear()
+        self._known[key] = text
+        return text
+
+
+def money_text(units: int, digits: int) -> str:
+    """An amount in units of 1/AMOUNT_SCALE as text with the currency's ``digits`` (Decimal's rounding and
+    text); an amount that needs no rounding, nearly every one, is cut from the integer (several times faster:
+    costs and margins seldom recur, so most are made afresh)."""
+    scale = AMOUNT_SCALE // 10**digits if digits <= AMOUNT_DIGITS else 0
+    if not scale or units % scale:
+        return str((Decimal(units) / AMOUNT_SCALE).quantize(Decimal(1).scaleb(-digits)))
+    whole, cents = divmod(abs(units) // scale, 10**digits)
+    sign = "-" if units < 0 else ""
+    return f"{sign}{whole}.{cents:0{digits}d}" if digits else f"{sign}{whole}"
 
 
 def neutralise(text: str) -> str:
@@ -137,7 +165,9 @@ class SheetWriter(Protocol):
         """Cells for amounts in ``currency`` given in units of 1/AMOUNT_SCALE, as the database keeps them."""
         ...
 
-    def time(self, value: datetime | None) -> Any: ...
+    def time(self, value: datetime | str | None) -> Any:
+        """Times come aware, or as SQLite keeps them: naive UTC text ("YYYY-MM-DD HH:MM:SS.ffffff")."""
+        ...
 
     def part(self, cells: Sequence[Any]) -> Any:
         """Cells that stand side by side in rows, as ``write_rows`` takes them: the csv writer formats them
@@ -172,20 +202,22 @@ class CsvWriter:
             SimpleNamespace(write=self._formatted.append), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL
         )
         self._recurring = _cached_cells(self.part)
+        self.recurring_texts = RecentTexts()
         self.write_rows([[self.part([neutralise(column.name) for column in columns])]])
 
     def money_in(self, currency: str) -> Callable[[int | None], str | None]:
         money = self._money.get(currency)
         if money is None:
-            step = Decimal(1).scaleb(-CURRENCY_EXPONENTS.get(currency, 2))
             money = self._money[currency] = _cached_cells(
-                lambda units: str((Decimal(units) / AMOUNT_SCALE).quantize(step))
+                functools.partial(money_text, digits=CURRENCY_EXPONENTS.get(currency, 2))
             )
         return money
 
-    def time(self, value: datetime | None) -> str | None:
+    def time(self, value: datetime | str | None) -> str | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            return f"{value[:19]} +0000"
         if value.tzinfo is not None and value.tzinfo is not UTC:
             value = value.astimezone(UTC)
         # str() of a UTC (or naive UTC) datetime starts "YYYY-MM-DD HH:MM:SS", faster than strftime.
@@ -200,6 +232,11 @@ class CsvWriter:
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         self._file.write("".join([",".join(row) + "\r\n" for row in rows]))
+
+    def write_records(self, records: Sequence[str]) -> None:
+        """Records already formatted (without their line ends)."""
+        if records:
+            self._file.write("\r\n".join(records) + "\r\n")
 
     def finish(self, summary: Sequence[SummaryLine]) -> None:
         self._file.close()
@@ -256,9 +293,11 @@ class XlsxWriter:
             )
         return money
 
-    def time(self, value: datetime | None) -> Cell | None:
+    def time(self, value: datetime | str | None) -> Cell | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         # Excel has no time zones: a time is its UTC serial day number, shown with a date format.
         return self._cell(self._date_class, (_utc(value) - EXCEL_EPOCH).total_seconds() / SECONDS_PER_DAY)
 
