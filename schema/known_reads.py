@@ -66,7 +66,8 @@ async def answer_known_read(
     guard.settle(charge, actual)
     stats.known_reads += 1
     if outcome is not None:
-        outcome.operation_name = operation_name
+        # Named as the standard way names it: a lone operation by its own name when the request gives none.
+        outcome.operation_name = operation_name or (operation.name.value if operation.name else None)
         outcome.operation_type = operation.operation.value
         outcome.executed = True
     return {"data": result.data, "extensions": {"cost": guard.report(charge, actual, context.actor)}}

@@ -3,6 +3,7 @@ generated queries on the demo data; W1's document takes the compiled path, other
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -467,3 +468,15 @@ async def test_a_stored_time_the_sql_cannot_read_leaves_the_answer_to_the_standa
         ], events
         assert compiled["data"] == standard["data"]
         assert sum(plan.stats.fallbacks.values()) == fallbacks + 1
+
+
+async def test_a_known_read_is_logged_as_the_standard_way_logs_it(
+    apps: Apps, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="dropdesk.access"):
+        for _ in range(2):  # the second time as a known read
+            known = plan.stats.known_reads
+            assert (await post(apps.compiled, apps.token, W1, {"first": 3}))["data"]["orders"]["nodes"]
+    assert plan.stats.known_reads == known + 1
+    entries = [record.http for record in caplog.records if record.name == "dropdesk.access"]  # type: ignore[attr-defined]
+    assert [(e["operation"], e["operation_type"], e["status"]) for e in entries] == [("W1", "query", 200)] * 2
