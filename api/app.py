@@ -301,9 +301,13 @@ class GraphQLEndpoint:
         guard = getattr(schema, "guard", None)
         if guard is None:
             return False
-        context = self.graphql.request_context(request, None)
         answer = await answer_known_read(
-            schema, guard, payload.query, payload.variables, payload.operation_name, context
+            schema,
+            guard,
+            payload.query,
+            payload.variables,
+            payload.operation_name,
+            lambda: self.graphql.request_context(request, None),
         )
         if answer is None:
             return False

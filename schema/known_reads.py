@@ -13,6 +13,7 @@ given back first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from graphql import execute
@@ -29,13 +30,15 @@ async def answer_known_read(
     query: str,
     variables: dict[str, Any] | None,
     operation_name: str | None,
-    context: Context,
+    context_of_request: Callable[[], Context],
 ) -> dict[str, Any] | None:
-    """The answer to a known read, or None when the standard way is to answer."""
+    """The answer to a known read, or None when the standard way is to answer (the request's context is made
+    only for a known read)."""
     known = guard.known_reads.get((query, operation_name))
     executor_class = schema.execution_context_class
     if known is None or executor_class is None:
         return None
+    context = context_of_request()
     document, operation = known
     graphql_schema = schema._schema
     outcome = outcome_of(context)
