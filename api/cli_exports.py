@@ -84,6 +84,7 @@ def _export(args: argparse.Namespace) -> int:
                 path=out,
                 progress=progress,
                 batch_orders=settings.export_batch_orders,
+                processes=settings.export_processes,
             )
         except DomainError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -157,9 +157,9 @@ def currency_format(currency: str) -> str:
     return f'{number} "{currency}";-{number} "{currency}"'
 
 
-class SheetWriter(Protocol):
-    """Rows go in as cells the writer made: text through ``text_cell``, integers as they are, amounts
-    through ``money`` and times through ``time``; a cell may be repeated in any number of rows."""
+class Cells(Protocol):
+    """Makes a sheet's cells: text through ``text_cell``, integers as they are, amounts through ``money``
+    and times through ``time``; a cell may be repeated in any number of rows."""
 
     def money_in(self, currency: str) -> Callable[[int | None], Any]:
         """Cells for amounts in ``currency`` given in units of 1/AMOUNT_SCALE, as the database keeps them."""
@@ -179,6 +179,10 @@ class SheetWriter(Protocol):
         price): the csv writer keeps the text of those it formatted last."""
         ...
 
+
+class SheetWriter(Cells, Protocol):
+    """Rows go in as parts of cells the writer made."""
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         """Each row is a sequence of parts."""
         ...
@@ -188,11 +192,11 @@ class SheetWriter(Protocol):
     def abort(self) -> None: ...
 
 
-class CsvWriter:
-    """UTF-8 with a byte order mark (so Excel reads it as UTF-8), RFC 4180 quoting, CRLF line ends."""
+class CsvCells:
+    """The CSV's cells as text, RFC 4180 quoted: what a CSV file is written from, in this process or in the
+    processes that format parts of one export."""
 
-    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
-        self._file: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
+    def __init__(self) -> None:
         self._money: dict[str, Callable[[int | None], str | None]] = {}
         # Rows are written as parts the writer formatted (a part repeated in many rows is formatted once): the
         # csv writer hands each record to a list, and the line end it adds is cut off (it must stay in its
@@ -203,7 +207,6 @@ class CsvWriter:
         )
         self._recurring = _cached_cells(self.part)
         self.recurring_texts = RecentTexts()
-        self.write_rows([[self.part([neutralise(column.name) for column in columns])]])
 
     def money_in(self, currency: str) -> Callable[[int | None], str | None]:
         money = self._money.get(currency)
@@ -230,13 +233,26 @@ class CsvWriter:
     def recurring_part(self, cells: tuple[Any, ...]) -> str | None:
         return self._recurring(cells)
 
+
+def csv_lines(records: Sequence[str]) -> str:
+    """Records already formatted (without their line ends) as the file's lines."""
+    return "\r\n".join(records) + "\r\n" if records else ""
+
+
+class CsvWriter(CsvCells):
+    """UTF-8 with a byte order mark (so Excel reads it as UTF-8), RFC 4180 quoting, CRLF line ends."""
+
+    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
+        super().__init__()
+        self._file: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
+        self.write_rows([[self.part([neutralise(column.name) for column in columns])]])
+
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         self._file.write("".join([",".join(row) + "\r\n" for row in rows]))
 
-    def write_records(self, records: Sequence[str]) -> None:
-        """Records already formatted (without their line ends)."""
-        if records:
-            self._file.write("\r\n".join(records) + "\r\n")
+    def write_lines(self, lines: str) -> None:
+        """Lines as ``csv_lines`` makes them."""
+        self._file.write(lines)
 
     def finish(self, summary: Sequence[SummaryLine]) -> None:
         self._file.close()

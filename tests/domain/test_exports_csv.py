@@ -1,10 +1,14 @@
 """The line-item CSV export's own path (figure sums read with the orders, times as the driver gives them,
 records joined from texts made once per order, supplier order and recurring line) writes the same bytes as the
 general row path on varied data: the demo's orders (refunds, cancellations, disputes, returns, notes) and
-orders full of awkward text, in both layouts and in batches of one order and of many."""
+orders full of awkward text, in both layouts and in batches of one order and of many; and so does the
+line-item CSV read and formatted by several forked processes, which fail the export cleanly when one is lost."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -159,23 +163,71 @@ async def test_line_item_csv_path_writes_the_general_paths_bytes(
         )
     assert len(shops) >= 2 and demo_lines
     for shop_id in shops:
-        clause = exports.scope_clause(shop_id, None, None, NOW)
+        scope = exports.ExportScope(shop_id=shop_id, query=None, order_ids=None, now=NOW)
         for layout in (ExportLayout.LINE_ITEM, ExportLayout.ORDER):
-            path = tmp_path / f"{shop_id}-{layout.value}.csv"
+            expected = await general_path_bytes(db, scope.clause(), layout, tmp_path / "expected.csv")
             async with db.read() as session:
-                total = await exports.count_rows(session, clause, layout)
-            result = await exports.write_orders_file(
-                db,
-                clause=clause,
-                format=ExportFormat.CSV,
-                layout=layout,
-                path=path,
-                total=total,
-                batch_orders=batch_orders,
-            )
-            expected = await general_path_bytes(db, clause, layout, tmp_path / "expected.csv")
-            assert result.rows == total > 0
-            assert path.read_bytes() == expected, (shop_id, layout)
+                total = await exports.count_rows(session, scope.clause(), layout)
+            # One process, and three forked ones reading and formatting batches in turn.
+            for processes in (1, 3):
+                path = tmp_path / f"{shop_id}-{layout.value}-{processes}.csv"
+                result = await exports.write_orders_file(
+                    db,
+                    scope=scope,
+                    format=ExportFormat.CSV,
+                    layout=layout,
+                    path=path,
+                    total=total,
+                    batch_orders=batch_orders,
+                    processes=processes,
+                )
+                assert result.rows == total > 0
+                assert path.read_bytes() == expected, (shop_id, layout, processes)
+
+
+def export_processes() -> list[multiprocessing.process.BaseProcess]:
+    return [process for process in multiprocessing.active_children() if process.name == "dropdesk-export"]
+
+
+@pytest.mark.parametrize("failure", ["process killed", "progress fails"])
+async def test_export_processes_end_with_the_export_when_it_fails(
+    db: Database, tenant: Tenant, tmp_path: Path, failure: str
+) -> None:
+    await seed_demo(db, orders=60, secret_key="export-test", now=NOW)
+    scope = exports.ExportScope(shop_id=tenant.shop_id + 1, query=None, order_ids=None, now=NOW)
+    async with db.read() as session:
+        total = await exports.count_rows(session, scope.clause(), ExportLayout.LINE_ITEM)
+    calls: list[int] = []
+
+    async def progress(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) > 1:
+            return
+        running = export_processes()
+        assert len(running) == 2
+        if failure == "process killed":
+            os.kill(running[0].pid or 0, signal.SIGKILL)
+        else:
+            raise RuntimeError("the caller gave up")
+
+    expected = exports.ExportProcessError if failure == "process killed" else RuntimeError
+    with pytest.raises(expected) as raised:
+        await exports.write_orders_file(
+            db,
+            scope=scope,
+            format=ExportFormat.CSV,
+            layout=ExportLayout.LINE_ITEM,
+            path=tmp_path / "orders.csv",
+            total=total,
+            progress=progress,
+            batch_orders=1,
+            processes=2,
+        )
+    assert total > 4
+    assert calls[-1] < total
+    if failure == "process killed":
+        assert "stopped before it finished" in str(raised.value)
+    assert export_processes() == []
 
 
 @pytest.mark.parametrize("digits", [0, 2, 3, 5])
