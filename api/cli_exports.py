@@ -85,6 +85,7 @@ def _export(args: argparse.Namespace) -> int:
                 progress=progress,
                 batch_orders=settings.export_batch_orders,
                 processes=settings.export_processes,
+                one_shot=True,
             )
         except DomainError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -184,6 +184,7 @@ async def child_export(url: str, shop_id: int, fmt: str, query: str, out: Path) 
             path=out,
             now=NOW,
             processes=available_cpus(),
+            one_shot=True,
         )
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     finally:

@@ -788,12 +788,14 @@ async def write_orders_file(
     progress: Progress | None = None,
     batch_orders: int = DEFAULT_BATCH_ORDERS,
     processes: int = 1,
+    one_shot: bool = False,
 ) -> FileResult:
     """Stream the orders of ``scope`` into ``path``; ``progress(done, total)`` runs after each batch.
 
     Each batch is turned into rows and written in a worker thread while the event loop reads the next one,
     so the database's time and the writer's overlap. A line-item CSV of more than a batch's rows is read and
-    formatted by up to ``processes`` processes (see ``_write_line_item_csv_in_processes``).
+    formatted by up to ``processes`` processes (see ``_write_line_item_csv_in_processes``); ``one_shot`` says
+    that this process does nothing else meanwhile (a command), so they may be forked from it.
     """
     clause = scope.clause()
     writer = open_writer(format.value, path, columns_for(layout))
@@ -818,7 +820,15 @@ async def write_orders_file(
     try:
         if csv_records is not None and processes > 1 and total > batch_orders and _shareable(database):
             done = await _write_line_item_csv_in_processes(
-                database, scope, csv_records, tally, total, progress, batch_orders, processes
+                database,
+                scope,
+                csv_records,
+                tally,
+                total,
+                progress,
+                batch_orders,
+                processes,
+                _process_context(one_shot),
             )
         else:
             # Closed on the way out, so that a batch being read ahead is cancelled rather than left running.
@@ -846,9 +856,9 @@ async def write_orders_file(
 
 # --- the line-item CSV in several processes ---------------------------------------------------------------------
 #
-# Reading a batch and formatting its records is Python work under one interpreter lock, so past about 45,000
-# rows a second an export goes faster only in more processes. Each forked process reads the batches it is
-# given with its own connection and sends back their lines; this process finds where each batch starts (a
+# Reading a batch and formatting its records is Python work under one interpreter lock, so past a few tens of
+# thousands of rows a second an export goes faster only in more processes. Each process reads the batches it
+# is given with its own connection and sends back their lines; this process finds where each batch starts (a
 # range of the orders' index: well under a millisecond) and writes the lines in order.
 
 
@@ -875,11 +885,28 @@ def _shareable(database: Database) -> bool:
     return not database.is_sqlite or (bool(name) and name != ":memory:" and "mode=memory" not in database.url)
 
 
+ProcessContext = multiprocessing.context.ForkContext | multiprocessing.context.ForkServerContext
+
+
+def _process_context(one_shot: bool) -> ProcessContext:
+    """How export processes start. Forked from this process when it does nothing else meanwhile (a command):
+    that takes milliseconds, where a fresh interpreter importing everything again would take longer than a
+    100,000-row export. A process that does other work meanwhile (the job worker, in the server) may have a
+    thread inside SQLite holding one of its locks at the moment of a fork, and the child would wait on it
+    forever: there they are forked from a fork server, a clean process started once with this module
+    imported."""
+    if one_shot:
+        return multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def _serve_csv_chunks(url: str, scope: ExportScope, batch_orders: int, channel: Connection) -> None:
-    """A forked process: for each ``(after,)`` it receives, the chunk starting after that key (the first chunk's
-    is None); it stops on None."""
-    # Signals are the parent's business: a forked child keeps its handlers and its loop's wakeup socket, so a
-    # signal sent to the child would otherwise reach the parent's event loop.
+    """An export process: for each ``(after,)`` it receives, the chunk starting after that key (the first
+    chunk's is None); it stops on None."""
+    # Signals are the parent's business: a child forked from it keeps its handlers and its loop's wakeup
+    # socket, so a signal sent to the child would otherwise reach the parent's event loop.
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -911,6 +938,17 @@ def _serve_csv_chunks(url: str, scope: ExportScope, batch_orders: int, channel: 
         loop.close()
 
 
+LOST = "a process formatting the export stopped before it finished"
+
+
+def _ask(channel: Connection, task: tuple[Keyset | None] | None) -> None:
+    """Send an export process its next task (None: stop)."""
+    try:
+        channel.send(task)
+    except OSError:
+        raise ExportProcessError(LOST) from None
+
+
 def _answer(channel: Connection, seconds: float) -> CsvChunk:
     """The next chunk a forked process sends on ``channel``; raises ExportProcessError if it failed, stopped
     or sent nothing for ``seconds`` (a process that hangs fails the attempt, which the job engine retries)."""
@@ -919,7 +957,7 @@ def _answer(channel: Connection, seconds: float) -> CsvChunk:
             raise ExportProcessError(f"a process formatting the export sent nothing for {seconds:.0f} s")
         answer = channel.recv()
     except (EOFError, OSError):
-        raise ExportProcessError("a process formatting the export stopped before it finished") from None
+        raise ExportProcessError(LOST) from None
     if isinstance(answer, ExportProcessError):
         raise answer
     chunk: CsvChunk = answer
@@ -952,14 +990,13 @@ async def _write_line_item_csv_in_processes(
     progress: Progress | None,
     batch_orders: int,
     processes: int,
+    context: ProcessContext,
     answer_seconds: float = PROCESS_ANSWER_SECONDS,
 ) -> int:
-    """The line-item CSV's records, batch by batch, formatted by ``processes`` forked processes in turn (two
-    batches ahead each), written here in order; returns the rows written and adds the orders to ``tally``."""
+    """The line-item CSV's records, batch by batch, formatted by ``processes`` processes started by
+    ``context``, in turn (two batches ahead each), written here in order; returns the rows written and adds the
+    orders to ``tally``."""
     loop = asyncio.get_running_loop()
-    # Forked, not spawned: a fresh interpreter would import everything again, longer than a 100,000-row
-    # export takes. The child starts with only the forking thread and touches nothing it inherited.
-    context = multiprocessing.get_context("fork")
     channels: list[Connection] = []
     workers: list[multiprocessing.process.BaseProcess] = []
     waiting: deque[Connection] = deque()
@@ -977,9 +1014,8 @@ async def _write_line_item_csv_in_processes(
         if progress is not None:
             await progress(done, max(total, done))
 
-    # Objects that exist before the fork are left out of the garbage collector's passes in the children: a
-    # pass touches every object it looks at, which would copy every page of the inherited heap into each
-    # child.
+    # Objects that exist before a fork are left out of the garbage collector's passes in the children: a pass
+    # touches every object it looks at, which would copy every page of the inherited heap into each child.
     gc.freeze()
     try:
         for _ in range(processes):
@@ -1000,14 +1036,14 @@ async def _write_line_item_csv_in_processes(
             async for after in starts:
                 channel = channels[index % processes]
                 index += 1
-                channel.send((after,))
+                _ask(channel, (after,))
                 waiting.append(channel)
                 if len(waiting) >= 2 * processes:
                     await take_one()
         while waiting:
             await take_one()
         for channel in channels:
-            channel.send(None)
+            _ask(channel, None)
         for process in workers:
             await loop.run_in_executor(None, process.join)
     finally:
@@ -1016,8 +1052,11 @@ async def _write_line_item_csv_in_processes(
             if process.exitcode is None:
                 process.terminate()
         if receiving is not None:
-            # The receiving thread ends once the processes are gone (their ends of the pipes close).
+            # The receiving thread ends once the processes are gone (their ends of the pipes close); what it
+            # raised then is part of the failure already being raised.
             await asyncio.wait([receiving])
+            if not receiving.cancelled():
+                receiving.exception()
         for process in workers:
             process.join()
         for channel in channels:
@@ -1040,9 +1079,10 @@ async def export_to_file(
     now: datetime | None = None,
     batch_orders: int = DEFAULT_BATCH_ORDERS,
     processes: int = 1,
+    one_shot: bool = False,
 ) -> FileResult:
     """Write the file an export would, straight away (the command line's export); a bad query raises
-    DomainError before anything is written."""
+    DomainError before anything is written. ``one_shot``: as ``write_orders_file`` takes it."""
     scope = ExportScope(shop_id=shop_id, query=query, order_ids=None, now=now or utcnow())
     try:
         clause = scope.clause()
@@ -1062,6 +1102,7 @@ async def export_to_file(
         progress=progress,
         batch_orders=batch_orders,
         processes=processes,
+        one_shot=one_shot,
     )
 
 

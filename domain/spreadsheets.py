@@ -338,6 +338,14 @@ class XlsxWriter:
         self._workbook.save(self._path)
 
     def abort(self) -> None:
+        """Nothing is saved, and the sheet's stream is ended and its temporary file deleted (left open, the
+        stream complains when it is collected and the file stays in the temporary directory)."""
+        sheet = self._sheet
+        if not sheet.closed:
+            sheet.close()
+        stream = getattr(sheet, "_writer", None)
+        if stream is not None and Path(stream.out).exists():
+            stream.cleanup()
         self._workbook.close()
 
     def _write_summary(self, summary: Sequence[SummaryLine]) -> None:

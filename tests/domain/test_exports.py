@@ -488,6 +488,34 @@ async def test_build_job_writes_the_file_records_progress_and_announces(
     assert exports.NOTIFY_KIND not in kinds
 
 
+async def test_a_csv_export_job_in_several_processes_writes_the_same_file(
+    db: Database, tenant: Tenant, settings: Settings
+) -> None:
+    await add_orders(
+        db, tenant, *(order(tenant, f"#{1001 + n}", created_at=NOW + timedelta(minutes=n)) for n in range(7))
+    )
+    files = []
+    for processes in (1, 2):
+        export = await create(db, merchant(tenant), format=ExportFormat.CSV, query="-number:1003")
+        worker = Worker(
+            db,
+            replace(settings, export_batch_orders=1, export_processes=processes),
+            clock=Clock(utcnow() + timedelta(minutes=1)),
+        )
+        assert await worker.drain() == 1
+        done = await stored(db, export.id)
+        assert (done.status, done.row_count, done.rows_done, done.rows_total) == (
+            ExportStatus.SUCCEEDED,
+            12,
+            12,
+            12,
+        )
+        assert done.file_name is not None
+        files.append((settings.export_dir / done.file_name).read_bytes())
+    assert files[0] == files[1]
+    assert files[0].count(b"\r\n") == 13
+
+
 async def test_a_superseded_attempt_cannot_write_over_the_newer_one(
     db: Database, tenant: Tenant, settings: Settings
 ) -> None:

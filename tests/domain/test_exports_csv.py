@@ -6,6 +6,7 @@ line-item CSV read and formatted by several forked processes, which fail the exp
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -33,7 +34,7 @@ from demo.generator import seed_demo
 from domain import exports
 from domain.actors import Actor, Scope
 from domain.orders import LineInput, OrderInput, SupplierOrderInput, import_orders
-from domain.spreadsheets import CsvWriter, money_text
+from domain.spreadsheets import CsvWriter, XlsxWriter, money_text
 from domain.supplier_orders import PackageInput
 from tests.factories import Tenant
 
@@ -168,8 +169,9 @@ async def test_line_item_csv_path_writes_the_general_paths_bytes(
             expected = await general_path_bytes(db, scope.clause(), layout, tmp_path / "expected.csv")
             async with db.read() as session:
                 total = await exports.count_rows(session, scope.clause(), layout)
-            # One process, and three forked ones reading and formatting batches in turn.
-            for processes in (1, 3):
+            # One process; three from the fork server, and two forked from this process, reading and
+            # formatting batches in turn.
+            for processes, one_shot in ((1, False), (3, False), (2, True)):
                 path = tmp_path / f"{shop_id}-{layout.value}-{processes}.csv"
                 result = await exports.write_orders_file(
                     db,
@@ -180,6 +182,7 @@ async def test_line_item_csv_path_writes_the_general_paths_bytes(
                     total=total,
                     batch_orders=batch_orders,
                     processes=processes,
+                    one_shot=one_shot,
                 )
                 assert result.rows == total > 0
                 assert path.read_bytes() == expected, (shop_id, layout, processes)
@@ -189,9 +192,10 @@ def export_processes() -> list[multiprocessing.process.BaseProcess]:
     return [process for process in multiprocessing.active_children() if process.name == "dropdesk-export"]
 
 
+@pytest.mark.parametrize("one_shot", [False, True])
 @pytest.mark.parametrize("failure", ["process killed", "progress fails"])
 async def test_export_processes_end_with_the_export_when_it_fails(
-    db: Database, tenant: Tenant, tmp_path: Path, failure: str
+    db: Database, tenant: Tenant, tmp_path: Path, failure: str, one_shot: bool
 ) -> None:
     await seed_demo(db, orders=60, secret_key="export-test", now=NOW)
     scope = exports.ExportScope(shop_id=tenant.shop_id + 1, query=None, order_ids=None, now=NOW)
@@ -222,12 +226,28 @@ async def test_export_processes_end_with_the_export_when_it_fails(
             progress=progress,
             batch_orders=1,
             processes=2,
+            one_shot=one_shot,
         )
     assert total > 4
     assert calls[-1] < total
     if failure == "process killed":
         assert "stopped before it finished" in str(raised.value)
     assert export_processes() == []
+
+
+def test_an_aborted_workbook_leaves_no_temporary_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    writer = XlsxWriter(tmp_path / "orders.xlsx", exports.columns_for(ExportLayout.LINE_ITEM))
+    writer.write_rows([[("#1001", 2)]])
+    stream = Path(writer._sheet._writer.out)
+    assert stream.exists()
+    writer.abort()
+    del writer
+    gc.collect()
+    assert not stream.exists()
+    assert not (tmp_path / "orders.xlsx").exists()
+    assert "Exception ignored" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("digits", [0, 2, 3, 5])
