@@ -864,19 +864,19 @@ async def write_orders_file(
 
 @dataclass(frozen=True)
 class CsvChunk:
-    """One batch's lines as a forked process formatted them."""
+    """One batch's lines as an export process formatted them."""
 
     lines: str
     rows: int
     tally: Tally
 
 
-# A batch takes a forked process well under a second; one that sends nothing for this long is taken as lost.
+# A batch takes an export process well under a second; one that sends nothing for this long is taken as lost.
 PROCESS_ANSWER_SECONDS = 300.0
 
 
 class ExportProcessError(RuntimeError):
-    """A forked export process failed; the message names what it raised."""
+    """An export process failed; the message names what it raised."""
 
 
 def _shareable(database: Database) -> bool:
@@ -931,8 +931,8 @@ def _serve_csv_chunks(url: str, scope: ExportScope, batch_orders: int, channel: 
                 channel.send(ExportProcessError(f"{type(error).__name__}: {error}"))
                 return
             channel.send(chunk)
-    except EOFError:
-        pass  # the parent is gone
+    except (EOFError, OSError):
+        pass  # the exporting process is gone
     finally:
         loop.run_until_complete(database.dispose())
         loop.close()
@@ -950,7 +950,7 @@ def _ask(channel: Connection, task: tuple[Keyset | None] | None) -> None:
 
 
 def _answer(channel: Connection, seconds: float) -> CsvChunk:
-    """The next chunk a forked process sends on ``channel``; raises ExportProcessError if it failed, stopped
+    """The next chunk an export process sends on ``channel``; raises ExportProcessError if it failed, stopped
     or sent nothing for ``seconds`` (a process that hangs fails the attempt, which the job engine retries)."""
     try:
         if not channel.poll(seconds):
@@ -1082,7 +1082,9 @@ async def export_to_file(
     one_shot: bool = False,
 ) -> FileResult:
     """Write the file an export would, straight away (the command line's export); a bad query raises
-    DomainError before anything is written. ``one_shot``: as ``write_orders_file`` takes it."""
+    DomainError before anything is written. The file is written beside ``path`` and takes its name only when
+    complete: a failed or interrupted export leaves whatever was at ``path`` as it was. ``one_shot``: as
+    ``write_orders_file`` takes it."""
     scope = ExportScope(shop_id=shop_id, query=query, order_ids=None, now=now or utcnow())
     try:
         clause = scope.clause()
@@ -1092,18 +1094,25 @@ async def export_to_file(
         total = await count_rows(session, clause, layout)
     if progress is not None:
         await progress(0, total)
-    return await write_orders_file(
-        database,
-        scope=scope,
-        format=format,
-        layout=layout,
-        path=path,
-        total=total,
-        progress=progress,
-        batch_orders=batch_orders,
-        processes=processes,
-        one_shot=one_shot,
-    )
+    part = path.with_name(f".{path.name}.part")
+    try:
+        result = await write_orders_file(
+            database,
+            scope=scope,
+            format=format,
+            layout=layout,
+            path=part,
+            total=total,
+            progress=progress,
+            batch_orders=batch_orders,
+            processes=processes,
+            one_shot=one_shot,
+        )
+        part.replace(path)
+    except BaseException:
+        _remove(part)
+        raise
+    return result
 
 
 @dataclass(frozen=True)

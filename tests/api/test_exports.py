@@ -548,3 +548,16 @@ async def test_cli_export_writes_the_file_with_a_progress_bar(
     bad = await asyncio.to_thread(run, "--query", "total:>>", "--out", str(tmp_path / "bad.xlsx"))
     assert bad.returncode == 2 and "invalid search query" in bad.stderr
     assert not (tmp_path / "bad.xlsx").exists()
+
+    # A line-item CSV of more than one batch, read and formatted by processes forked from the command.
+    await env.api.import_orders(tenant, *(order_input(tenant, f"#{1003 + n}") for n in range(5)))
+    files = []
+    for processes in ("1", "2"):
+        process_env.update(DROPDESK_EXPORT_BATCH_ORDERS="2", DROPDESK_EXPORT_PROCESSES=processes)
+        csv_out = tmp_path / f"orders-{processes}.csv"
+        done = await asyncio.to_thread(run, "--format", "csv", "--out", str(csv_out))
+        assert done.returncode == 0, done.stderr
+        assert "14/14 rows" in done.stderr
+        files.append(csv_out.read_bytes())
+    assert files[0] == files[1] and files[0].count(b"\r\n") == 15
+    assert sorted(path.name for path in tmp_path.glob("*.csv")) == ["orders-1.csv", "orders-2.csv"]

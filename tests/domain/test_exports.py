@@ -167,6 +167,33 @@ async def export_file(
     return result
 
 
+async def test_a_failed_export_to_file_leaves_what_was_at_its_path(
+    db: Database, tenant: Tenant, tmp_path: Path
+) -> None:
+    await add_orders(db, tenant, *(order(tenant, f"#{1001 + n}") for n in range(4)))
+    path = tmp_path / "orders.csv"
+    path.write_text("yesterday's file")
+
+    async def progress(done: int, total: int) -> None:
+        if done:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        await exports.export_to_file(
+            db,
+            shop_id=tenant.shop_id,
+            format=ExportFormat.CSV,
+            layout=ExportLayout.LINE_ITEM,
+            query=None,
+            path=path,
+            progress=progress,
+            now=NOW,
+            batch_orders=1,
+        )
+    assert path.read_text() == "yesterday's file"
+    assert [entry.name for entry in tmp_path.iterdir()] == ["orders.csv"]
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline="")))
 
