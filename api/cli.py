@@ -480,6 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseUnreachable as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C: what the command was doing was undone or left whole (see each command); no traceback.
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from config.settings import Settings
 from db.engine import Database
 from db.models import ExportFormat, ExportLayout, Shop
 from domain.errors import DomainError
-from domain.exports import export_to_file
+from domain.exports import ExportProcessError, export_to_file
 
 
 def add_export_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,6 +90,9 @@ def _export(args: argparse.Namespace) -> int:
         except DomainError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        except ExportProcessError as error:
+            print(f"\nerror: {error}; {out} is unchanged", file=sys.stderr)
+            return 1
         bar(result.rows, result.rows, final=True)
         print(f"wrote {result.rows} rows ({result.size:,} bytes) to {out}")
         return 0

@@ -2,8 +2,8 @@
 
 For each database given, seeds the demo data once (enough orders for the largest size), then exports about
 10,000 and 100,000 line-item rows of the first demo shop to CSV and XLSX, end to end from the database (the
-code path of the export job and ``dropdesk export``, with one process per available CPU for a large
-line-item CSV as the settings' default gives), each in a fresh process so that its memory is its own: the peak
+code path of ``dropdesk export``, with as many processes for a large line-item CSV as the settings give:
+one per available CPU, at most 4), each in a fresh process so that its memory is its own: the peak
 of the anonymous memory of it and the processes it forks, sampled from outside (see ``run_child``), and its
 VmHWM. The
 baseline, measured in the same run on the same rows: openpyxl (write-only) appending the export's own cells
@@ -41,7 +41,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from config.settings import available_cpus
+from config.settings import load_settings
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import ExportFormat, ExportLayout, Order, OrderLine
@@ -183,7 +183,7 @@ async def child_export(url: str, shop_id: int, fmt: str, query: str, out: Path) 
             query=query,
             path=out,
             now=NOW,
-            processes=available_cpus(),
+            processes=load_settings().export_processes,
             one_shot=True,
         )
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu

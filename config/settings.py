@@ -144,7 +144,8 @@ class Settings:
     export_dir_override: str = ""
     # Orders read per batch while exporting: memory is bounded by one batch, whatever the export's size.
     export_batch_orders: int = 1000
-    # Processes that read and format a large line-item CSV export side by side (1: the exporting process alone).
+    # Processes that read and format a large line-item CSV export side by side (1: the exporting process alone);
+    # each holds a database connection while it works, so the default stops at 4 whatever the CPUs.
     export_processes: int = 1
     smtp_from: str = "Dropdesk <dropdesk@localhost>"
     # Outbound webhooks may target private, loopback and link-local addresses (tests, closed networks).
@@ -243,7 +244,7 @@ def load_settings() -> Settings:
         export_link_days=_env_int("EXPORT_LINK_DAYS", 7, minimum=1, maximum=365),
         export_dir_override=_env("EXPORT_DIR", ""),
         export_batch_orders=_env_int("EXPORT_BATCH_ORDERS", 1000, minimum=1, maximum=100_000),
-        export_processes=_env_int("EXPORT_PROCESSES", available_cpus(), minimum=1, maximum=64),
+        export_processes=_env_int("EXPORT_PROCESSES", min(available_cpus(), 4), minimum=1, maximum=64),
         smtp_from=_env("SMTP_FROM", "Dropdesk <dropdesk@localhost>"),
         dispute_window_days=_env_int("DISPUTE_WINDOW_DAYS", 15, minimum=0, maximum=365),
         dispute_response_days=_env_int("DISPUTE_RESPONSE_DAYS", 5, minimum=1, maximum=90),

@@ -682,13 +682,15 @@ def _keyset(created: datetime | str, order_id: int) -> Keyset:
     return (created if created.tzinfo else created.replace(tzinfo=UTC), order_id)
 
 
-def _in_keyset_order(statement: Any, after: Keyset | None) -> Any:
-    """``statement`` over orders, oldest first, from just after ``after``."""
+def _in_keyset_order(statement: Any, after: Keyset | None, until: Keyset | None = None) -> Any:
+    """``statement`` over orders, oldest first, from just after ``after`` up to ``until`` included."""
+    # Row comparisons, which both databases read as a range of the (shop, created_at, id) index; PostgreSQL
+    # reads the equivalent ORs as a filter over every earlier order of the shop.
+    key = tuple_(Order.created_at, Order.id)
     if after is not None:
-        created, last_id = after
-        # A row comparison, which both databases read as a range of the (shop, created_at, id) index;
-        # PostgreSQL reads the equivalent OR as a filter over every earlier order of the shop.
-        statement = statement.where(tuple_(Order.created_at, Order.id) > tuple_(created, last_id))
+        statement = statement.where(key > tuple_(*after))
+    if until is not None:
+        statement = statement.where(key <= tuple_(*until))
     return statement.order_by(Order.created_at, Order.id)
 
 
@@ -707,9 +709,10 @@ async def _read_batch(
     after: Keyset | None,
     batch_orders: int,
     read: OrderReads,
+    until: Keyset | None = None,
 ) -> Batch | None:
     async with database.read() as session:
-        statement = _in_keyset_order(select(*read.fields).where(clause), after).limit(batch_orders)
+        statement = _in_keyset_order(select(*read.fields).where(clause), after, until).limit(batch_orders)
         orders = list((await (await session.connection()).execute(statement)).all())
         if not orders:
             return None
@@ -864,11 +867,17 @@ async def write_orders_file(
 
 @dataclass(frozen=True)
 class CsvChunk:
-    """One batch's lines as an export process formatted them."""
+    """One batch's lines as an export process formatted them; ``last`` ends its range."""
 
     lines: str
     rows: int
     tally: Tally
+    last: bool
+
+
+# (after, until): the orders after the first key up to the second included; None: from the first order, or
+# to the last one.
+KeyRange = tuple[Keyset | None, Keyset | None]
 
 
 # A batch takes an export process well under a second; one that sends nothing for this long is taken as lost.
@@ -903,8 +912,11 @@ def _process_context(one_shot: bool) -> ProcessContext:
 
 
 def _serve_csv_chunks(url: str, scope: ExportScope, batch_orders: int, channel: Connection) -> None:
-    """An export process: for each ``(after,)`` it receives, the chunk starting after that key (the first
-    chunk's is None); it stops on None."""
+    """An export process: for each key range it receives, the range's orders in batches, one chunk each (the
+    range's last chunk says so); it stops on None.
+
+    Ranges, not a start and a count: the exporting process found where each range ends a moment earlier, and
+    orders that entered or left the scope since would otherwise shift a batch onto its neighbour's orders."""
     # Signals are the parent's business: a child forked from it keeps its handlers and its loop's wakeup
     # socket, so a signal sent to the child would otherwise reach the parent's event loop.
     signal.set_wakeup_fd(-1)
@@ -916,21 +928,30 @@ def _serve_csv_chunks(url: str, scope: ExportScope, batch_orders: int, channel: 
     clause = scope.clause()
     try:
         while (task := channel.recv()) is not None:
-            (after,) = task
-            try:
-                batch = loop.run_until_complete(
-                    _read_batch(database, clause, after, batch_orders, LINE_ITEM_CSV_READS)
-                )
-                chunk = CsvChunk(lines="", rows=0, tally={})
-                if batch is not None:
-                    records = line_item_csv_records(batch, cells)
-                    tally: Tally = {}
-                    _tally_orders(tally, batch.orders)
-                    chunk = CsvChunk(lines=csv_lines(records), rows=len(records), tally=tally)
-            except Exception as error:
-                channel.send(ExportProcessError(f"{type(error).__name__}: {error}"))
-                return
-            channel.send(chunk)
+            after, until = task
+            last = False
+            while not last:
+                try:
+                    batch = loop.run_until_complete(
+                        _read_batch(database, clause, after, batch_orders, LINE_ITEM_CSV_READS, until)
+                    )
+                    chunk = CsvChunk(lines="", rows=0, tally={}, last=True)
+                    if batch is not None:
+                        records = line_item_csv_records(batch, cells)
+                        tally: Tally = {}
+                        _tally_orders(tally, batch.orders)
+                        # A range holds one batch, more only when orders entered it meanwhile.
+                        final = batch.orders[-1]
+                        last = len(batch.orders) < batch_orders or (
+                            until is not None and final[ORDER_ID] == until[1]
+                        )
+                        chunk = CsvChunk(lines=csv_lines(records), rows=len(records), tally=tally, last=last)
+                        after = _keyset(final[CREATED_AT], final[ORDER_ID])
+                except Exception as error:
+                    channel.send(ExportProcessError(f"{type(error).__name__}: {error}"))
+                    return
+                last = chunk.last
+                channel.send(chunk)
     except (EOFError, OSError):
         pass  # the exporting process is gone
     finally:
@@ -941,7 +962,7 @@ def _serve_csv_chunks(url: str, scope: ExportScope, batch_orders: int, channel: 
 LOST = "a process formatting the export stopped before it finished"
 
 
-def _ask(channel: Connection, task: tuple[Keyset | None] | None) -> None:
+def _ask(channel: Connection, task: KeyRange | None) -> None:
     """Send an export process its next task (None: stop)."""
     try:
         channel.send(task)
@@ -964,21 +985,20 @@ def _answer(channel: Connection, seconds: float) -> CsvChunk:
     return chunk
 
 
-async def _chunk_starts(
-    database: Database, clause: Any, batch_orders: int
-) -> AsyncGenerator[Keyset | None, None]:
-    """Where each batch of ``batch_orders`` orders starts: None (the first), then after the last order of each
-    full batch."""
+async def _key_ranges(database: Database, clause: Any, batch_orders: int) -> AsyncGenerator[KeyRange, None]:
+    """The orders in ranges of ``batch_orders`` as they stand now, oldest first; the last range is open-ended
+    (orders created during the export fall in it)."""
     after: Keyset | None = None
-    yield after
     while True:
         async with database.read() as session:
             statement = _in_keyset_order(select(Order.created_at, Order.id).where(clause), after)
             last = (await session.execute(statement.offset(batch_orders - 1).limit(1))).first()
         if last is None:
+            yield (after, None)
             return
-        after = _keyset(last[0], last[1])
-        yield after
+        until = _keyset(last[0], last[1])
+        yield (after, until)
+        after = until
 
 
 async def _write_line_item_csv_in_processes(
@@ -1003,16 +1023,21 @@ async def _write_line_item_csv_in_processes(
     receiving: asyncio.Future[Any] | None = None
     done = 0
 
-    async def take_one() -> None:
+    async def take_range() -> None:
+        """Write the chunks of the oldest range handed out."""
         nonlocal done, receiving
-        receiving = loop.run_in_executor(None, _answer, waiting.popleft(), answer_seconds)
-        chunk = await asyncio.shield(receiving)
-        receiving = None
-        await loop.run_in_executor(None, writer.write_lines, chunk.lines)
-        _add_tally(tally, chunk.tally)
-        done += chunk.rows
-        if progress is not None:
-            await progress(done, max(total, done))
+        channel = waiting.popleft()
+        last = False
+        while not last:
+            receiving = loop.run_in_executor(None, _answer, channel, answer_seconds)
+            chunk = await asyncio.shield(receiving)
+            receiving = None
+            await loop.run_in_executor(None, writer.write_lines, chunk.lines)
+            _add_tally(tally, chunk.tally)
+            done += chunk.rows
+            last = chunk.last
+            if progress is not None:
+                await progress(done, max(total, done))
 
     # Objects that exist before a fork are left out of the garbage collector's passes in the children: a pass
     # touches every object it looks at, which would copy every page of the inherited heap into each child.
@@ -1031,26 +1056,28 @@ async def _write_line_item_csv_in_processes(
             channels.append(ours)
             workers.append(worker)
         gc.unfreeze()
-        async with contextlib.aclosing(_chunk_starts(database, scope.clause(), batch_orders)) as starts:
+        async with contextlib.aclosing(_key_ranges(database, scope.clause(), batch_orders)) as ranges:
             index = 0
-            async for after in starts:
+            async for key_range in ranges:
                 channel = channels[index % processes]
                 index += 1
-                _ask(channel, (after,))
+                _ask(channel, key_range)
                 waiting.append(channel)
                 if len(waiting) >= 2 * processes:
-                    await take_one()
+                    await take_range()
         while waiting:
-            await take_one()
+            await take_range()
         for channel in channels:
             _ask(channel, None)
         for process in workers:
             await loop.run_in_executor(None, process.join)
     finally:
         gc.unfreeze()
+        # Killed, not asked to stop: a process that was stopped (SIGSTOP) or hangs would not act on a polite
+        # signal, and the event loop must not wait for it.
         for process in workers:
             if process.exitcode is None:
-                process.terminate()
+                process.kill()
         if receiving is not None:
             # The receiving thread ends once the processes are gone (their ends of the pipes close); what it
             # raised then is part of the failure already being raised.
@@ -1058,7 +1085,7 @@ async def _write_line_item_csv_in_processes(
             if not receiving.cancelled():
                 receiving.exception()
         for process in workers:
-            process.join()
+            await loop.run_in_executor(None, process.join)
         for channel in channels:
             channel.close()
     return done

@@ -30,6 +30,7 @@ from db.models import (
     ExportFormat,
     ExportLayout,
     ExportStatus,
+    Order,
     SupplierOrder,
     SupplierOrderStatus,
 )
@@ -541,6 +542,45 @@ async def test_a_csv_export_job_in_several_processes_writes_the_same_file(
         files.append((settings.export_dir / done.file_name).read_bytes())
     assert files[0] == files[1]
     assert files[0].count(b"\r\n") == 13
+
+
+async def test_ranges_handed_out_before_orders_leave_or_enter_the_scope_hold_each_order_once(
+    db: Database, tenant: Tenant
+) -> None:
+    """An export process reads the range it was given, not a count from its start: orders that left or entered
+    the scope after the ranges were found do not push a range onto its neighbour's orders."""
+    minutes = [NOW + timedelta(minutes=n) for n in range(12)]
+    ids = await add_orders(
+        db, tenant, *(order(tenant, f"#{1001 + n}", created_at=at) for n, at in enumerate(minutes))
+    )
+    scope = exports.ExportScope(shop_id=tenant.shop_id, query="number:<=1999", order_ids=None, now=NOW)
+    ranges = [key_range async for key_range in exports._key_ranges(db, scope.clause(), 3)]
+    assert len(ranges) == 5 and ranges[-1][1] is None
+    async with db.write() as session:  # #1005 and #1006 leave the scope, #1100 and #1101 enter it
+        await session.execute(update(Order).where(Order.id.in_(ids[4:6])).values(number_value=5000))
+    await add_orders(
+        db,
+        tenant,
+        *(order(tenant, f"#{1100 + n}", created_at=minutes[4] + timedelta(seconds=n + 1)) for n in range(2)),
+    )
+    context = exports._process_context(one_shot=False)
+    ours, theirs = context.Pipe()
+    process = context.Process(target=exports._serve_csv_chunks, args=(db.url, scope, 3, theirs))
+    process.start()
+    theirs.close()
+    lines = ""
+    for key_range in ranges:
+        ours.send(key_range)
+        last = False
+        while not last:
+            chunk = await asyncio.to_thread(exports._answer, ours, 60)
+            lines += chunk.lines
+            last = chunk.last
+    ours.send(None)
+    await asyncio.to_thread(process.join, 60)
+    names = [line.split(",")[0] for line in lines.split("\r\n") if line]
+    expected = [f"#{1001 + n}" for n in range(12) if n not in (4, 5)] + ["#1100", "#1101"]
+    assert sorted(names) == sorted(name for name in expected for _ in range(2))
 
 
 async def test_a_superseded_attempt_cannot_write_over_the_newer_one(

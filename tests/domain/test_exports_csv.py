@@ -6,6 +6,7 @@ line-item CSV read and formatted by several forked processes, which fail the exp
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import multiprocessing
 import os
@@ -193,7 +194,7 @@ def export_processes() -> list[multiprocessing.process.BaseProcess]:
 
 
 @pytest.mark.parametrize("one_shot", [False, True])
-@pytest.mark.parametrize("failure", ["process killed", "progress fails"])
+@pytest.mark.parametrize("failure", ["process killed", "progress fails", "process frozen, progress fails"])
 async def test_export_processes_end_with_the_export_when_it_fails(
     db: Database, tenant: Tenant, tmp_path: Path, failure: str, one_shot: bool
 ) -> None:
@@ -211,12 +212,15 @@ async def test_export_processes_end_with_the_export_when_it_fails(
         assert len(running) == 2
         if failure == "process killed":
             os.kill(running[0].pid or 0, signal.SIGKILL)
-        else:
-            raise RuntimeError("the caller gave up")
+            return
+        if failure.startswith("process frozen"):
+            # A stopped process ignores a polite signal until it is continued: it must not hold the export up.
+            os.kill(running[0].pid or 0, signal.SIGSTOP)
+        raise RuntimeError("the caller gave up")
 
     expected = exports.ExportProcessError if failure == "process killed" else RuntimeError
     with pytest.raises(expected) as raised:
-        await exports.write_orders_file(
+        export = exports.write_orders_file(
             db,
             scope=scope,
             format=ExportFormat.CSV,
@@ -228,6 +232,7 @@ async def test_export_processes_end_with_the_export_when_it_fails(
             processes=2,
             one_shot=one_shot,
         )
+        await asyncio.wait_for(export, 30)
     assert total > 4
     assert calls[-1] < total
     if failure == "process killed":
