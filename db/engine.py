@@ -34,7 +34,10 @@ def _count_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None
         counter.statements.append(statement)
 
 
-def _configure_sqlite(sync_engine: Engine, immediate: bool) -> None:
+SQLITE_CACHE_KIB = 65536
+
+
+def _configure_sqlite(sync_engine: Engine, immediate: bool, cache_kib: int) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control from the driver so that BEGIN is ours (see "begin" below).
@@ -45,9 +48,10 @@ def _configure_sqlite(sync_engine: Engine, immediate: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # Reads go through the OS page cache by memory map instead of a copy per page, and each connection
-        # keeps up to 64 MiB of pages itself (the default, 2 MiB, does not hold the orders of a large shop).
+        # keeps up to 64 MiB of pages itself by default (SQLite's 2 MiB does not hold the orders of a large
+        # shop).
         cursor.execute("PRAGMA mmap_size=1073741824")
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -68,10 +72,12 @@ def _skip_closed_connections(sync_engine: Engine) -> None:
             raise exc.DisconnectionError("the server closed this connection")
 
 
-def _make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> AsyncEngine:
+def _make_engine(
+    url: str, *, immediate: bool = False, sqlite_cache_kib: int = SQLITE_CACHE_KIB, **kwargs: Any
+) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine.sync_engine, immediate)
+        _configure_sqlite(engine.sync_engine, immediate, sqlite_cache_kib)
     event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
     return engine
 
@@ -83,12 +89,12 @@ class Database:
     error. On SQLite, writes go through a second engine whose transactions begin IMMEDIATE.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, sqlite_cache_kib: int = SQLITE_CACHE_KIB) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine = _make_engine(url)
-            self.write_engine = _make_engine(url, immediate=True)
+            self.engine = _make_engine(url, sqlite_cache_kib=sqlite_cache_kib)
+            self.write_engine = _make_engine(url, immediate=True, sqlite_cache_kib=sqlite_cache_kib)
         else:
             # JIT compilation pays off for long analytical queries; for these short ones it cost more than the
             # query itself (hundreds of ms for one search count). A random page read costs about what a

@@ -22,7 +22,7 @@ import multiprocessing
 import signal
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -780,6 +780,25 @@ def _add_tally(tally: Tally, more: Tally) -> None:
         counts[1] += units
 
 
+# SQLite's own page cache for an export's reads: each page is read about once, in order.
+EXPORT_CACHE_KIB = 2048
+
+
+@contextlib.asynccontextmanager
+async def _reading(database: Database) -> AsyncIterator[Database]:
+    """What an export reads through: on SQLite a connection of its own with a small page cache. Through the
+    shared connections an export would fill their large caches (64 MiB each), the process's memory growing
+    with the export, and push out the pages that requests use."""
+    if not database.is_sqlite or not _shareable(database):
+        yield database
+        return
+    reader = Database(database.url, pool_size=1, sqlite_cache_kib=EXPORT_CACHE_KIB)
+    try:
+        yield reader
+    finally:
+        await reader.dispose()
+
+
 async def write_orders_file(
     database: Database,
     *,
@@ -821,28 +840,30 @@ async def write_orders_file(
     working: asyncio.Future[Any] | None = None
     done = 0
     try:
-        if csv_records is not None and processes > 1 and total > batch_orders and _shareable(database):
-            done = await _write_line_item_csv_in_processes(
-                database,
-                scope,
-                csv_records,
-                tally,
-                total,
-                progress,
-                batch_orders,
-                processes,
-                _process_context(one_shot),
-            )
-        else:
-            # Closed on the way out, so that a batch being read ahead is cancelled rather than left running.
-            read = ROW_READS if csv_records is None else LINE_ITEM_CSV_READS
-            async with contextlib.aclosing(order_batches(database, clause, batch_orders, read)) as batches:
-                async for batch in batches:
-                    working = loop.run_in_executor(None, write, batch)
-                    # Shielded: a cancelled export waits below for the thread to stop touching the file.
-                    done += await asyncio.shield(working)
-                    if progress is not None:
-                        await progress(done, max(total, done))
+        async with _reading(database) as reader:
+            if csv_records is not None and processes > 1 and total > batch_orders and _shareable(database):
+                done = await _write_line_item_csv_in_processes(
+                    reader,
+                    scope,
+                    csv_records,
+                    tally,
+                    total,
+                    progress,
+                    batch_orders,
+                    processes,
+                    _process_context(one_shot),
+                )
+            else:
+                # Closed on the way out, so that a batch being read ahead is cancelled rather than left running.
+                read = ROW_READS if csv_records is None else LINE_ITEM_CSV_READS
+                batches = order_batches(reader, clause, batch_orders, read)
+                async with contextlib.aclosing(batches):
+                    async for batch in batches:
+                        working = loop.run_in_executor(None, write, batch)
+                        # Shielded: a cancelled export waits below for the thread to stop touching the file.
+                        done += await asyncio.shield(working)
+                        if progress is not None:
+                            await progress(done, max(total, done))
         summary = [
             SummaryLine(status=status, currency=currency, orders=orders, total=Decimal(units) / AMOUNT_SCALE)
             for (status, currency), (orders, units) in sorted(tally.items())
@@ -923,7 +944,7 @@ def _serve_csv_chunks(url: str, scope: ExportScope, batch_orders: int, channel: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     loop = asyncio.new_event_loop()
-    database = Database(url, pool_size=1)
+    database = Database(url, pool_size=1, sqlite_cache_kib=EXPORT_CACHE_KIB)
     cells = CsvCells()
     clause = scope.clause()
     try:

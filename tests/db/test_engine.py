@@ -1,9 +1,10 @@
-"""Connections the server closed are not handed out again."""
+"""Connections the server closed are not handed out again; SQLite connections keep the page cache they are given."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -39,3 +40,13 @@ async def test_a_connection_terminated_by_the_server_is_replaced_at_checkout() -
     finally:
         await database.dispose()
         await other.dispose()
+
+
+async def test_a_sqlite_connection_keeps_the_page_cache_it_is_given(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cache.sqlite3'}"
+    for database, kib in ((Database(url), 65536), (Database(url, sqlite_cache_kib=2048), 2048)):
+        try:
+            async with database.read() as session:
+                assert (await session.execute(text("PRAGMA cache_size"))).scalar_one() == -kib
+        finally:
+            await database.dispose()
