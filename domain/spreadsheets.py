@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from io import TextIOWrapper
 from pathlib import Path
 from types import SimpleNamespace
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -244,7 +245,7 @@ class CsvWriter(CsvCells):
 
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         super().__init__()
-        self._file: IO[str] = path.open("w", encoding="utf-8-sig", newline="")
+        self._file: TextIOWrapper = path.open("w", encoding="utf-8-sig", newline="")
         self.write_rows([[self.part([neutralise(column.name) for column in columns])]])
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
@@ -253,6 +254,11 @@ class CsvWriter(CsvCells):
     def write_lines(self, lines: str) -> None:
         """Lines as ``csv_lines`` makes them."""
         self._file.write(lines)
+
+    def write_encoded(self, lines: bytes) -> None:
+        """Lines as ``csv_lines`` makes them, encoded as UTF-8."""
+        self._file.flush()
+        self._file.buffer.write(lines)
 
     def finish(self, summary: Sequence[SummaryLine]) -> None:
         self._file.close()

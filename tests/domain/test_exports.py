@@ -565,19 +565,22 @@ async def test_ranges_handed_out_before_orders_leave_or_enter_the_scope_hold_eac
     )
     context = exports._process_context(one_shot=False)
     ours, theirs = context.Pipe()
-    process = context.Process(target=exports._serve_csv_chunks, args=(db.url, scope, 3, theirs))
+    process = context.Process(target=exports._serve_csv_chunks, args=(db.url, scope, 3, theirs), daemon=True)
     process.start()
     theirs.close()
-    lines = ""
-    for key_range in ranges:
-        ours.send(key_range)
-        last = False
-        while not last:
-            chunk = await asyncio.to_thread(exports._answer, ours, 60)
-            lines += chunk.lines
-            last = chunk.last
-    ours.send(None)
-    await asyncio.to_thread(process.join, 60)
+    written = bytearray()
+    try:
+        for key_range in ranges:
+            ours.send(key_range)
+            last = False
+            while not last:
+                chunk = await asyncio.to_thread(exports._answer, ours, 60, written.extend)
+                last = chunk.last
+        ours.send(None)
+        await asyncio.to_thread(process.join, 60)
+    finally:
+        process.kill()
+    lines = written.decode()
     names = [line.split(",")[0] for line in lines.split("\r\n") if line]
     expected = [f"#{1001 + n}" for n in range(12) if n not in (4, 5)] + ["#1100", "#1101"]
     assert sorted(names) == sorted(name for name in expected for _ in range(2))
