@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import errno
+import os
 import secrets
 import socket
 import sys
@@ -97,6 +98,13 @@ def check_port(host: str, port: int) -> str | None:
     return None
 
 
+def served_public_url(host: str, port: int) -> str:
+    """Where the links a server hands out point when DROPDESK_PUBLIC_URL is not set: the address it listens
+    on, a wildcard address as the loopback one."""
+    shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -106,6 +114,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    # Set for the server's own processes too (uvicorn's workers read the settings again).
+    os.environ.setdefault("DROPDESK_PUBLIC_URL", served_public_url(args.host, args.port))
     settings = get_settings()
     demo = settings.is_sqlite if args.demo is None else args.demo
 
