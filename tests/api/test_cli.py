@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -131,6 +132,28 @@ def test_serve_migrates_seeds_prints_tokens_and_answers(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline + 30, "the embedded worker ran no job"
             time.sleep(0.2)
+
+        # Without DROPDESK_PUBLIC_URL, an export's link points at the port the server listens on.
+        def graphql(query: str) -> dict[str, Any]:
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/graphql",
+                json={"query": query},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            data: dict[str, Any] = answer.json()["data"]
+            return data
+
+        created = graphql("mutation { ordersExport(input: {format: CSV}) { userErrors { message } } }")
+        assert created["ordersExport"]["userErrors"] == []
+        while True:
+            [export] = graphql("{ exports(first: 1) { nodes { status downloadUrl } } }")["exports"]["nodes"]
+            if export["status"] == "SUCCEEDED":
+                break
+            assert time.monotonic() < deadline + 60, "the export did not finish"
+            time.sleep(0.2)
+        assert export["downloadUrl"].startswith(f"http://127.0.0.1:{port}/exports/")
+        download = httpx.get(export["downloadUrl"])
+        assert download.status_code == 200 and download.content.startswith(b"\xef\xbb\xbfName,")
     finally:
         server.terminate()
         server.wait(timeout=30)

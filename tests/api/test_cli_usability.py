@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -233,65 +228,3 @@ async def test_demo_suppliers_show_their_ids_and_webhook_secrets(db: Database, c
     other = await run("seed", "--orders", "5", key="second-installation-key")
     other_secrets = set(re.findall(r"whsec_\S+", other))
     assert len(other_secrets) == 8 and not other_secrets & set(secrets.values())
-
-
-def test_a_served_export_link_points_at_the_port_the_server_listens_on(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("DROPDESK_")}
-    env = {**clean, "DROPDESK_DATA_DIR": str(tmp_path), "DROPDESK_DEMO_SEED_ORDERS": "20"}
-    server = subprocess.Popen(
-        [*DROPDESK, "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert server.stdout is not None
-        banner = ""
-        while "ddm_" not in banner:
-            line = server.stdout.readline()
-            assert line, banner
-            banner += line
-        token = re.search(r"ddm_[0-9a-f]+", banner)
-        assert token is not None
-
-        def graphql(query: str) -> dict[str, Any]:
-            for _ in range(100):
-                try:
-                    request = urllib.request.Request(
-                        f"{base}/graphql",
-                        data=json.dumps({"query": query}).encode(),
-                        headers={
-                            "Authorization": f"Bearer {token.group()}",
-                            "Content-Type": "application/json",
-                        },
-                    )
-                    with urllib.request.urlopen(request, timeout=10) as answer:
-                        data: dict[str, Any] = json.loads(answer.read())["data"]
-                        return data
-                except urllib.error.HTTPError:
-                    raise
-                except urllib.error.URLError:  # not listening yet
-                    time.sleep(0.1)
-            raise AssertionError("the server did not answer")
-
-        created = graphql(
-            "mutation { ordersExport(input: {format: CSV}) { export { id } userErrors { message } } }"
-        )
-        assert created["ordersExport"]["userErrors"] == []
-        for _ in range(100):
-            [export] = graphql("{ exports(first: 1) { nodes { status downloadUrl } } }")["exports"]["nodes"]
-            if export["status"] == "SUCCEEDED":
-                break
-            time.sleep(0.1)
-        assert export["downloadUrl"].startswith(f"{base}/exports/")
-        with urllib.request.urlopen(export["downloadUrl"], timeout=10) as download:
-            assert download.status == 200 and download.read().startswith(b"\xef\xbb\xbfName,")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
